@@ -1,0 +1,202 @@
+//! The streaming detector of the pipeline: one robust z-score per signal series, memory
+//! forecasts, and the rule that turns anomalies into alarms (incidents).
+//!
+//! Fed one point at a time in time order, with time taken from the points themselves; it emits
+//! events as data. Ranking the root cause of an alarm is [`crate::rca`]'s job.
+
+use crate::forecast::{time_to_exhaustion, ForecastParams};
+use crate::robust_z::{RobustZ, RobustZParams};
+use crate::signals::SignalSeries;
+use cellwarden_models::{Anomaly, IncidentClass, Sample, Signal, Timestamp, Warning};
+use std::collections::VecDeque;
+
+/// When anomalies become an alarm. One parameter set for every series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlarmParams {
+    /// Anomalies older than this no longer count towards an alarm.
+    pub window_secs: i64,
+    /// Distinct anomalous series within the window that open an alarm.
+    pub min_series: usize,
+    /// Consecutive anomalous points of one series that open an alarm on their own.
+    pub sustained_points: usize,
+    /// After an alarm, anomalies join it instead of opening another for this long.
+    pub cooldown_secs: i64,
+    /// Most anomalies kept on an alarm (strongest first).
+    pub max_anomalies: usize,
+    /// Only anomalies scoring at least this count.
+    pub min_score: f64,
+}
+
+impl Default for AlarmParams {
+    fn default() -> Self {
+        AlarmParams { window_secs: 300, min_series: 2, sustained_points: 3, cooldown_secs: 900, max_anomalies: 10, min_score: 0.5 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DetectorParams {
+    pub robust: RobustZParams,
+    pub forecast: ForecastParams,
+    pub alarm: AlarmParams,
+}
+
+/// What the detector says about a point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectorEvent {
+    Anomaly(Anomaly),
+    Warning(Warning),
+    /// Open an incident at `t` from these anomalies (strongest first).
+    Alarm { t: Timestamp, class: IncidentClass, anomalies: Vec<Anomaly> },
+}
+
+/// The scale below which a change of this signal is not news, in the signal's units.
+pub(crate) fn absolute_floor(signal: Signal) -> f64 {
+    match signal {
+        Signal::ErrorRatio => 0.02,
+        Signal::Latency | Signal::ClientLatency => 0.005,
+        Signal::QueueLag => 5.0,
+        Signal::RequestRate => 0.2,
+        Signal::Memory | Signal::MemoryLimit => 4.0 * 1024.0 * 1024.0,
+        Signal::Cpu | Signal::Other => 1e-3,
+    }
+}
+
+/// Whether a move in this direction hurts (only those are anomalies).
+pub(crate) fn harmful(signal: Signal, z: f64) -> bool {
+    match signal {
+        Signal::RequestRate => true, // a surge needs capacity, a drop means traffic is lost
+        Signal::MemoryLimit | Signal::Other => false,
+        _ => z > 0.0,
+    }
+}
+
+struct SeriesState {
+    detector: RobustZ,
+    // Consecutive anomalous points so far.
+    run: usize,
+    // Recent points for the forecast (bounded by the fit size).
+    recent: VecDeque<Sample>,
+    // Don't repeat a warning for this series before this time.
+    next_warning: Timestamp,
+}
+
+/// The streaming detector over a fixed set of signal series.
+pub struct Detector {
+    params: DetectorParams,
+    states: Vec<SeriesState>,
+    // Memory limit per series index, when known (for forecasts).
+    limits: Vec<Option<f64>>,
+    // Anomalies of the alarm window, oldest first.
+    window: VecDeque<Anomaly>,
+    cooldown_until: Option<Timestamp>,
+}
+
+impl Detector {
+    /// `limits[i]` is the memory limit of series `i` when it is a memory series with a known limit.
+    pub fn new(params: DetectorParams, series: &[SignalSeries], limits: Vec<Option<f64>>) -> Detector {
+        let states = series
+            .iter()
+            .map(|s| SeriesState { detector: RobustZ::new(params.robust, absolute_floor(s.signal)), run: 0, recent: VecDeque::new(), next_warning: Timestamp(i64::MIN) })
+            .collect();
+        Detector { params, states, limits, window: VecDeque::new(), cooldown_until: None }
+    }
+
+    /// Observes point `p` of series `idx` (of the slice given to [`Detector::new`]).
+    pub fn observe(&mut self, idx: usize, series: &SignalSeries, p: Sample, out: &mut Vec<DetectorEvent>) {
+        let params = self.params;
+        let state = &mut self.states[idx];
+        if let Some(limit) = self.limits[idx] {
+            state.recent.push_back(p);
+            if state.recent.len() > params.forecast.points {
+                state.recent.pop_front();
+            }
+            if p.t >= state.next_warning {
+                let recent: Vec<Sample> = state.recent.iter().copied().collect();
+                if let Some(ex) = time_to_exhaustion(&recent, limit, &params.forecast) {
+                    state.next_warning = p.t.plus_secs(600);
+                    out.push(DetectorEvent::Warning(Warning {
+                        t: p.t,
+                        entity: series.entity.clone(),
+                        series: series.key.clone(),
+                        signal: series.signal,
+                        predicted_at: ex.at,
+                        explanation: format!(
+                            "{} grows {:.1} MiB/min (R² {:.2}); at this rate it reaches its limit of {:.0} MiB in {:.0} min (earliest {:.0} min).",
+                            series.signal,
+                            ex.slope_per_sec * 60.0 / 1_048_576.0,
+                            ex.r2,
+                            limit / 1_048_576.0,
+                            ex.at.secs_since(p.t) / 60.0,
+                            ex.earliest.secs_since(p.t) / 60.0
+                        ),
+                    }));
+                }
+            }
+        }
+        let Some(v) = state.detector.update(p.value) else { return };
+        if v.score < params.alarm.min_score || !harmful(series.signal, v.z) {
+            state.run = 0;
+            return;
+        }
+        state.run += 1;
+        let run = state.run;
+        let anomaly = Anomaly {
+            t: p.t,
+            series: series.key.clone(),
+            signal: series.signal,
+            entity: series.entity.clone(),
+            score: v.score,
+            observed: p.value,
+            expected: v.expected,
+            detector: "robust_z".into(),
+            explanation: format!(
+                "{} of {} is {} against a trailing median of {} (robust z {:+.1}).",
+                series.signal,
+                series.entity.as_ref().map_or("the platform".to_string(), |e| e.name.clone()),
+                fmt_num(p.value),
+                fmt_num(v.expected),
+                v.z
+            ),
+        };
+        out.push(DetectorEvent::Anomaly(anomaly.clone()));
+        self.window.push_back(anomaly);
+        let horizon = p.t.plus_secs(-params.alarm.window_secs);
+        while self.window.front().is_some_and(|a| a.t < horizon) {
+            self.window.pop_front();
+        }
+        if self.cooldown_until.is_some_and(|c| p.t < c) {
+            return;
+        }
+        let mut distinct: Vec<&cellwarden_models::SeriesKey> = self.window.iter().map(|a| &a.series).collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() >= params.alarm.min_series || run >= params.alarm.sustained_points {
+            let mut anomalies: Vec<Anomaly> = self.window.iter().cloned().collect();
+            anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
+            // Keep the strongest anomaly per series.
+            let mut seen = std::collections::HashSet::new();
+            anomalies.retain(|a| seen.insert(a.series.clone()));
+            anomalies.truncate(params.alarm.max_anomalies);
+            let load_only = anomalies.iter().all(|a| matches!(a.signal, Signal::RequestRate | Signal::Cpu) && a.is_increase());
+            let class = if load_only { IncidentClass::Capacity } else { IncidentClass::Fault };
+            self.cooldown_until = Some(p.t.plus_secs(params.alarm.cooldown_secs));
+            out.push(DetectorEvent::Alarm { t: p.t, class, anomalies });
+        }
+    }
+}
+
+/// A number for people: 3 significant digits, exponent only when needed.
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e6).contains(&a) {
+        format!("{v:.2e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}

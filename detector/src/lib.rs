@@ -1,0 +1,19 @@
+//! cellwarden's detection and root-cause ranking: pure functions of samples, spans and explicit
+//! time; no IO, no clock.
+//!
+//! Layout:
+//! - [`signals`]: raw series → signal series (counter rates, error ratios, histogram means).
+//! - [`robust_z`]: the streaming robust z-score detector (median/MAD over a trailing window).
+//! - [`forecast`]: time to exhaustion of a bounded resource (least-squares trend with a band).
+//! - [`alarms`]: the streaming [`alarms::Detector`] — anomalies, warnings, and when they become an alarm.
+//! - [`graph`]: the service dependency graph learned from spans.
+//! - [`rca`]: root-cause ranking over metrics, spans and the graph.
+//!
+//! Depends on `cellwarden-models` only.
+
+pub mod alarms;
+pub mod forecast;
+pub mod graph;
+pub mod rca;
+pub mod robust_z;
+pub mod signals;

@@ -1,0 +1,44 @@
+//! The report schema (version 1): what `replay` and `eval` write as `report.json`, and what
+//! `report.md` is rendered from. Field names are part of the interface; add, never rename.
+
+use crate::graph::ServiceGraph;
+use crate::incident::{Incident, Warning};
+use crate::plan::Plan;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// The fixture folder or source the telemetry came from.
+    pub source: String,
+    /// First and last telemetry timestamps seen.
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub series: usize,
+    pub samples: usize,
+    pub spans: usize,
+    /// Anomalous points found in all (the timeline lists the first of each burst).
+    pub anomalies_total: usize,
+    pub timeline: Vec<TimelineEntry>,
+    pub warnings: Vec<Warning>,
+    pub incidents: Vec<IncidentReport>,
+    /// The dependency graph learned from the traces (empty without traces).
+    pub graph: ServiceGraph,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub t: Timestamp,
+    /// `anomaly`, `warning`, `incident`, `plan`.
+    pub kind: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentReport {
+    pub incident: Incident,
+    pub plan: Plan,
+}

@@ -29,7 +29,14 @@ pub struct AlarmParams {
 
 impl Default for AlarmParams {
     fn default() -> Self {
-        AlarmParams { window_secs: 300, min_series: 2, sustained_points: 3, cooldown_secs: 900, max_anomalies: 10, min_score: 0.5 }
+        AlarmParams {
+            window_secs: 300,
+            min_series: 2,
+            sustained_points: 3,
+            cooldown_secs: 900,
+            max_anomalies: 10,
+            min_score: 0.5,
+        }
     }
 }
 
@@ -46,7 +53,11 @@ pub enum DetectorEvent {
     Anomaly(Anomaly),
     Warning(Warning),
     /// Open an incident at `t` from these anomalies (strongest first).
-    Alarm { t: Timestamp, class: IncidentClass, anomalies: Vec<Anomaly> },
+    Alarm {
+        t: Timestamp,
+        class: IncidentClass,
+        anomalies: Vec<Anomaly>,
+    },
 }
 
 /// The scale below which a change of this signal is not news, in the signal's units.
@@ -96,9 +107,20 @@ impl Detector {
     pub fn new(params: DetectorParams, series: &[SignalSeries], limits: Vec<Option<f64>>) -> Detector {
         let states = series
             .iter()
-            .map(|s| SeriesState { detector: RobustZ::new(params.robust, absolute_floor(s.signal)), run: 0, recent: VecDeque::new(), next_warning: Timestamp(i64::MIN) })
+            .map(|s| SeriesState {
+                detector: RobustZ::new(params.robust, absolute_floor(s.signal)),
+                run: 0,
+                recent: VecDeque::new(),
+                next_warning: Timestamp(i64::MIN),
+            })
             .collect();
-        Detector { params, states, limits, window: VecDeque::new(), cooldown_until: None }
+        Detector {
+            params,
+            states,
+            limits,
+            window: VecDeque::new(),
+            cooldown_until: None,
+        }
     }
 
     /// Observes point `p` of series `idx` (of the slice given to [`Detector::new`]).
@@ -177,7 +199,9 @@ impl Detector {
             let mut seen = std::collections::HashSet::new();
             anomalies.retain(|a| seen.insert(a.series.clone()));
             anomalies.truncate(params.alarm.max_anomalies);
-            let load_only = anomalies.iter().all(|a| matches!(a.signal, Signal::RequestRate | Signal::Cpu) && a.is_increase());
+            let load_only = anomalies
+                .iter()
+                .all(|a| matches!(a.signal, Signal::RequestRate | Signal::Cpu) && a.is_increase());
             let class = if load_only { IncidentClass::Capacity } else { IncidentClass::Fault };
             self.cooldown_until = Some(p.t.plus_secs(params.alarm.cooldown_secs));
             out.push(DetectorEvent::Alarm { t: p.t, class, anomalies });

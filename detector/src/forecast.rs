@@ -16,7 +16,11 @@ pub struct ForecastParams {
 
 impl Default for ForecastParams {
     fn default() -> Self {
-        ForecastParams { points: 20, horizon_secs: 3600.0, min_r2: 0.8 }
+        ForecastParams {
+            points: 20,
+            horizon_secs: 3600.0,
+            min_r2: 0.8,
+        }
     }
 }
 
@@ -34,7 +38,7 @@ pub struct Exhaustion {
 
 /// Fits the last `params.points` samples and predicts when `limit` is reached, if within the horizon.
 pub fn time_to_exhaustion(recent: &[Sample], limit: f64, params: &ForecastParams) -> Option<Exhaustion> {
-    if recent.len() < params.points.max(3) || !(limit > 0.0) {
+    if recent.len() < params.points.max(3) || limit.is_nan() || limit <= 0.0 {
         return None;
     }
     let pts = &recent[recent.len() - params.points..];
@@ -79,7 +83,12 @@ mod tests {
     use super::*;
 
     fn ramp(n: usize, start: f64, per_min: f64) -> Vec<Sample> {
-        (0..n).map(|i| Sample { t: Timestamp(i as i64 * 60_000), value: start + per_min * i as f64 + if i % 2 == 0 { 0.5 } else { -0.5 } }).collect()
+        (0..n)
+            .map(|i| Sample {
+                t: Timestamp(i as i64 * 60_000),
+                value: start + per_min * i as f64 + if i % 2 == 0 { 0.5 } else { -0.5 },
+            })
+            .collect()
     }
 
     #[test]

@@ -49,7 +49,16 @@ pub fn build(spans: &[Span]) -> ServiceGraph {
             e.2 += s.duration_secs();
         }
     }
-    let mut edges: Vec<GraphEdge> = acc.into_iter().map(|((from, to), (calls, errors, lat))| GraphEdge { from, to, calls, errors, mean_latency_secs: lat / calls.max(1) as f64 }).collect();
+    let mut edges: Vec<GraphEdge> = acc
+        .into_iter()
+        .map(|((from, to), (calls, errors, lat))| GraphEdge {
+            from,
+            to,
+            calls,
+            errors,
+            mean_latency_secs: lat / calls.max(1) as f64,
+        })
+        .collect();
     edges.sort_by_key(|e| (e.from, e.to));
     g.edges = edges;
     g
@@ -64,13 +73,20 @@ mod tests {
         Span {
             trace_id: format!("{trace:0>32}"),
             span_id: format!("{id:0>16}"),
-            parent_span_id: if parent.is_empty() { String::new() } else { format!("{parent:0>16}") },
+            parent_span_id: if parent.is_empty() {
+                String::new()
+            } else {
+                format!("{parent:0>16}")
+            },
             name: "op".into(),
             kind: SpanKind::Server,
             start_ns: start_ms * 1_000_000,
             end_ns: (start_ms + dur_ms) * 1_000_000,
             error: false,
-            resource: SpanResource { service: service.into(), ..Default::default() },
+            resource: SpanResource {
+                service: service.into(),
+                ..Default::default()
+            },
             attributes: Default::default(),
         }
     }
@@ -80,7 +96,12 @@ mod tests {
         let mut pay = span("1", "3", "2", "payments", 0, 30);
         pay.kind = SpanKind::Client;
         pay.attributes.insert("peer.service".into(), "provider-a".into());
-        let spans = vec![span("1", "1", "", "gateway", 0, 50), span("1", "2", "1", "wallet", 0, 40), span("1", "4", "2", "wallet", 0, 10), pay];
+        let spans = vec![
+            span("1", "1", "", "gateway", 0, 50),
+            span("1", "2", "1", "wallet", 0, 40),
+            span("1", "4", "2", "wallet", 0, 10),
+            pay,
+        ];
         let g = build(&spans);
         assert_eq!(g.callees("gateway"), vec!["wallet"]);
         assert_eq!(g.callees("wallet"), vec!["payments"]);

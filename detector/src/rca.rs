@@ -6,7 +6,7 @@
 //! Simple and honest; the ranking issue replaces it. Sees nothing after `until`.
 
 use crate::alarms::{absolute_floor, harmful};
-use crate::graph::{self, service_of};
+use crate::graph;
 use crate::robust_z::{median, robust_baseline};
 use crate::signals::SignalSeries;
 use cellwarden_models::graph::ServiceGraph;
@@ -26,7 +26,11 @@ pub struct RcaParams {
 
 impl Default for RcaParams {
     fn default() -> Self {
-        RcaParams { baseline_secs: 1800, half_z: 6.0, victim_discount: 0.7 }
+        RcaParams {
+            baseline_secs: 1800,
+            half_z: 6.0,
+            victim_discount: 0.7,
+        }
     }
 }
 
@@ -43,6 +47,17 @@ pub struct RcaInput<'a> {
 fn to_score(z: f64, half_z: f64) -> f64 {
     let z = z.max(0.0);
     z / (z + half_z)
+}
+
+/// Span observations of one entity: log-durations and counts before and after the start.
+#[derive(Default)]
+struct SpanTally {
+    base: Vec<f64>,
+    test: Vec<f64>,
+    base_n: u64,
+    base_err: u64,
+    test_n: u64,
+    test_err: u64,
 }
 
 #[derive(Default)]
@@ -70,7 +85,12 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
         if matches!(s.signal, Signal::ClientLatency | Signal::MemoryLimit | Signal::Other) {
             continue; // client latency is evidence about the callees, not the caller
         }
-        let base: Vec<f64> = s.points.iter().filter(|p| p.t >= base_from && p.t < input.start).map(|p| p.value).collect();
+        let base: Vec<f64> = s
+            .points
+            .iter()
+            .filter(|p| p.t >= base_from && p.t < input.start)
+            .map(|p| p.value)
+            .collect();
         if base.len() < 5 {
             continue;
         }
@@ -86,7 +106,17 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
         if let Some((z, v)) = worst {
             let score = to_score(z, params.half_z);
             if score > 0.05 {
-                tallies.entry(entity.clone()).or_default().add(score, format!("metric:{}", s.signal), format!("{} reached {} against a baseline median of {} (robust z {:.1}).", s.key.metric, crate::alarms::fmt_num(v), crate::alarms::fmt_num(med), z));
+                tallies.entry(entity.clone()).or_default().add(
+                    score,
+                    format!("metric:{}", s.signal),
+                    format!(
+                        "{} reached {} against a baseline median of {} (robust z {:.1}).",
+                        s.key.metric,
+                        crate::alarms::fmt_num(v),
+                        crate::alarms::fmt_num(med),
+                        z
+                    ),
+                );
             }
         }
     }
@@ -95,8 +125,12 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
     let start_ns = input.start.millis() * 1_000_000;
     let until_ns = input.until.millis() * 1_000_000;
     let base_ns = base_from.millis() * 1_000_000;
-    let seen: Vec<&Span> = input.spans.iter().filter(|s| s.start_ns >= base_ns && s.start_ns <= until_ns).collect();
-    let mut by_entity: HashMap<Entity, (Vec<f64>, Vec<f64>, u64, u64, u64, u64)> = HashMap::new();
+    let seen: Vec<&Span> = input
+        .spans
+        .iter()
+        .filter(|s| s.start_ns >= base_ns && s.start_ns <= until_ns)
+        .collect();
+    let mut by_entity: HashMap<Entity, SpanTally> = HashMap::new();
     for s in &seen {
         let entity = match s.external_peer() {
             Some(peer) => Entity::new(EntityKind::Provider, peer),
@@ -105,16 +139,27 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
         let e = by_entity.entry(entity).or_default();
         let d = s.duration_secs().max(1e-6).ln();
         if s.start_ns < start_ns {
-            e.0.push(d);
-            e.2 += 1;
-            e.3 += u64::from(s.failed());
+            e.base.push(d);
+            e.base_n += 1;
+            e.base_err += u64::from(s.failed());
         } else {
-            e.1.push(d);
-            e.4 += 1;
-            e.5 += u64::from(s.failed());
+            e.test.push(d);
+            e.test_n += 1;
+            e.test_err += u64::from(s.failed());
         }
     }
-    for (entity, (base, mut test, base_n, base_err, test_n, test_err)) in by_entity {
+    for (
+        entity,
+        SpanTally {
+            base,
+            mut test,
+            base_n,
+            base_err,
+            test_n,
+            test_err,
+        },
+    ) in by_entity
+    {
         if base.len() >= 10 && test.len() >= 3 {
             let (med, scale) = robust_baseline(&base, 0.0, &mut scratch);
             let test_med = median(&mut test);
@@ -122,7 +167,16 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
             let z = (test_med - med) / scale.max(0.1);
             if z > 0.0 {
                 let score = to_score(z, params.half_z);
-                tallies.entry(entity.clone()).or_default().add(score, "trace:latency".into(), format!("median span duration ×{:.2} against the baseline ({} spans then, {} now).", (test_med - med).exp(), base_n, test_n));
+                tallies.entry(entity.clone()).or_default().add(
+                    score,
+                    "trace:latency".into(),
+                    format!(
+                        "median span duration ×{:.2} against the baseline ({} spans then, {} now).",
+                        (test_med - med).exp(),
+                        base_n,
+                        test_n
+                    ),
+                );
             }
         }
         if test_n >= 3 {
@@ -130,7 +184,15 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
             let test_rate = test_err as f64 / test_n as f64;
             let z = (test_rate - base_rate) / 0.02;
             if z > 1.0 {
-                tallies.entry(entity).or_default().add(to_score(z, params.half_z), "trace:errors".into(), format!("{:.1}% of spans failed, against {:.1}% before.", test_rate * 100.0, base_rate * 100.0));
+                tallies.entry(entity).or_default().add(
+                    to_score(z, params.half_z),
+                    "trace:errors".into(),
+                    format!(
+                        "{:.1}% of spans failed, against {:.1}% before.",
+                        test_rate * 100.0,
+                        base_rate * 100.0
+                    ),
+                );
             }
         }
     }
@@ -143,27 +205,33 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
         .into_iter()
         .map(|(entity, mut t)| {
             if entity.kind == EntityKind::Service {
-                let worst_callee = g.callees(&entity.name).iter().filter_map(|c| own.get(*c)).copied().fold(0.0, f64::max);
+                let worst_callee = g
+                    .callees(&entity.name)
+                    .iter()
+                    .filter_map(|c| own.get(*c))
+                    .copied()
+                    .fold(0.0, f64::max);
                 if worst_callee >= t.score && t.score > 0.0 {
                     t.score *= params.victim_discount;
-                    t.evidence.push(Evidence { source: "graph".into(), detail: format!("a callee looks at least as bad (score {worst_callee:.2}): likely a victim."), score: worst_callee });
+                    t.evidence.push(Evidence {
+                        source: "graph".into(),
+                        detail: format!("a callee looks at least as bad (score {worst_callee:.2}): likely a victim."),
+                        score: worst_callee,
+                    });
                 }
             }
             t.evidence.sort_by(|a, b| b.score.total_cmp(&a.score));
-            Candidate { class: entity.kind.class(), entity, score: t.score, evidence: t.evidence }
+            Candidate {
+                class: entity.kind.class(),
+                entity,
+                score: t.score,
+                evidence: t.evidence,
+            }
         })
         .collect();
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.entity.cmp(&b.entity)));
     candidates.truncate(k);
     candidates
-}
-
-/// Convenience for callers that only have spans: the graph's service names.
-pub fn services_in(spans: &[Span]) -> Vec<String> {
-    let mut v: Vec<String> = spans.iter().map(service_of).collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 #[cfg(test)]
@@ -176,7 +244,14 @@ mod tests {
             key: SeriesKey::new("m", [("service".to_string(), service.to_string())]),
             signal,
             entity: Some(Entity::service(None, service)),
-            points: values.iter().enumerate().map(|(i, v)| Sample { t: Timestamp(i as i64 * 60_000), value: *v }).collect(),
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Sample {
+                    t: Timestamp(i as i64 * 60_000),
+                    value: *v,
+                })
+                .collect(),
         }
     }
 
@@ -186,7 +261,12 @@ mod tests {
         slow.extend([0.1, 0.9, 1.0]);
         let steady: Vec<f64> = (0..33).map(|i| 0.1 + (i % 3) as f64 * 0.001).collect();
         let s = vec![series("ledger", Signal::Latency, &slow), series("wallet", Signal::Latency, &steady)];
-        let input = RcaInput { series: &s, spans: &[], start: Timestamp(30 * 60_000), until: Timestamp(33 * 60_000) };
+        let input = RcaInput {
+            series: &s,
+            spans: &[],
+            start: Timestamp(30 * 60_000),
+            until: Timestamp(33 * 60_000),
+        };
         let c = rank(&input, &RcaParams::default(), 5);
         assert_eq!(c[0].entity.name, "ledger");
         assert!(c.iter().all(|c| c.entity.name != "wallet" || c.score < 0.1));
@@ -197,7 +277,12 @@ mod tests {
         let mut late = vec![0.1; 33];
         late.extend([5.0, 5.0]);
         let s = vec![series("ledger", Signal::Latency, &late)];
-        let input = RcaInput { series: &s, spans: &[], start: Timestamp(30 * 60_000), until: Timestamp(32 * 60_000) };
+        let input = RcaInput {
+            series: &s,
+            spans: &[],
+            start: Timestamp(30 * 60_000),
+            until: Timestamp(32 * 60_000),
+        };
         assert!(rank(&input, &RcaParams::default(), 5).is_empty());
     }
 }

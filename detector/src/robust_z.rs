@@ -22,7 +22,12 @@ pub struct RobustZParams {
 
 impl Default for RobustZParams {
     fn default() -> Self {
-        RobustZParams { window: 60, warmup: 15, threshold_z: 6.0, relative_floor: 0.05 }
+        RobustZParams {
+            window: 60,
+            warmup: 15,
+            threshold_z: 6.0,
+            relative_floor: 0.05,
+        }
     }
 }
 
@@ -79,7 +84,12 @@ pub fn robust_baseline(values: &[f64], relative_floor: f64, scratch: &mut Vec<f6
 
 impl RobustZ {
     pub fn new(params: RobustZParams, absolute_floor: f64) -> RobustZ {
-        RobustZ { params, absolute_floor, window: VecDeque::with_capacity(params.window + 1), scratch: Vec::with_capacity(params.window) }
+        RobustZ {
+            params,
+            absolute_floor,
+            window: VecDeque::with_capacity(params.window + 1),
+            scratch: Vec::with_capacity(params.window),
+        }
     }
 
     /// Scores `value` against the points seen so far, then adds it to the window.
@@ -92,7 +102,11 @@ impl RobustZ {
             all.extend_from_slice(values_b);
             let (med, scale) = robust_baseline(&all, self.params.relative_floor, &mut self.scratch);
             let z = (value - med) / scale.max(self.absolute_floor);
-            Scored { z, score: z.abs() / (z.abs() + self.params.threshold_z), expected: med }
+            Scored {
+                z,
+                score: z.abs() / (z.abs() + self.params.threshold_z),
+                expected: med,
+            }
         });
         self.window.push_back(value);
         if self.window.len() > self.params.window {

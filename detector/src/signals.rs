@@ -31,8 +31,15 @@ pub fn counter_rate(samples: &[Sample]) -> Vec<Sample> {
         if dt <= 0.0 || !w[0].value.is_finite() || !w[1].value.is_finite() {
             continue;
         }
-        let inc = if w[1].value >= w[0].value { w[1].value - w[0].value } else { w[1].value };
-        out.push(Sample { t: w[1].t, value: inc / dt });
+        let inc = if w[1].value >= w[0].value {
+            w[1].value - w[0].value
+        } else {
+            w[1].value
+        };
+        out.push(Sample {
+            t: w[1].t,
+            value: inc / dt,
+        });
     }
     out
 }
@@ -41,7 +48,11 @@ fn increases(samples: &[Sample]) -> BTreeMap<i64, f64> {
     let mut out = BTreeMap::new();
     for w in samples.windows(2) {
         if w[1].t > w[0].t {
-            let inc = if w[1].value >= w[0].value { w[1].value - w[0].value } else { w[1].value };
+            let inc = if w[1].value >= w[0].value {
+                w[1].value - w[0].value
+            } else {
+                w[1].value
+            };
             out.insert(w[1].t.millis(), inc);
         }
     }
@@ -49,7 +60,10 @@ fn increases(samples: &[Sample]) -> BTreeMap<i64, f64> {
 }
 
 fn entity_key(metric: &str, key: &SeriesKey) -> SeriesKey {
-    SeriesKey::new(metric, key.labels.iter().filter(|(k, _)| !AGGREGATED_LABELS.contains(&k.as_str())).cloned())
+    SeriesKey::new(
+        metric,
+        key.labels.iter().filter(|(k, _)| !AGGREGATED_LABELS.contains(&k.as_str())).cloned(),
+    )
 }
 
 /// Derives the signal series of an exposition.
@@ -58,17 +72,34 @@ pub fn derive(expo: &Exposition) -> Vec<SignalSeries> {
     for fam in &expo.families {
         match fam.kind {
             MetricType::Histogram if fam.name.ends_with("_seconds") => out.extend(histogram_mean(&fam.name, &fam.series)),
-            _ if fam.name == "http_server_requests" || fam.name == "http_server_requests_total" => out.extend(request_counters(&fam.series)),
+            _ if fam.name == "http_server_requests" || fam.name == "http_server_requests_total" => {
+                out.extend(request_counters(&fam.series))
+            }
             _ => {
                 for s in &fam.series {
-                    let Some((signal, transform)) = default_signal(&s.key) else { continue };
+                    let Some((signal, transform)) = default_signal(&s.key) else {
+                        continue;
+                    };
                     let points = match transform {
                         Transform::Identity => s.samples.iter().copied().filter(|p| p.value.is_finite()).collect(),
                         Transform::Rate => counter_rate(&s.samples),
-                        Transform::SuccessPercentToErrorRatio => s.samples.iter().filter(|p| p.value.is_finite()).map(|p| Sample { t: p.t, value: (1.0 - p.value / 100.0).clamp(0.0, 1.0) }).collect(),
+                        Transform::SuccessPercentToErrorRatio => s
+                            .samples
+                            .iter()
+                            .filter(|p| p.value.is_finite())
+                            .map(|p| Sample {
+                                t: p.t,
+                                value: (1.0 - p.value / 100.0).clamp(0.0, 1.0),
+                            })
+                            .collect(),
                     };
                     if !points.is_empty() {
-                        out.push(SignalSeries { entity: Entity::of_series(&s.key), key: s.key.clone(), signal, points });
+                        out.push(SignalSeries {
+                            entity: Entity::of_series(&s.key),
+                            key: s.key.clone(),
+                            signal,
+                            points,
+                        });
                     }
                 }
             }
@@ -100,10 +131,20 @@ fn histogram_mean(family: &str, series: &[Series]) -> Vec<SignalSeries> {
         let Some(count) = counts.get(&k) else { continue };
         let points: Vec<Sample> = sum
             .iter()
-            .filter_map(|(t, s)| count.get(t).filter(|c| **c > 0.0).map(|c| Sample { t: cellwarden_models::Timestamp(*t), value: s / c }))
+            .filter_map(|(t, s)| {
+                count.get(t).filter(|c| **c > 0.0).map(|c| Sample {
+                    t: cellwarden_models::Timestamp(*t),
+                    value: s / c,
+                })
+            })
             .collect();
         if !points.is_empty() {
-            out.push(SignalSeries { entity: Entity::of_series(&k), key: k, signal: Signal::Latency, points });
+            out.push(SignalSeries {
+                entity: Entity::of_series(&k),
+                key: k,
+                signal: Signal::Latency,
+                points,
+            });
         }
     }
     out
@@ -119,10 +160,17 @@ fn request_counters(series: &[Series]) -> Vec<SignalSeries> {
             continue;
         }
         let k = entity_key("http_server_requests", &s.key);
-        let is_error = s.key.label("status").or_else(|| s.key.label("code")).is_some_and(|c| c.starts_with('5'));
+        let is_error = s
+            .key
+            .label("status")
+            .or_else(|| s.key.label("code"))
+            .is_some_and(|c| c.starts_with('5'));
         let incs = increases(&s.samples);
         for w in s.samples.windows(2) {
-            step_secs.entry(k.clone()).or_default().insert(w[1].t.millis(), w[1].t.secs_since(w[0].t));
+            step_secs
+                .entry(k.clone())
+                .or_default()
+                .insert(w[1].t.millis(), w[1].t.secs_since(w[0].t));
         }
         for (t, inc) in incs {
             *total.entry(k.clone()).or_default().entry(t).or_default() += inc;
@@ -136,14 +184,34 @@ fn request_counters(series: &[Series]) -> Vec<SignalSeries> {
         let steps = &step_secs[&k];
         let errs = errors.get(&k);
         let entity = Entity::of_series(&k);
-        let rate: Vec<Sample> = tot.iter().filter(|(t, _)| steps.get(t).is_some_and(|d| *d > 0.0)).map(|(t, v)| Sample { t: cellwarden_models::Timestamp(*t), value: v / steps[t] }).collect();
+        let rate: Vec<Sample> = tot
+            .iter()
+            .filter(|(t, _)| steps.get(t).is_some_and(|d| *d > 0.0))
+            .map(|(t, v)| Sample {
+                t: cellwarden_models::Timestamp(*t),
+                value: v / steps[t],
+            })
+            .collect();
         let ratio: Vec<Sample> = tot
             .iter()
             .filter(|(_, v)| **v > 0.0)
-            .map(|(t, v)| Sample { t: cellwarden_models::Timestamp(*t), value: errs.and_then(|e| e.get(t)).copied().unwrap_or(0.0) / v })
+            .map(|(t, v)| Sample {
+                t: cellwarden_models::Timestamp(*t),
+                value: errs.and_then(|e| e.get(t)).copied().unwrap_or(0.0) / v,
+            })
             .collect();
-        out.push(SignalSeries { key: SeriesKey::new("http_server_requests:rate", k.labels.clone()), signal: Signal::RequestRate, entity: entity.clone(), points: rate });
-        out.push(SignalSeries { key: SeriesKey::new("http_server_requests:error_ratio", k.labels.clone()), signal: Signal::ErrorRatio, entity, points: ratio });
+        out.push(SignalSeries {
+            key: SeriesKey::new("http_server_requests:rate", k.labels.clone()),
+            signal: Signal::RequestRate,
+            entity: entity.clone(),
+            points: rate,
+        });
+        out.push(SignalSeries {
+            key: SeriesKey::new("http_server_requests:error_ratio", k.labels.clone()),
+            signal: Signal::ErrorRatio,
+            entity,
+            points: ratio,
+        });
     }
     out
 }
@@ -154,7 +222,10 @@ mod tests {
     use cellwarden_models::Timestamp;
 
     fn s(t: i64, v: f64) -> Sample {
-        Sample { t: Timestamp(t * 1000), value: v }
+        Sample {
+            t: Timestamp(t * 1000),
+            value: v,
+        }
     }
 
     #[test]
@@ -166,7 +237,13 @@ mod tests {
     #[test]
     fn requests_by_status_become_rate_and_error_ratio() {
         let mk = |status: &str, vals: [f64; 3]| Series {
-            key: SeriesKey::new("http_server_requests_total", [("service".to_string(), "ledger".to_string()), ("status".to_string(), status.to_string())]),
+            key: SeriesKey::new(
+                "http_server_requests_total",
+                [
+                    ("service".to_string(), "ledger".to_string()),
+                    ("status".to_string(), status.to_string()),
+                ],
+            ),
             samples: vec![s(0, vals[0]), s(30, vals[1]), s(60, vals[2])],
         };
         let out = request_counters(&[mk("200", [0.0, 90.0, 180.0]), mk("503", [0.0, 30.0, 30.0])]);

@@ -68,7 +68,10 @@ impl Entity {
             Some(c) => format!("{c}/{service}"),
             None => service.to_string(),
         };
-        Entity { kind: EntityKind::Service, name }
+        Entity {
+            kind: EntityKind::Service,
+            name,
+        }
     }
     pub fn new(kind: EntityKind, name: impl Into<String>) -> Entity {
         Entity { kind, name: name.into() }
@@ -153,9 +156,18 @@ mod tests {
 
     #[test]
     fn root_cause_target_prefers_service_then_provider() {
-        let rc = RootCause { provider: Some("provider-a".into()), zone: Some("zone-b".into()), ..Default::default() };
+        let rc = RootCause {
+            provider: Some("provider-a".into()),
+            zone: Some("zone-b".into()),
+            ..Default::default()
+        };
         assert_eq!(Entity::of_root_cause(&rc), Some(Entity::new(EntityKind::Provider, "provider-a")));
-        let rc = RootCause { service: Some("ledger".into()), cell: Some("cell-2".into()), pod: Some("p".into()), ..Default::default() };
+        let rc = RootCause {
+            service: Some("ledger".into()),
+            cell: Some("cell-2".into()),
+            pod: Some("p".into()),
+            ..Default::default()
+        };
         assert_eq!(Entity::of_root_cause(&rc).unwrap().name, "cell-2/ledger");
     }
 }

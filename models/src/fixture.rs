@@ -74,12 +74,21 @@ pub fn read_metrics<R: BufRead>(file: &str, reader: R) -> Result<Exposition, Fix
 
 /// Reads `traces.jsonl[.gz]`.
 pub fn read_traces<R: BufRead>(file: &str, reader: R) -> Result<Vec<Span>, FixtureError> {
-    span::read_jsonl(decompress_if_gz(file, reader)).map_err(|(line, reason)| FixtureError::Malformed { file: file.to_string(), line, reason })
+    span::read_jsonl(decompress_if_gz(file, reader)).map_err(|(line, reason)| FixtureError::Malformed {
+        file: file.to_string(),
+        line,
+        reason,
+    })
 }
 
 fn read_yaml<T: serde::de::DeserializeOwned, R: BufRead>(file: &str, reader: R) -> Result<T, FixtureError> {
     let mut text = String::new();
-    decompress_if_gz(file, reader).read_to_string(&mut text).map_err(|source| FixtureError::Io { file: file.to_string(), source })?;
+    decompress_if_gz(file, reader)
+        .read_to_string(&mut text)
+        .map_err(|source| FixtureError::Io {
+            file: file.to_string(),
+            source,
+        })?;
     serde_yaml_ng::from_str(&text).map_err(|e| FixtureError::Malformed {
         file: file.to_string(),
         line: e.location().map(|l| l.line()).unwrap_or(0),
@@ -132,7 +141,10 @@ impl<W: Write> FinishWrite for flate2::write::GzEncoder<W> {
 }
 
 fn io_err(file: &str) -> impl Fn(std::io::Error) -> FixtureError + '_ {
-    move |source| FixtureError::Io { file: file.to_string(), source }
+    move |source| FixtureError::Io {
+        file: file.to_string(),
+        source,
+    }
 }
 
 /// Writes `metrics.om[.gz]`.
@@ -150,7 +162,11 @@ pub fn write_traces<W: Write>(file: &str, writer: W, spans: &[Span]) -> Result<(
 }
 
 fn write_yaml<T: serde::Serialize, W: Write>(file: &str, writer: W, value: &T) -> Result<(), FixtureError> {
-    let text = serde_yaml_ng::to_string(value).map_err(|e| FixtureError::Malformed { file: file.to_string(), line: 0, reason: e.to_string() })?;
+    let text = serde_yaml_ng::to_string(value).map_err(|e| FixtureError::Malformed {
+        file: file.to_string(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
     let mut w = compress_if_gz(file, writer);
     w.write_all(text.as_bytes()).map_err(io_err(file))?;
     w.finish_write().map_err(io_err(file))

@@ -42,11 +42,19 @@ impl ServiceGraph {
     /// Names of the services `name` calls.
     pub fn callees(&self, name: &str) -> Vec<&str> {
         let Some(i) = self.index_of(name) else { return Vec::new() };
-        self.edges.iter().filter(|e| e.from == i).map(|e| self.nodes[e.to].name.as_str()).collect()
+        self.edges
+            .iter()
+            .filter(|e| e.from == i)
+            .map(|e| self.nodes[e.to].name.as_str())
+            .collect()
     }
     /// Names of the services that call `name`.
     pub fn callers(&self, name: &str) -> Vec<&str> {
         let Some(i) = self.index_of(name) else { return Vec::new() };
-        self.edges.iter().filter(|e| e.to == i).map(|e| self.nodes[e.from].name.as_str()).collect()
+        self.edges
+            .iter()
+            .filter(|e| e.to == i)
+            .map(|e| self.nodes[e.from].name.as_str())
+            .collect()
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::series::{escape_label_value, Family, MetricType, Sample, Series, SeriesKey};
 use crate::time::Timestamp;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 
 /// A sample line, parsed.
@@ -59,8 +59,8 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
     let mut families: Vec<Family> = Vec::new();
     // Index of each series within the current family, so samples of one series need not be adjacent.
     let mut series_index: HashMap<SeriesKey, usize> = HashMap::new();
-    // Families already closed, to detect a family that comes back later (not contiguous).
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // Families already started, to detect a family that comes back later (not contiguous).
+    let mut seen: HashSet<String> = HashSet::new();
     let mut buf = String::new();
     let mut line_no = 0usize;
     let mut eof_seen = false;
@@ -93,12 +93,17 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
             if !matches!(keyword, "TYPE" | "HELP" | "UNIT") {
                 continue; // a plain comment
             }
-            let name = parts.next().filter(|n| !n.is_empty()).ok_or_else(|| err(format!("`# {keyword}` without a metric name")))?;
+            let name = parts
+                .next()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| err(format!("`# {keyword}` without a metric name")))?;
             if !is_metric_name(name) {
                 return Err(err(format!("invalid metric name {name:?}")));
             }
             let value = parts.next().unwrap_or("");
-            let needs_new = families.last().is_none_or(|f| f.name != name || (keyword == "TYPE" && f.kind != MetricType::Unknown) || !f.series.is_empty());
+            let needs_new = families
+                .last()
+                .is_none_or(|f| f.name != name || (keyword == "TYPE" && f.kind != MetricType::Unknown) || !f.series.is_empty());
             if needs_new {
                 start_family(&mut families, &mut seen, &mut series_index, name).map_err(err)?;
             }
@@ -114,7 +119,10 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
         }
         let sample = parse_sample_line(line).map_err(err)?;
         if opts.require_timestamps && sample.timestamp.is_none() {
-            return Err(err(format!("sample of {} has no timestamp (fixtures need one on every sample)", sample.name)));
+            return Err(err(format!(
+                "sample of {} has no timestamp (fixtures need one on every sample)",
+                sample.name
+            )));
         }
         let owned = families.last().is_some_and(|f| f.owns(&sample.name));
         if !owned {
@@ -126,7 +134,10 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
         let idx = match series_index.get(&key) {
             Some(&i) => i,
             None => {
-                fam.series.push(Series { key: key.clone(), samples: Vec::new() });
+                fam.series.push(Series {
+                    key: key.clone(),
+                    samples: Vec::new(),
+                });
                 series_index.insert(key, fam.series.len() - 1);
                 fam.series.len() - 1
             }
@@ -134,37 +145,58 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
         let series = &mut fam.series[idx];
         if let Some(last) = series.samples.last() {
             if sample.timestamp.is_some() && t < last.t {
-                return Err(err(format!("timestamp {} goes back in time for series {} (previous {})", t.as_secs_f64(), series.key, last.t.as_secs_f64())));
+                return Err(err(format!(
+                    "timestamp {} goes back in time for series {} (previous {})",
+                    t.as_secs_f64(),
+                    series.key,
+                    last.t.as_secs_f64()
+                )));
             }
         }
         series.samples.push(Sample { t, value: sample.value });
     }
     if !eof_seen {
-        return Err(LineError { line: line_no, reason: "missing `# EOF` at the end (truncated file?)".into() });
+        return Err(LineError {
+            line: line_no,
+            reason: "missing `# EOF` at the end (truncated file?)".into(),
+        });
     }
     Ok(Exposition { families })
 }
 
-fn start_family(families: &mut Vec<Family>, seen: &mut HashMap<String, usize>, series_index: &mut HashMap<SeriesKey, usize>, name: &str) -> Result<(), String> {
+fn start_family(
+    families: &mut Vec<Family>,
+    seen: &mut HashSet<String>,
+    series_index: &mut HashMap<SeriesKey, usize>,
+    name: &str,
+) -> Result<(), String> {
     // A sample whose name carries a known suffix of an existing family reopens that family: report it.
-    if let Some(line_of) = seen.get(name) {
-        let _ = line_of;
-        return Err(format!("metric family {name} appears again after other families (families must be contiguous)"));
+    if seen.contains(name) {
+        return Err(format!(
+            "metric family {name} appears again after other families (families must be contiguous)"
+        ));
     }
     for fam in families.iter() {
         if fam.owns(name) && fam.name != name {
-            return Err(format!("sample {name} of family {} appears after other families (families must be contiguous)", fam.name));
+            return Err(format!(
+                "sample {name} of family {} appears after other families (families must be contiguous)",
+                fam.name
+            ));
         }
     }
-    seen.insert(name.to_string(), families.len());
+    seen.insert(name.to_string());
     series_index.clear();
-    families.push(Family { name: name.to_string(), ..Family::default() });
+    families.push(Family {
+        name: name.to_string(),
+        ..Family::default()
+    });
     Ok(())
 }
 
 fn is_metric_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 fn is_label_name(s: &str) -> bool {
@@ -195,7 +227,13 @@ pub fn parse_value(s: &str) -> Option<f64> {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
-        _ if s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')) && !s.is_empty() => s.parse().ok(),
+        _ if s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+            && !s.is_empty() =>
+        {
+            s.parse().ok()
+        }
         _ => None,
     }
 }
@@ -203,7 +241,10 @@ pub fn parse_value(s: &str) -> Option<f64> {
 /// Parses one sample line: `name{label="value",...} value [timestamp] [# exemplar]`.
 pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
     let bytes = line.as_bytes();
-    let name_end = bytes.iter().position(|&b| b == b'{' || b == b' ').ok_or_else(|| format!("expected a value after {line:?}"))?;
+    let name_end = bytes
+        .iter()
+        .position(|&b| b == b'{' || b == b' ')
+        .ok_or_else(|| format!("expected a value after {line:?}"))?;
     let name = &line[..name_end];
     if !is_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));
@@ -220,7 +261,10 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
                 i += 1;
                 break;
             }
-            let eq = line[i..].find('=').map(|p| p + i).ok_or_else(|| format!("label without `=` in {name}"))?;
+            let eq = line[i..]
+                .find('=')
+                .map(|p| p + i)
+                .ok_or_else(|| format!("label without `=` in {name}"))?;
             let lname = &line[i..eq];
             if !is_label_name(lname) {
                 return Err(format!("invalid label name {lname:?} in {name}"));
@@ -263,7 +307,9 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
             }
         }
     }
-    let rest = line[i..].strip_prefix(' ').ok_or_else(|| format!("expected a space and a value after {name}"))?;
+    let rest = line[i..]
+        .strip_prefix(' ')
+        .ok_or_else(|| format!("expected a space and a value after {name}"))?;
     let (rest, _exemplar) = match rest.find(" # ") {
         Some(p) => (&rest[..p], Some(&rest[p + 3..])),
         None => (rest, None),
@@ -274,14 +320,21 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
     let timestamp = match parts.next() {
         None => None,
         Some(ts) => {
-            let secs = parse_value(ts).filter(|v| v.is_finite()).ok_or_else(|| format!("invalid timestamp {ts:?} for {name}"))?;
+            let secs = parse_value(ts)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("invalid timestamp {ts:?} for {name}"))?;
             Some(Timestamp::from_secs_f64(secs))
         }
     };
     if let Some(extra) = parts.next() {
         return Err(format!("unexpected {extra:?} after the timestamp of {name}"));
     }
-    Ok(SampleLine { name: name.to_string(), labels, value, timestamp })
+    Ok(SampleLine {
+        name: name.to_string(),
+        labels,
+        value,
+        timestamp,
+    })
 }
 
 /// Formats a value as OpenMetrics expects (shortest exact decimal, `+Inf`, `-Inf`, `NaN`).
@@ -373,7 +426,19 @@ mod tests {
         assert_eq!(s.labels[0].1, "a\"b\\c\nd");
         assert_eq!(s.labels[1].1, "ü");
         assert_eq!(s.value, f64::NEG_INFINITY);
-        let fam = Family { name: "m".into(), kind: MetricType::Gauge, help: Some("h\\elp\nx".into()), unit: None, series: vec![Series { key: SeriesKey::new("m", s.labels.clone()), samples: vec![Sample { t: Timestamp(5000), value: s.value }] }] };
+        let fam = Family {
+            name: "m".into(),
+            kind: MetricType::Gauge,
+            help: Some("h\\elp\nx".into()),
+            unit: None,
+            series: vec![Series {
+                key: SeriesKey::new("m", s.labels.clone()),
+                samples: vec![Sample {
+                    t: Timestamp(5000),
+                    value: s.value,
+                }],
+            }],
+        };
         let mut out = Vec::new();
         write(&mut out, std::slice::from_ref(&fam)).unwrap();
         let back = parse_str(std::str::from_utf8(&out).unwrap()).unwrap();

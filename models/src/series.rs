@@ -20,7 +20,10 @@ impl SeriesKey {
     pub fn new(metric: impl Into<String>, labels: impl IntoIterator<Item = (String, String)>) -> SeriesKey {
         let mut labels: Vec<(String, String)> = labels.into_iter().collect();
         labels.sort();
-        SeriesKey { metric: metric.into(), labels }
+        SeriesKey {
+            metric: metric.into(),
+            labels,
+        }
     }
 
     /// The value of label `name`, if the series has it.

@@ -70,7 +70,10 @@ pub fn default_signal(key: &SeriesKey) -> Option<(Signal, Transform)> {
         "memory_limit_bytes" | "container_spec_memory_limit_bytes" => (MemoryLimit, Identity),
         "container_cpu_usage_seconds_total" => (Cpu, Rate),
         "pod_cpu_usage_cores" | "pod_cpu_usage_percent" | "container_cpu_usage_percent" => (Cpu, Identity),
-        "pod_server_latency_p90_seconds" | "pod_server_latency_p95_seconds" | "pod_server_latency_p99_seconds" | "service_request_latency_p90_seconds" => (Latency, Identity),
+        "pod_server_latency_p90_seconds"
+        | "pod_server_latency_p95_seconds"
+        | "pod_server_latency_p99_seconds"
+        | "service_request_latency_p90_seconds" => (Latency, Identity),
         "pod_client_latency_p90_seconds" | "pod_client_latency_p95_seconds" | "pod_client_latency_p99_seconds" => (ClientLatency, Identity),
         "pod_workload_ops_per_second" | "service_request_rate_per_second" => (RequestRate, Identity),
         "pod_success_rate_percent" => (ErrorRatio, SuccessPercentToErrorRatio),

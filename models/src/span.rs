@@ -119,13 +119,22 @@ impl Span {
         if !matches!(self.kind, SpanKind::Client | SpanKind::Producer | SpanKind::Unspecified) {
             return None;
         }
-        self.attr("peer.service").or_else(|| self.attr("server.address")).or_else(|| self.attr("db.system")).or_else(|| self.attr("messaging.system"))
+        self.attr("peer.service")
+            .or_else(|| self.attr("server.address"))
+            .or_else(|| self.attr("db.system"))
+            .or_else(|| self.attr("messaging.system"))
     }
     /// Whether the span failed: error status, HTTP 5xx, or a non-zero gRPC status.
     pub fn failed(&self) -> bool {
         self.error
-            || self.attr("http.response.status_code").and_then(|s| s.parse::<u16>().ok()).is_some_and(|c| c >= 500)
-            || self.attr("rpc.grpc.status_code").and_then(|s| s.parse::<u16>().ok()).is_some_and(|c| c != 0)
+            || self
+                .attr("http.response.status_code")
+                .and_then(|s| s.parse::<u16>().ok())
+                .is_some_and(|c| c >= 500)
+            || self
+                .attr("rpc.grpc.status_code")
+                .and_then(|s| s.parse::<u16>().ok())
+                .is_some_and(|c| c != 0)
     }
 }
 
@@ -218,7 +227,10 @@ pub fn decode_export_request(v: &Value) -> Result<Vec<Span>, String> {
                     Some(Value::String(c)) => c == "STATUS_CODE_ERROR",
                     _ => false,
                 };
-                let attributes = attributes(s.get("attributes"))?.into_iter().filter(|(k, _)| KEPT_ATTRIBUTES.contains(&k.as_str())).collect();
+                let attributes = attributes(s.get("attributes"))?
+                    .into_iter()
+                    .filter(|(k, _)| KEPT_ATTRIBUTES.contains(&k.as_str()))
+                    .collect();
                 let start_ns = nanos(s.get("startTimeUnixNano"), "startTimeUnixNano")?;
                 let end_ns = nanos(s.get("endTimeUnixNano"), "endTimeUnixNano")?;
                 if end_ns < start_ns {
@@ -266,13 +278,24 @@ pub fn write_jsonl<W: Write>(mut w: W, spans: &[Span], spans_per_line: usize) ->
     let mut by_resource: BTreeMap<(String, String, String, String, String), Vec<&Span>> = BTreeMap::new();
     for s in spans {
         let r = &s.resource;
-        let key = (r.service.clone(), r.pod.clone().unwrap_or_default(), r.namespace.clone().unwrap_or_default(), r.node.clone().unwrap_or_default(), r.cell.clone().unwrap_or_default());
+        let key = (
+            r.service.clone(),
+            r.pod.clone().unwrap_or_default(),
+            r.namespace.clone().unwrap_or_default(),
+            r.node.clone().unwrap_or_default(),
+            r.cell.clone().unwrap_or_default(),
+        );
         by_resource.entry(key).or_default().push(s);
     }
     for (_, group) in by_resource {
         let r = &group[0].resource;
         let mut res_attrs = vec![kv("service.name", &r.service)];
-        for (k, v) in [("k8s.pod.name", &r.pod), ("k8s.namespace.name", &r.namespace), ("k8s.node.name", &r.node), ("wallet.cell", &r.cell)] {
+        for (k, v) in [
+            ("k8s.pod.name", &r.pod),
+            ("k8s.namespace.name", &r.namespace),
+            ("k8s.node.name", &r.node),
+            ("wallet.cell", &r.cell),
+        ] {
             if let Some(v) = v {
                 res_attrs.push(kv(k, v));
             }

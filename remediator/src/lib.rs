@@ -1,1 +1,11 @@
-//! placeholder
+//! cellwarden's response side: from an incident to a plan, and from a run to a report.
+//!
+//! Layout:
+//! - [`rules`]: the first planner, a small documented rule set (incident → dry-run plan); the
+//!   operator issue's policy engine, guards and kube-rs actuators replace and extend it.
+//! - [`report`]: rendering a `cellwarden_models::report::Report` as Markdown and JSON.
+//!
+//! Depends on `cellwarden-models` and `cellwarden-detector`; no IO here yet.
+
+pub mod report;
+pub mod rules;

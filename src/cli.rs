@@ -1,0 +1,355 @@
+//! The command line: one `run_*` per subcommand. Output for people on stdout, logs on stderr.
+
+use crate::eval::{self, CaseRun, CaseScore, Summary};
+use crate::pipeline::{self, Prepared};
+use anyhow::{bail, Context, Result};
+use cellwarden_collector::fixture::load_dir;
+use cellwarden_models::report::Report;
+use cellwarden_models::Timestamp;
+use cellwarden_remediator::report as render;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Parser)]
+#[command(name = "cellwarden", version, about = "Self-healing operator for cellular digital-wallet platforms", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a recorded fixture through the pipeline and print what it would have seen, concluded and done (dry-run).
+    Replay {
+        /// A fixture folder (metrics.om[.gz], traces.jsonl[.gz], topology.yaml, truth.yaml).
+        fixture: PathBuf,
+        /// Write report.md and report.json into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replay fixtures that have a truth.yaml and score detection and root-cause ranking.
+    Eval {
+        /// Fixture folders, parent folders of fixtures, or globs of either.
+        #[arg(required = true)]
+        fixtures: Vec<String>,
+        /// Rank at the true fault start, seeing telemetry up to its end (the protocol of published RCA tables).
+        #[arg(long)]
+        at_truth_start: bool,
+        /// Print one JSON object (summary and cases) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Write each case's report.md and report.json under DIR/<case>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Render a stored report.json for people.
+    Report {
+        /// A report.json written by replay or eval.
+        report: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Md)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Md,
+    Json,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Replay { fixture, out } => run_replay(&fixture, out.as_deref()),
+        Command::Eval {
+            fixtures,
+            at_truth_start,
+            json,
+            out,
+        } => run_eval(&fixtures, at_truth_start, json, out.as_deref()),
+        Command::Report { report, format } => run_report(&report, format),
+    }
+}
+
+/// A progress bar on stderr, only when stderr is a terminal and the work is large.
+fn progress_bar(total: u64, min_total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    if total < min_total || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    Some(pb)
+}
+
+fn write_reports(dir: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join("report.md"), render::to_markdown(report))
+        .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
+    std::fs::write(dir.join("report.json"), render::to_json(report))
+        .with_context(|| format!("cannot write {}", dir.join("report.json").display()))?;
+    Ok(())
+}
+
+fn hhmmss(t: Timestamp) -> String {
+    t.to_rfc3339()
+}
+
+pub fn run_replay(dir: &Path, out: Option<&Path>) -> Result<()> {
+    let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
+    let prepared = pipeline::prepare(&fx);
+    let total: usize = prepared.series.iter().map(|s| s.points.len()).sum();
+    let pb = progress_bar(total as u64, 200_000, "replaying");
+    let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |done, _| {
+        if let Some(pb) = &pb {
+            pb.set_position(done as u64);
+        }
+    });
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let r = &outcome.report;
+    let mut so = std::io::stdout().lock();
+    let span = match (r.from, r.to) {
+        (Some(f), Some(t)) => format!("{} – {} ({:.0} min)", hhmmss(f), hhmmss(t), t.secs_since(f) / 60.0),
+        _ => "empty".into(),
+    };
+    writeln!(so, "cellwarden replay {}", r.source)?;
+    writeln!(
+        so,
+        "telemetry {span}: {} series ({} signal series), {} samples, {} spans",
+        r.series,
+        prepared.series.len(),
+        r.samples,
+        r.spans
+    )?;
+    writeln!(so)?;
+    let mut incidents = r.incidents.iter();
+    for e in &r.timeline {
+        writeln!(so, "{}  {:<8} {}", hhmmss(e.t), e.kind, e.text)?;
+        if e.kind == "incident" {
+            if let Some(ir) = incidents.next() {
+                for (i, c) in ir.incident.candidates.iter().enumerate() {
+                    let ev = c
+                        .evidence
+                        .first()
+                        .map(|e| format!("{}: {}", e.source, e.detail))
+                        .unwrap_or_default();
+                    writeln!(
+                        so,
+                        "{:>22}{}. {:<40} {:<8} {:<14} {:.2}  {}",
+                        "",
+                        i + 1,
+                        c.entity.name,
+                        c.entity.kind.as_str(),
+                        c.class.as_str(),
+                        c.score,
+                        ev
+                    )?;
+                }
+            }
+        }
+    }
+    writeln!(so)?;
+    writeln!(
+        so,
+        "summary: {} anomalous points, {} warnings, {} incidents (plans are dry-run: nothing was changed)",
+        r.anomalies_total,
+        r.warnings.len(),
+        r.incidents.len()
+    )?;
+    if let Some(out) = out {
+        write_reports(out, r)?;
+        writeln!(
+            so,
+            "wrote {} and {}",
+            out.join("report.md").display(),
+            out.join("report.json").display()
+        )?;
+    }
+    Ok(())
+}
+
+fn case_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Replays and scores one case; `None` when it has no truth.yaml.
+fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>) -> Result<Option<CaseScore>> {
+    let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
+    let Some(truth) = fx.truth.clone() else { return Ok(None) };
+    let prepared: Prepared = pipeline::prepare(&fx);
+    let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |_, _| {});
+    let alarms: Vec<_> = outcome.report.incidents.iter().map(|i| i.incident.clone()).collect();
+    let warning_times: Vec<Timestamp> = outcome.warnings.iter().map(|w| w.t).collect();
+    let at_start = if at_truth_start {
+        eval::truth_rank_window(&truth)
+            .map(|(s, u)| pipeline::rank_at(&prepared, s, u))
+            .or(Some(Vec::new()))
+    } else {
+        None
+    };
+    let name = case_name(dir);
+    let score = eval::score_case(
+        &name,
+        &truth,
+        &CaseRun {
+            alarms: &alarms,
+            warning_times: &warning_times,
+            from: outcome.report.from,
+            to: outcome.report.to,
+            at_truth_start: at_start,
+        },
+    );
+    if let Some(out) = out {
+        write_reports(&out.join(&name), &outcome.report)?;
+    }
+    Ok(Some(score))
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+pub fn run_eval(args: &[String], at_truth_start: bool, json: bool, out: Option<&Path>) -> Result<()> {
+    let dirs = crate::discover::fixtures(args).map_err(anyhow::Error::msg)?;
+    let pb = progress_bar(dirs.len() as u64, 2, "evaluating");
+    let mut scores = Vec::new();
+    let mut failures = Vec::new();
+    let mut skipped = Vec::new();
+    for d in &dirs {
+        if let Some(pb) = &pb {
+            pb.set_message(case_name(d));
+        }
+        match eval_case(d, at_truth_start, out) {
+            Ok(Some(s)) => scores.push(s),
+            Ok(None) => skipped.push(case_name(d)),
+            Err(e) => failures.push(format!("{}: {e:#}", d.display())),
+        }
+        if let Some(pb) = &pb {
+            pb.inc(1);
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let summary = eval::summarise(&scores);
+    let mut so = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({"summary": summary, "cases": scores});
+        writeln!(so, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        print_table(&mut so, &scores, &summary, at_truth_start)?;
+        for s in &skipped {
+            writeln!(so, "skipped {s}: no truth.yaml")?;
+        }
+    }
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if !failures.is_empty() {
+        bail!("{} of {} fixtures could not be evaluated", failures.len(), dirs.len());
+    }
+    if scores.is_empty() {
+        bail!("no fixture with a truth.yaml among {} found", dirs.len());
+    }
+    Ok(())
+}
+
+fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_start: bool) -> std::io::Result<()> {
+    writeln!(
+        so,
+        "{:<32} {:<16} {:>8} {:>9} {:>9} {:>5}  top candidate",
+        "case", "kind", "detected", "delay_s", "lead_s", "rank"
+    )?;
+    for c in scores {
+        let top = c
+            .top5
+            .first()
+            .map(|t| format!("{} ({})", t.entity, t.class))
+            .unwrap_or_else(|| "-".into());
+        let detected = if c.healthy {
+            format!("{} FA", c.false_alarms)
+        } else {
+            if c.detected { "yes" } else { "no" }.to_string()
+        };
+        writeln!(
+            so,
+            "{:<32} {:<16} {:>8} {:>9} {:>9} {:>5}  {}",
+            c.case,
+            c.kind,
+            detected,
+            fmt_opt(c.delay_s, 0),
+            fmt_opt(c.lead_s, 0),
+            c.rank.map_or("-".into(), |r| r.to_string()),
+            top
+        )?;
+    }
+    writeln!(so)?;
+    writeln!(
+        so,
+        "ranking protocol: {}",
+        if at_truth_start {
+            "at the true fault start (telemetry up to its end)"
+        } else {
+            "at cellwarden's own first alarm in the detection window"
+        }
+    )?;
+    writeln!(
+        so,
+        "cases {} (faulty {}, healthy {}), detected {}",
+        s.cases, s.faulty, s.healthy, s.detected
+    )?;
+    writeln!(
+        so,
+        "recall {}  false alarms/h {}  median delay {} s  median lead {} s",
+        fmt_opt(s.recall, 3),
+        fmt_opt(s.false_alarms_per_hour, 3),
+        fmt_opt(s.median_delay_s, 0),
+        fmt_opt(s.median_lead_s, 0)
+    )?;
+    writeln!(
+        so,
+        "AC@1 {}  AC@3 {}  Avg@5 {}",
+        fmt_opt(s.ac1, 3),
+        fmt_opt(s.ac3, 3),
+        fmt_opt(s.avg5, 3)
+    )?;
+    let mut kinds: Vec<&str> = scores.iter().filter(|c| !c.healthy).map(|c| c.kind.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    if kinds.len() > 1 {
+        writeln!(so, "by fault kind:")?;
+        for k in kinds {
+            let ranks: Vec<Option<usize>> = scores.iter().filter(|c| !c.healthy && c.kind == k).map(|c| c.rank).collect();
+            writeln!(
+                so,
+                "  {:<16} n={:<3} AC@1 {}  AC@3 {}  Avg@5 {}",
+                k,
+                ranks.len(),
+                fmt_opt(eval::ac_at(&ranks, 1), 3),
+                fmt_opt(eval::ac_at(&ranks, 3), 3),
+                fmt_opt(eval::avg_at(&ranks, 5), 3)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run_report(path: &Path, format: Format) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text).with_context(|| format!("{} is not a cellwarden report.json", path.display()))?;
+    let rendered = match format {
+        Format::Md => render::to_markdown(&report),
+        Format::Json => render::to_json(&report),
+    };
+    std::io::stdout().lock().write_all(rendered.as_bytes())?;
+    Ok(())
+}

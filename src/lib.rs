@@ -1,0 +1,13 @@
+//! The `cellwarden` binary's library half: the command line and the wiring of the pipeline.
+//! Logic lives in the library crates; this crate opens files, prints, and connects the stages.
+//!
+//! Layout:
+//! - [`cli`]: the clap command line and one `run` per subcommand.
+//! - [`pipeline`]: fixture → signals → detector → incidents (ranked, planned) → report.
+//! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
+//! - [`discover`]: finding fixture folders among paths, globs and parent folders.
+
+pub mod cli;
+pub mod discover;
+pub mod eval;
+pub mod pipeline;

@@ -1,0 +1,153 @@
+//! The `cellwarden` binary end to end: replay, eval and report on the bundled fixture, on broken
+//! input, and (ignored unless ../shared exists) on the 45 Train Ticket cases.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cellwarden"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("the binary runs");
+    if !out.status.success() {
+        eprintln!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+const BUNDLED: &str = "fixtures/train-ticket-cpu-contention";
+
+#[test]
+fn replay_of_bundled_fixture_prints_incidents_candidates_and_a_dry_run_plan() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run(bin().arg("replay").arg(root().join(BUNDLED)).arg("--out").arg(out_dir.path()));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("incident"), "{text}");
+    assert!(text.contains("(dry-run)"), "{text}");
+    assert!(text.contains("   1. "), "a ranked candidate list: {text}");
+    let md = std::fs::read_to_string(out_dir.path().join("report.md")).unwrap();
+    assert!(md.contains("| rank | candidate |"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert!(!json["incidents"].as_array().unwrap().is_empty());
+    // A stored report renders again.
+    let again = run(bin().arg("report").arg(out_dir.path().join("report.json")).args(["--format", "md"]));
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), md);
+}
+
+#[test]
+fn eval_json_has_the_stable_keys() {
+    let out = run(bin().current_dir(root()).args(["eval", "fixtures", "--at-truth-start", "--json"]));
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "cases",
+        "faulty",
+        "healthy",
+        "detected",
+        "recall",
+        "false_alarms_per_hour",
+        "median_delay_s",
+        "median_lead_s",
+        "ac1",
+        "ac3",
+        "avg5",
+    ] {
+        assert!(v["summary"].get(key).is_some(), "summary.{key} missing: {v}");
+    }
+    let case = &v["cases"][0];
+    for key in ["case", "detected", "delay_s", "lead_s", "rank", "top5"] {
+        assert!(case.get(key).is_some(), "cases[0].{key} missing: {case}");
+    }
+    assert_eq!(case["case"], "train-ticket-cpu-contention");
+    for c in case["top5"].as_array().unwrap() {
+        assert!(["service", "provider", "node", "zone", "cell"].contains(&c["kind"].as_str().unwrap()));
+        assert!(["internal", "external", "infrastructure"].contains(&c["class"].as_str().unwrap()));
+    }
+    assert!(v["summary"]["healthy"] == 0 && v["summary"]["false_alarms_per_hour"].is_null());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn malformed_fixture_fails_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("broken");
+    std::fs::create_dir_all(&fx).unwrap();
+    std::fs::write(
+        fx.join("metrics.om"),
+        "# TYPE m gauge\nm{service=\"a\"} 1 10\nm{service=\"a\"} oops 20\n# EOF\n",
+    )
+    .unwrap();
+    std::fs::write(fx.join("truth.yaml"), "faults: []\n").unwrap();
+    let out = bin().arg("replay").arg(&fx).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("metrics.om:3:") && err.contains("invalid value"), "{err}");
+    // eval reports the broken case, still scores the good one, and exits non-zero.
+    copy_dir(&root().join(BUNDLED), &dir.path().join("good"));
+    let out = bin().arg("eval").arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("good"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metrics.om:3:"));
+}
+
+#[test]
+fn eval_of_a_folder_without_fixtures_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin().arg("eval").arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no fixture here"));
+}
+
+fn nezha() -> PathBuf {
+    root().join("../shared/datasets/nezha-train-ticket")
+}
+
+#[test]
+#[ignore = "needs ../shared"]
+fn replay_runs_on_every_train_ticket_case() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(nezha())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("truth.yaml").exists())
+        .collect();
+    cases.sort();
+    assert_eq!(cases.len(), 45);
+    for c in cases {
+        let out = run(bin().arg("replay").arg(&c));
+        assert!(out.status.success(), "{}", c.display());
+    }
+}
+
+#[test]
+#[ignore = "needs ../shared"]
+fn eval_at_truth_start_scores_all_45_train_ticket_cases() {
+    let out = run(bin().arg("eval").arg(nezha()).args(["--at-truth-start", "--json"]));
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["cases"], 45);
+    assert_eq!(v["summary"]["faulty"], 45);
+    let ac1 = v["summary"]["ac1"].as_f64().unwrap();
+    let ac3 = v["summary"]["ac3"].as_f64().unwrap();
+    let avg5 = v["summary"]["avg5"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ac1) && ac1 <= ac3 && (0.0..=1.0).contains(&avg5));
+    eprintln!("nezha-train-ticket at truth start: AC@1 {ac1:.3} AC@3 {ac3:.3} Avg@5 {avg5:.3}");
+}

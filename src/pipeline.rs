@@ -6,8 +6,10 @@ use cellwarden_detector::graph;
 use cellwarden_detector::rca::{self, RcaInput, RcaParams};
 use cellwarden_detector::signals::{self, SignalSeries};
 use cellwarden_models::fixture::Fixture;
+use cellwarden_models::openmetrics::Exposition;
 use cellwarden_models::report::{IncidentReport, Report, TimelineEntry, REPORT_SCHEMA_VERSION};
-use cellwarden_models::{Candidate, Incident, Signal, Span, Timestamp, Warning};
+use cellwarden_models::topology::Topology;
+use cellwarden_models::{Anomaly, Candidate, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning};
 use cellwarden_remediator::rules;
 use std::collections::HashMap;
 
@@ -28,8 +30,12 @@ pub struct Prepared {
 
 /// Derives signals and memory limits from a fixture.
 pub fn prepare(fx: &Fixture) -> Prepared {
-    let series = signals::derive(&fx.metrics);
-    let mut spans = fx.spans.clone();
+    prepare_parts(&fx.metrics, fx.spans.clone(), fx.topology.as_ref())
+}
+
+/// [`prepare`] from the parts of a fixture (the closed-loop simulator has no fixture).
+pub fn prepare_parts(metrics: &Exposition, mut spans: Vec<Span>, topology: Option<&Topology>) -> Prepared {
+    let series = signals::derive(metrics);
     spans.sort_by_key(|s| s.start_ns);
     // A memory series' limit: the limit series of the same pod (or entity), else the topology's.
     let mut limit_of: HashMap<(Option<String>, Option<String>), f64> = HashMap::new();
@@ -54,7 +60,7 @@ pub fn prepare(fx: &Fixture) -> Prepared {
                 .copied()
                 .or_else(|| {
                     let e = s.entity.as_ref()?;
-                    let topo = fx.topology.as_ref()?;
+                    let topo = topology?;
                     let svc = topo.service(e.service_name()?)?;
                     svc.deployments
                         .iter()
@@ -67,143 +73,166 @@ pub fn prepare(fx: &Fixture) -> Prepared {
         series,
         spans,
         limits,
-        samples: fx.metrics.sample_count(),
-        raw_series: fx.metrics.series().count(),
+        samples: metrics.sample_count(),
+        raw_series: metrics.series().count(),
     }
 }
 
-/// What a replay produced, beyond the report: the raw alarms and warnings for scoring.
+/// Ranks root-cause candidates for trouble that started at `start`, seeing nothing after `until`.
+pub fn rank_at(p: &Prepared, start: Timestamp, until: Timestamp) -> Vec<Candidate> {
+    rca::rank(&RcaInput { series: &p.series, spans: &p.spans, start, until }, &RcaParams::default(), TOP_K)
+}
+
+/// The streaming pipeline: detector state, and what it has concluded so far. Fed by
+/// [`Pipeline::advance`] with telemetry up to a time; the same code serves replay and the
+/// closed-loop simulator.
+pub struct Pipeline {
+    detector: Detector,
+    // Points with a timestamp up to this one were fed already.
+    fed_until: Option<Timestamp>,
+    timeline: Vec<TimelineEntry>,
+    warnings: Vec<Warning>,
+    incidents: Vec<IncidentReport>,
+    anomalies_total: usize,
+    timeline_anomalies: usize,
+    // Last anomaly time per series, so the timeline shows the first of each burst only.
+    last_anomaly: HashMap<SeriesKey, Timestamp>,
+    events: Vec<DetectorEvent>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline::new()
+    }
+}
+
+impl Pipeline {
+    pub fn new() -> Pipeline {
+        Pipeline {
+            detector: Detector::new(DetectorParams::default()),
+            fed_until: None,
+            timeline: Vec::new(),
+            warnings: Vec::new(),
+            incidents: Vec::new(),
+            anomalies_total: 0,
+            timeline_anomalies: 0,
+            last_anomaly: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn incidents(&self) -> &[IncidentReport] {
+        &self.incidents
+    }
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// Adds a line to the timeline (e.g. an action the simulator carried out).
+    pub fn note(&mut self, t: Timestamp, kind: &str, text: String) {
+        self.timeline.push(TimelineEntry { t, kind: kind.into(), text });
+    }
+
+    /// Feeds every point of `p` after the last call and up to `until`, in time order; returns the
+    /// plans of the incidents opened meanwhile. `progress(done, total)` is called now and then.
+    pub fn advance(&mut self, p: &Prepared, topology: Option<&Topology>, until: Timestamp, progress: &mut dyn FnMut(usize, usize)) -> Vec<Plan> {
+        let mut order: Vec<(Timestamp, u32, u32)> = Vec::new();
+        for (si, s) in p.series.iter().enumerate() {
+            let from = match self.fed_until {
+                Some(f) => s.points.partition_point(|pt| pt.t <= f),
+                None => 0,
+            };
+            let to = s.points.partition_point(|pt| pt.t <= until);
+            for pi in from..to {
+                order.push((s.points[pi].t, si as u32, pi as u32));
+            }
+        }
+        order.sort_unstable();
+        self.fed_until = Some(self.fed_until.map_or(until, |f| f.max(until)));
+        let total = order.len();
+        let mut plans = Vec::new();
+        for (n, &(t, si, pi)) in order.iter().enumerate() {
+            if n % 50_000 == 0 {
+                progress(n, total);
+            }
+            let s = &p.series[si as usize];
+            self.detector.observe(s, p.limits[si as usize], s.points[pi as usize], &mut self.events);
+            let events: Vec<DetectorEvent> = self.events.drain(..).collect();
+            for ev in events {
+                match ev {
+                    DetectorEvent::Anomaly(a) => {
+                        self.anomalies_total += 1;
+                        let burst_start = self.last_anomaly.insert(s.key.clone(), t).is_none_or(|prev| t.secs_since(prev) > 300.0);
+                        if burst_start && self.timeline_anomalies < MAX_TIMELINE_ANOMALIES {
+                            self.timeline_anomalies += 1;
+                            self.timeline.push(TimelineEntry { t, kind: "anomaly".into(), text: a.explanation.clone() });
+                        }
+                    }
+                    DetectorEvent::Warning(w) => {
+                        self.timeline.push(TimelineEntry {
+                            t,
+                            kind: "warning".into(),
+                            text: format!("{}: {} Predicted exhaustion at {}.", w.entity.as_ref().map_or("platform", |e| e.name.as_str()), w.explanation, w.predicted_at),
+                        });
+                        self.warnings.push(w);
+                    }
+                    DetectorEvent::Alarm { t, class, anomalies } => plans.push(self.open_incident(p, topology, t, class, anomalies)),
+                }
+            }
+        }
+        progress(total, total);
+        plans
+    }
+
+    fn open_incident(&mut self, p: &Prepared, topology: Option<&Topology>, t: Timestamp, class: IncidentClass, anomalies: Vec<Anomaly>) -> Plan {
+        let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
+        let candidates = rank_at(p, start, t);
+        let incident = Incident { id: format!("inc-{}", t.millis()), opened_at: t, ranked_at: t, class, anomalies, candidates };
+        let plan = rules::plan(&incident, &self.warnings, topology);
+        let top = match incident.candidates.first() {
+            Some(c) if incident.blames_root_cause() => format!("; top candidate {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score),
+            _ => String::new(),
+        };
+        self.timeline.push(TimelineEntry { t, kind: "incident".into(), text: format!("{} opened ({:?}) from {} anomalous series{top}.", incident.id, class, incident.anomalies.len()) });
+        let actions: Vec<String> = plan.actions.iter().map(|a| format!("{} {}", a.kind, a.target)).collect();
+        self.timeline.push(TimelineEntry { t, kind: "plan".into(), text: format!("{} ({}): {}.", incident.id, plan.mode.as_str(), actions.join(", ")) });
+        self.incidents.push(IncidentReport { incident, plan: plan.clone() });
+        plan
+    }
+
+    /// The report of everything seen so far.
+    pub fn report(&self, source: &str, p: &Prepared) -> Report {
+        let from = p.series.iter().filter_map(|s| s.points.first().map(|x| x.t)).chain(p.spans.first().map(Span::start)).min();
+        let to = p.series.iter().filter_map(|s| s.points.last().map(|x| x.t)).chain(p.spans.iter().map(Span::start).max()).max();
+        let mut timeline = self.timeline.clone();
+        timeline.sort_by_key(|e| e.t);
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            source: source.to_string(),
+            from,
+            to,
+            series: p.raw_series,
+            samples: p.samples,
+            spans: p.spans.len(),
+            anomalies_total: self.anomalies_total,
+            timeline,
+            warnings: self.warnings.clone(),
+            incidents: self.incidents.clone(),
+            graph: graph::build(&p.spans),
+        }
+    }
+}
+
+/// What a replay produced, beyond the report: the warnings for scoring.
 pub struct ReplayOutcome {
     pub report: Report,
     pub warnings: Vec<Warning>,
 }
 
-/// Ranks root-cause candidates for trouble that started at `start`, seeing nothing after `until`.
-pub fn rank_at(p: &Prepared, start: Timestamp, until: Timestamp) -> Vec<Candidate> {
-    rca::rank(
-        &RcaInput {
-            series: &p.series,
-            spans: &p.spans,
-            start,
-            until,
-        },
-        &RcaParams::default(),
-        TOP_K,
-    )
-}
-
 /// Replays a prepared fixture in time order. `progress(done, total)` is called now and then.
 pub fn replay(source: &str, fx: &Fixture, p: &Prepared, progress: &mut dyn FnMut(usize, usize)) -> ReplayOutcome {
-    let mut order: Vec<(Timestamp, u32, u32)> = Vec::with_capacity(p.series.iter().map(|s| s.points.len()).sum());
-    for (si, s) in p.series.iter().enumerate() {
-        for (pi, pt) in s.points.iter().enumerate() {
-            order.push((pt.t, si as u32, pi as u32));
-        }
-    }
-    order.sort_unstable();
-    let total = order.len();
-    let mut det = Detector::new(DetectorParams::default(), &p.series, p.limits.clone());
-    let mut events = Vec::new();
-    let mut timeline = Vec::new();
-    let mut warnings = Vec::new();
-    let mut incidents = Vec::new();
-    let mut anomalies_total = 0usize;
-    let mut timeline_anomalies = 0usize;
-    // Last anomaly time per series, so the timeline shows the first of each burst only.
-    let mut last_anomaly: HashMap<u32, Timestamp> = HashMap::new();
-    for (n, &(t, si, pi)) in order.iter().enumerate() {
-        if n % 50_000 == 0 {
-            progress(n, total);
-        }
-        let s = &p.series[si as usize];
-        det.observe(si as usize, s, s.points[pi as usize], &mut events);
-        for ev in events.drain(..) {
-            match ev {
-                DetectorEvent::Anomaly(a) => {
-                    anomalies_total += 1;
-                    let burst_start = last_anomaly.insert(si, t).is_none_or(|prev| t.secs_since(prev) > 300.0);
-                    if burst_start && timeline_anomalies < MAX_TIMELINE_ANOMALIES {
-                        timeline_anomalies += 1;
-                        timeline.push(TimelineEntry {
-                            t,
-                            kind: "anomaly".into(),
-                            text: a.explanation.clone(),
-                        });
-                    }
-                }
-                DetectorEvent::Warning(w) => {
-                    timeline.push(TimelineEntry {
-                        t,
-                        kind: "warning".into(),
-                        text: format!(
-                            "{}: {} Predicted exhaustion at {}.",
-                            w.entity.as_ref().map_or("platform", |e| e.name.as_str()),
-                            w.explanation,
-                            w.predicted_at
-                        ),
-                    });
-                    warnings.push(w);
-                }
-                DetectorEvent::Alarm { t, class, anomalies } => {
-                    let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
-                    let candidates = rank_at(p, start, t);
-                    let incident = Incident {
-                        id: format!("inc-{}", t.millis()),
-                        opened_at: t,
-                        ranked_at: t,
-                        class,
-                        anomalies,
-                        candidates,
-                    };
-                    let plan = rules::plan(&incident, &warnings, fx.topology.as_ref());
-                    let top = match incident.candidates.first() {
-                        Some(c) if incident.blames_root_cause() => {
-                            format!("; top candidate {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score)
-                        }
-                        _ => String::new(),
-                    };
-                    timeline.push(TimelineEntry {
-                        t,
-                        kind: "incident".into(),
-                        text: format!(
-                            "{} opened ({:?}) from {} anomalous series{top}.",
-                            incident.id,
-                            class,
-                            incident.anomalies.len()
-                        ),
-                    });
-                    let actions: Vec<String> = plan.actions.iter().map(|a| format!("{} {}", a.kind, a.target)).collect();
-                    timeline.push(TimelineEntry {
-                        t,
-                        kind: "plan".into(),
-                        text: format!("{} ({}): {}.", incident.id, plan.mode.as_str(), actions.join(", ")),
-                    });
-                    incidents.push(IncidentReport { incident, plan });
-                }
-            }
-        }
-    }
-    progress(total, total);
-    let from = order.first().map(|o| o.0).into_iter().chain(p.spans.first().map(Span::start)).min();
-    let to = order
-        .last()
-        .map(|o| o.0)
-        .into_iter()
-        .chain(p.spans.iter().map(Span::start).max())
-        .max();
-    let report = Report {
-        schema_version: REPORT_SCHEMA_VERSION,
-        source: source.to_string(),
-        from,
-        to,
-        series: p.raw_series,
-        samples: p.samples,
-        spans: p.spans.len(),
-        anomalies_total,
-        timeline,
-        warnings: warnings.clone(),
-        incidents,
-        graph: graph::build(&p.spans),
-    };
-    ReplayOutcome { report, warnings }
+    let mut pipeline = Pipeline::new();
+    let end = p.series.iter().filter_map(|s| s.points.last().map(|x| x.t)).max().unwrap_or_default();
+    pipeline.advance(p, fx.topology.as_ref(), end, progress);
+    ReplayOutcome { report: pipeline.report(source, p), warnings: pipeline.warnings.clone() }
 }

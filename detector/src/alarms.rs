@@ -8,7 +8,8 @@ use crate::forecast::{time_to_exhaustion, ForecastParams};
 use crate::robust_z::{RobustZ, RobustZParams};
 use crate::signals::SignalSeries;
 use cellwarden_models::{Anomaly, IncidentClass, Sample, Signal, Timestamp, Warning};
-use std::collections::VecDeque;
+use cellwarden_models::SeriesKey;
+use std::collections::{HashMap, VecDeque};
 
 /// When anomalies become an alarm. One parameter set for every series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,43 +92,36 @@ struct SeriesState {
     next_warning: Timestamp,
 }
 
-/// The streaming detector over a fixed set of signal series.
+/// The streaming detector; a series' state is created when its first point arrives.
 pub struct Detector {
     params: DetectorParams,
-    states: Vec<SeriesState>,
-    // Memory limit per series index, when known (for forecasts).
-    limits: Vec<Option<f64>>,
+    states: HashMap<SeriesKey, SeriesState>,
     // Anomalies of the alarm window, oldest first.
     window: VecDeque<Anomaly>,
     cooldown_until: Option<Timestamp>,
 }
 
 impl Detector {
-    /// `limits[i]` is the memory limit of series `i` when it is a memory series with a known limit.
-    pub fn new(params: DetectorParams, series: &[SignalSeries], limits: Vec<Option<f64>>) -> Detector {
-        let states = series
-            .iter()
-            .map(|s| SeriesState {
-                detector: RobustZ::new(params.robust, absolute_floor(s.signal)),
-                run: 0,
-                recent: VecDeque::new(),
-                next_warning: Timestamp(i64::MIN),
-            })
-            .collect();
-        Detector {
-            params,
-            states,
-            limits,
-            window: VecDeque::new(),
-            cooldown_until: None,
-        }
+    pub fn new(params: DetectorParams) -> Detector {
+        Detector { params, states: HashMap::new(), window: VecDeque::new(), cooldown_until: None }
     }
 
-    /// Observes point `p` of series `idx` (of the slice given to [`Detector::new`]).
-    pub fn observe(&mut self, idx: usize, series: &SignalSeries, p: Sample, out: &mut Vec<DetectorEvent>) {
+    /// Number of series with state.
+    pub fn series_tracked(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Observes point `p` of `series`. `limit` is the resource limit when the series is a bounded
+    /// resource with a known limit (memory), for the time-to-exhaustion forecast.
+    pub fn observe(&mut self, series: &SignalSeries, limit: Option<f64>, p: Sample, out: &mut Vec<DetectorEvent>) {
         let params = self.params;
-        let state = &mut self.states[idx];
-        if let Some(limit) = self.limits[idx] {
+        let state = self.states.entry(series.key.clone()).or_insert_with(|| SeriesState {
+            detector: RobustZ::new(params.robust, absolute_floor(series.signal)),
+            run: 0,
+            recent: VecDeque::new(),
+            next_warning: Timestamp(i64::MIN),
+        });
+        if let Some(limit) = limit {
             state.recent.push_back(p);
             if state.recent.len() > params.forecast.points {
                 state.recent.pop_front();
@@ -189,7 +183,7 @@ impl Detector {
         if self.cooldown_until.is_some_and(|c| p.t < c) {
             return;
         }
-        let mut distinct: Vec<&cellwarden_models::SeriesKey> = self.window.iter().map(|a| &a.series).collect();
+        let mut distinct: Vec<&SeriesKey> = self.window.iter().map(|a| &a.series).collect();
         distinct.sort();
         distinct.dedup();
         if distinct.len() >= params.alarm.min_series || run >= params.alarm.sustained_points {

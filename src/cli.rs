@@ -43,6 +43,44 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run a simulated incident twice — without and with cellwarden acting — and compare what users felt.
+    Simulate {
+        /// Scenario id: memory-leak, provider-errors, zone-outage, db-latency-drift, consumer-poison-pill,
+        /// loyalty-outage, traffic-surge, healthy-day (and the bundled variants, e.g. memory-leak-s2).
+        scenario: String,
+        /// Seed of the simulated wallet (default: the scenario's own).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Only the run with cellwarden acting.
+        #[arg(long, conflicts_with = "no_act")]
+        act_only: bool,
+        /// Only the run without action.
+        #[arg(long)]
+        no_act: bool,
+        /// Write the acting run's report.md and report.json into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// (Re)generate the bundled simulator fixtures; the output is identical on every run.
+    GenerateFixtures {
+        /// Where the fixture folders go.
+        #[arg(long, default_value = "fixtures")]
+        out: PathBuf,
+        /// Only these scenario ids (default: all bundled ones).
+        #[arg(long = "only")]
+        only: Vec<String>,
+    },
+    /// Run the detector over the NAB corpus and score it with NAB's protocol, or score existing results.
+    Nab {
+        /// The NAB corpus folder (data/<category>/<file>.csv, labels/combined_windows.json).
+        corpus: PathBuf,
+        /// Write OUT/<category>/<file>.csv (timestamp,value,anomaly_score), then score it.
+        #[arg(long, required_unless_present = "score_only")]
+        out: Option<PathBuf>,
+        /// Only score an existing result folder (e.g. ../shared/nab/results/numenta).
+        #[arg(long, conflicts_with = "out")]
+        score_only: Option<PathBuf>,
+    },
     /// Render a stored report.json for people.
     Report {
         /// A report.json written by replay or eval.
@@ -69,6 +107,15 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         } => run_eval(&fixtures, at_truth_start, json, out.as_deref()),
         Command::Report { report, format } => run_report(&report, format),
+        Command::Simulate {
+            scenario,
+            seed,
+            act_only,
+            no_act,
+            out,
+        } => run_simulate(&scenario, seed, !act_only, !no_act, out.as_deref()),
+        Command::GenerateFixtures { out, only } => run_generate(&out, &only),
+        Command::Nab { corpus, out, score_only } => crate::nab_cmd::run(&corpus, out.as_deref(), score_only.as_deref()),
     }
 }
 
@@ -185,13 +232,13 @@ fn case_name(dir: &Path) -> String {
 fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>) -> Result<Option<CaseScore>> {
     let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
     let Some(truth) = fx.truth.clone() else { return Ok(None) };
-    let prepared: Prepared = pipeline::prepare(&fx);
+    let prepared: Prepared<'_> = pipeline::prepare(&fx);
     let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |_, _| {});
     let alarms: Vec<_> = outcome.report.incidents.iter().map(|i| i.incident.clone()).collect();
     let warning_times: Vec<Timestamp> = outcome.warnings.iter().map(|w| w.t).collect();
     let at_start = if at_truth_start {
         eval::truth_rank_window(&truth)
-            .map(|(s, u)| pipeline::rank_at(&prepared, s, u))
+            .map(|(s, u)| pipeline::rank_at(&prepared, s, u, &[]))
             .or(Some(Vec::new()))
     } else {
         None
@@ -351,5 +398,154 @@ pub fn run_report(path: &Path, format: Format) -> Result<()> {
         Format::Json => render::to_json(&report),
     };
     std::io::stdout().lock().write_all(rendered.as_bytes())?;
+    Ok(())
+}
+
+fn scenario_or_list(id: &str, seed: Option<u64>) -> Result<cellwarden_simulator::Scenario> {
+    cellwarden_simulator::scenario(id, seed).with_context(|| {
+        format!(
+            "no scenario {id:?}; known: {}",
+            cellwarden_simulator::scenario::bundled_ids().join(", ")
+        )
+    })
+}
+
+pub fn run_simulate(id: &str, seed: Option<u64>, without: bool, with: bool, out: Option<&Path>) -> Result<()> {
+    let scn = scenario_or_list(id, seed)?;
+    let mut so = std::io::stdout().lock();
+    writeln!(
+        so,
+        "scenario {} (seed {}, {} cells, {} min): {}",
+        scn.id,
+        scn.cfg.seed,
+        scn.cfg.cells,
+        scn.cfg.duration_secs / 60,
+        scn.description
+    )?;
+    if let Some(start) = scn.fault_start() {
+        writeln!(so, "fault starts at +{} min ({start})", start.secs_since(scn.cfg.start) / 60.0)?;
+    }
+    let mut runs = Vec::new();
+    for (label, act) in [("without action", false), ("with cellwarden acting", true)] {
+        if (act && !with) || (!act && !without) {
+            continue;
+        }
+        let pb = progress_bar(scn.steps() as u64, 0, label);
+        let r = crate::simulate::run(&scn, act, &mut |done, _| {
+            if let Some(pb) = &pb {
+                pb.set_position(done as u64);
+            }
+        });
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        runs.push((label, act, r));
+    }
+    let fault_start_secs = scn.faults.first().map(|f| f.at_secs);
+    writeln!(so)?;
+    write!(so, "{:<34}", "")?;
+    for (label, _, _) in &runs {
+        write!(so, "{label:>26}")?;
+    }
+    writeln!(so)?;
+    let row = |so: &mut std::io::StdoutLock, name: &str, f: &dyn Fn(&crate::simulate::RunResult) -> String| -> std::io::Result<()> {
+        write!(so, "{name:<34}")?;
+        for (_, _, r) in &runs {
+            write!(so, "{:>26}", f(r))?;
+        }
+        writeln!(so)
+    };
+    row(&mut so, "payments", &|r| format!("{:.0}", r.outcome.payments))?;
+    row(&mut so, "failed payments", &|r| format!("{:.0}", r.outcome.failed_payments))?;
+    row(&mut so, "minutes of SLO violation", &|r| {
+        format!("{:.1}", r.outcome.slo_violation_secs / 60.0)
+    })?;
+    row(&mut so, "OOM kills", &|r| r.outcome.oom_kills.to_string())?;
+    row(&mut so, "incidents opened", &|r| r.report.incidents.len().to_string())?;
+    row(&mut so, "time to mitigate (first action)", &|r| match (
+        fault_start_secs,
+        r.outcome.actions.iter().find(|(t, _)| fault_start_secs.is_none_or(|s| *t >= s)),
+    ) {
+        (Some(s), Some((t, _))) => format!("{:.1} min", (t - s) as f64 / 60.0),
+        (None, Some((t, _))) => format!("at +{:.1} min", *t as f64 / 60.0),
+        _ => "-".into(),
+    })?;
+    for (label, act, r) in &runs {
+        writeln!(so)?;
+        writeln!(
+            so,
+            "{label}: {}",
+            if *act {
+                "what cellwarden did"
+            } else {
+                "what cellwarden would have done"
+            }
+        )?;
+        if r.decisions.is_empty() {
+            writeln!(so, "  nothing")?;
+        }
+        for d in &r.decisions {
+            writeln!(so, "  {d}")?;
+        }
+        for ir in r.report.incidents.iter().take(5) {
+            if let Some(c) = ir.incident.candidates.first() {
+                writeln!(
+                    so,
+                    "  incident at +{:.1} min ranked {} ({}) first",
+                    ir.incident.opened_at.secs_since(scn.cfg.start) / 60.0,
+                    c.entity.name,
+                    c.class.as_str()
+                )?;
+            }
+        }
+    }
+    if let (Some(out), Some((_, _, r))) = (out, runs.last()) {
+        write_reports(out, &r.report)?;
+        writeln!(
+            so,
+            "wrote {} and {}",
+            out.join("report.md").display(),
+            out.join("report.json").display()
+        )?;
+    }
+    Ok(())
+}
+
+pub fn run_generate(out: &Path, only: &[String]) -> Result<()> {
+    let ids: Vec<String> = if only.is_empty() {
+        cellwarden_simulator::scenario::bundled_ids()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        only.to_vec()
+    };
+    for id in &ids {
+        let scn = scenario_or_list(id, None)?;
+        let pb = progress_bar(scn.steps() as u64, 0, id);
+        let fx = cellwarden_simulator::fixture::generate(&scn, &mut |done, _| {
+            if let Some(pb) = &pb {
+                pb.set_position(done as u64);
+            }
+        });
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        let dir = out.join(id);
+        cellwarden_collector::fixture::write_dir(&dir, &fx, true).with_context(|| format!("cannot write {}", dir.display()))?;
+        let size: u64 = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "{}: {} series, {} samples, {} spans, {:.2} MiB",
+            dir.display(),
+            fx.metrics.series().count(),
+            fx.metrics.sample_count(),
+            fx.spans.len(),
+            size as f64 / 1_048_576.0
+        );
+    }
     Ok(())
 }

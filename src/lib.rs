@@ -6,8 +6,12 @@
 //! - [`pipeline`]: fixture → signals → detector → incidents (ranked, planned) → report.
 //! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
 //! - [`discover`]: finding fixture folders among paths, globs and parent folders.
+//! - [`simulate`]: the closed loop between the simulated wallet and the pipeline.
+//! - [`nab_cmd`]: the NAB harness: run a detector over the NAB corpus, score result folders.
 
 pub mod cli;
 pub mod discover;
 pub mod eval;
+pub mod nab_cmd;
 pub mod pipeline;
+pub mod simulate;

@@ -6,11 +6,11 @@ use cellwarden_detector::graph;
 use cellwarden_detector::rca::{self, RcaInput, RcaParams};
 use cellwarden_detector::signals::{self, SignalSeries};
 use cellwarden_models::fixture::Fixture;
-use cellwarden_models::openmetrics::Exposition;
 use cellwarden_models::report::{IncidentReport, Report, TimelineEntry, REPORT_SCHEMA_VERSION};
 use cellwarden_models::topology::Topology;
-use cellwarden_models::{Anomaly, Candidate, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning};
+use cellwarden_models::{Anomaly, Candidate, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning};
 use cellwarden_remediator::rules;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// How many candidates an incident keeps.
@@ -18,10 +18,10 @@ pub const TOP_K: usize = 5;
 /// Most anomaly lines in a report's timeline (the count of all is kept beside it).
 const MAX_TIMELINE_ANOMALIES: usize = 200;
 
-/// A fixture prepared for replay: signal series and spans in time order.
-pub struct Prepared {
+/// Telemetry prepared for the pipeline: signal series, and spans in time order.
+pub struct Prepared<'a> {
     pub series: Vec<SignalSeries>,
-    pub spans: Vec<Span>,
+    pub spans: Cow<'a, [Span]>,
     /// Memory limit per series index, for memory series whose limit is known.
     pub limits: Vec<Option<f64>>,
     pub samples: usize,
@@ -29,14 +29,16 @@ pub struct Prepared {
 }
 
 /// Derives signals and memory limits from a fixture.
-pub fn prepare(fx: &Fixture) -> Prepared {
-    prepare_parts(&fx.metrics, fx.spans.clone(), fx.topology.as_ref())
+pub fn prepare(fx: &Fixture) -> Prepared<'static> {
+    let mut spans = fx.spans.clone();
+    spans.sort_by_key(|s| s.start_ns);
+    prepare_parts(&fx.metrics.families, Cow::Owned(spans), fx.topology.as_ref())
 }
 
-/// [`prepare`] from the parts of a fixture (the closed-loop simulator has no fixture).
-pub fn prepare_parts(metrics: &Exposition, mut spans: Vec<Span>, topology: Option<&Topology>) -> Prepared {
-    let series = signals::derive(metrics);
-    spans.sort_by_key(|s| s.start_ns);
+/// [`prepare`] from the parts of a fixture (the closed-loop simulator has no fixture);
+/// `spans` must be sorted by start time.
+pub fn prepare_parts<'a>(families: &[Family], spans: Cow<'a, [Span]>, topology: Option<&Topology>) -> Prepared<'a> {
+    let series = signals::derive(families);
     // A memory series' limit: the limit series of the same pod (or entity), else the topology's.
     let mut limit_of: HashMap<(Option<String>, Option<String>), f64> = HashMap::new();
     for s in series.iter().filter(|s| s.signal == Signal::MemoryLimit) {
@@ -73,14 +75,24 @@ pub fn prepare_parts(metrics: &Exposition, mut spans: Vec<Span>, topology: Optio
         series,
         spans,
         limits,
-        samples: metrics.sample_count(),
-        raw_series: metrics.series().count(),
+        samples: families.iter().map(Family::sample_count).sum(),
+        raw_series: families.iter().map(|f| f.series.len()).sum(),
     }
 }
 
 /// Ranks root-cause candidates for trouble that started at `start`, seeing nothing after `until`.
-pub fn rank_at(p: &Prepared, start: Timestamp, until: Timestamp) -> Vec<Candidate> {
-    rca::rank(&RcaInput { series: &p.series, spans: &p.spans, start, until }, &RcaParams::default(), TOP_K)
+pub fn rank_at(p: &Prepared<'_>, start: Timestamp, until: Timestamp, anomalies: &[Anomaly]) -> Vec<Candidate> {
+    rca::rank(
+        &RcaInput {
+            series: &p.series,
+            spans: &p.spans,
+            start,
+            until,
+            anomalies,
+        },
+        &RcaParams::default(),
+        TOP_K,
+    )
 }
 
 /// The streaming pipeline: detector state, and what it has concluded so far. Fed by
@@ -130,12 +142,22 @@ impl Pipeline {
 
     /// Adds a line to the timeline (e.g. an action the simulator carried out).
     pub fn note(&mut self, t: Timestamp, kind: &str, text: String) {
-        self.timeline.push(TimelineEntry { t, kind: kind.into(), text });
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: kind.into(),
+            text,
+        });
     }
 
     /// Feeds every point of `p` after the last call and up to `until`, in time order; returns the
     /// plans of the incidents opened meanwhile. `progress(done, total)` is called now and then.
-    pub fn advance(&mut self, p: &Prepared, topology: Option<&Topology>, until: Timestamp, progress: &mut dyn FnMut(usize, usize)) -> Vec<Plan> {
+    pub fn advance(
+        &mut self,
+        p: &Prepared<'_>,
+        topology: Option<&Topology>,
+        until: Timestamp,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Vec<Plan> {
         let mut order: Vec<(Timestamp, u32, u32)> = Vec::new();
         for (si, s) in p.series.iter().enumerate() {
             let from = match self.fed_until {
@@ -156,23 +178,36 @@ impl Pipeline {
                 progress(n, total);
             }
             let s = &p.series[si as usize];
-            self.detector.observe(s, p.limits[si as usize], s.points[pi as usize], &mut self.events);
+            self.detector
+                .observe(s, p.limits[si as usize], s.points[pi as usize], &mut self.events);
             let events: Vec<DetectorEvent> = self.events.drain(..).collect();
             for ev in events {
                 match ev {
                     DetectorEvent::Anomaly(a) => {
                         self.anomalies_total += 1;
-                        let burst_start = self.last_anomaly.insert(s.key.clone(), t).is_none_or(|prev| t.secs_since(prev) > 300.0);
+                        let burst_start = self
+                            .last_anomaly
+                            .insert(s.key.clone(), t)
+                            .is_none_or(|prev| t.secs_since(prev) > 300.0);
                         if burst_start && self.timeline_anomalies < MAX_TIMELINE_ANOMALIES {
                             self.timeline_anomalies += 1;
-                            self.timeline.push(TimelineEntry { t, kind: "anomaly".into(), text: a.explanation.clone() });
+                            self.timeline.push(TimelineEntry {
+                                t,
+                                kind: "anomaly".into(),
+                                text: a.explanation.clone(),
+                            });
                         }
                     }
                     DetectorEvent::Warning(w) => {
                         self.timeline.push(TimelineEntry {
                             t,
                             kind: "warning".into(),
-                            text: format!("{}: {} Predicted exhaustion at {}.", w.entity.as_ref().map_or("platform", |e| e.name.as_str()), w.explanation, w.predicted_at),
+                            text: format!(
+                                "{}: {} Predicted exhaustion at {}.",
+                                w.entity.as_ref().map_or("platform", |e| e.name.as_str()),
+                                w.explanation,
+                                w.predicted_at
+                            ),
                         });
                         self.warnings.push(w);
                     }
@@ -184,26 +219,66 @@ impl Pipeline {
         plans
     }
 
-    fn open_incident(&mut self, p: &Prepared, topology: Option<&Topology>, t: Timestamp, class: IncidentClass, anomalies: Vec<Anomaly>) -> Plan {
+    fn open_incident(
+        &mut self,
+        p: &Prepared<'_>,
+        topology: Option<&Topology>,
+        t: Timestamp,
+        class: IncidentClass,
+        anomalies: Vec<Anomaly>,
+    ) -> Plan {
         let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
-        let candidates = rank_at(p, start, t);
-        let incident = Incident { id: format!("inc-{}", t.millis()), opened_at: t, ranked_at: t, class, anomalies, candidates };
+        let candidates = rank_at(p, start, t, &anomalies);
+        let incident = Incident {
+            id: format!("inc-{}", t.millis()),
+            opened_at: t,
+            ranked_at: t,
+            class,
+            anomalies,
+            candidates,
+        };
         let plan = rules::plan(&incident, &self.warnings, topology);
         let top = match incident.candidates.first() {
             Some(c) if incident.blames_root_cause() => format!("; top candidate {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score),
             _ => String::new(),
         };
-        self.timeline.push(TimelineEntry { t, kind: "incident".into(), text: format!("{} opened ({:?}) from {} anomalous series{top}.", incident.id, class, incident.anomalies.len()) });
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "incident".into(),
+            text: format!(
+                "{} opened ({:?}) from {} anomalous series{top}.",
+                incident.id,
+                class,
+                incident.anomalies.len()
+            ),
+        });
         let actions: Vec<String> = plan.actions.iter().map(|a| format!("{} {}", a.kind, a.target)).collect();
-        self.timeline.push(TimelineEntry { t, kind: "plan".into(), text: format!("{} ({}): {}.", incident.id, plan.mode.as_str(), actions.join(", ")) });
-        self.incidents.push(IncidentReport { incident, plan: plan.clone() });
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "plan".into(),
+            text: format!("{} ({}): {}.", incident.id, plan.mode.as_str(), actions.join(", ")),
+        });
+        self.incidents.push(IncidentReport {
+            incident,
+            plan: plan.clone(),
+        });
         plan
     }
 
     /// The report of everything seen so far.
-    pub fn report(&self, source: &str, p: &Prepared) -> Report {
-        let from = p.series.iter().filter_map(|s| s.points.first().map(|x| x.t)).chain(p.spans.first().map(Span::start)).min();
-        let to = p.series.iter().filter_map(|s| s.points.last().map(|x| x.t)).chain(p.spans.iter().map(Span::start).max()).max();
+    pub fn report(&self, source: &str, p: &Prepared<'_>) -> Report {
+        let from = p
+            .series
+            .iter()
+            .filter_map(|s| s.points.first().map(|x| x.t))
+            .chain(p.spans.first().map(Span::start))
+            .min();
+        let to = p
+            .series
+            .iter()
+            .filter_map(|s| s.points.last().map(|x| x.t))
+            .chain(p.spans.iter().map(Span::start).max())
+            .max();
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|e| e.t);
         Report {
@@ -230,9 +305,17 @@ pub struct ReplayOutcome {
 }
 
 /// Replays a prepared fixture in time order. `progress(done, total)` is called now and then.
-pub fn replay(source: &str, fx: &Fixture, p: &Prepared, progress: &mut dyn FnMut(usize, usize)) -> ReplayOutcome {
+pub fn replay(source: &str, fx: &Fixture, p: &Prepared<'_>, progress: &mut dyn FnMut(usize, usize)) -> ReplayOutcome {
     let mut pipeline = Pipeline::new();
-    let end = p.series.iter().filter_map(|s| s.points.last().map(|x| x.t)).max().unwrap_or_default();
+    let end = p
+        .series
+        .iter()
+        .filter_map(|s| s.points.last().map(|x| x.t))
+        .max()
+        .unwrap_or_default();
     pipeline.advance(p, fx.topology.as_ref(), end, progress);
-    ReplayOutcome { report: pipeline.report(source, p), warnings: pipeline.warnings.clone() }
+    ReplayOutcome {
+        report: pipeline.report(source, p),
+        warnings: pipeline.warnings.clone(),
+    }
 }

@@ -24,7 +24,7 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-const BUNDLED: &str = "fixtures/train-ticket-cpu-contention";
+const BUNDLED: &str = "fixtures/memory-leak";
 
 #[test]
 fn replay_of_bundled_fixture_prints_incidents_candidates_and_a_dry_run_plan() {
@@ -32,7 +32,12 @@ fn replay_of_bundled_fixture_prints_incidents_candidates_and_a_dry_run_plan() {
     let out = run(bin().arg("replay").arg(root().join(BUNDLED)).arg("--out").arg(out_dir.path()));
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("warning") && text.contains("reaches its limit"),
+        "a memory forecast: {text}"
+    );
     assert!(text.contains("incident"), "{text}");
+    assert!(text.contains("restart_pods cell-2/ledger"), "{text}");
     assert!(text.contains("(dry-run)"), "{text}");
     assert!(text.contains("   1. "), "a ranked candidate list: {text}");
     let md = std::fs::read_to_string(out_dir.path().join("report.md")).unwrap();
@@ -70,12 +75,95 @@ fn eval_json_has_the_stable_keys() {
     for key in ["case", "detected", "delay_s", "lead_s", "rank", "top5"] {
         assert!(case.get(key).is_some(), "cases[0].{key} missing: {case}");
     }
-    assert_eq!(case["case"], "train-ticket-cpu-contention");
-    for c in case["top5"].as_array().unwrap() {
-        assert!(["service", "provider", "node", "zone", "cell"].contains(&c["kind"].as_str().unwrap()));
-        assert!(["internal", "external", "infrastructure"].contains(&c["class"].as_str().unwrap()));
+    for case in v["cases"].as_array().unwrap() {
+        for c in case["top5"].as_array().unwrap() {
+            assert!(["service", "provider", "node", "zone", "cell"].contains(&c["kind"].as_str().unwrap()));
+            assert!(["internal", "external", "infrastructure"].contains(&c["class"].as_str().unwrap()));
+        }
     }
-    assert!(v["summary"]["healthy"] == 0 && v["summary"]["false_alarms_per_hour"].is_null());
+    assert_eq!(v["summary"]["cases"], 12);
+    assert_eq!(v["summary"]["healthy"], 2);
+    assert!(v["summary"]["false_alarms_per_hour"].is_number());
+}
+
+fn eval_cases() -> serde_json::Value {
+    let out = run(bin().current_dir(root()).args(["eval", "fixtures", "--json"]));
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bundled_incidents_are_detected_and_classed_at_our_own_detection() {
+    let v = eval_cases();
+    let case = |name: &str| {
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["case"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .clone()
+    };
+    let top = |name: &str| case(name)["top5"][0].clone();
+    for name in [
+        "memory-leak",
+        "provider-errors",
+        "zone-outage",
+        "db-latency-drift",
+        "consumer-poison-pill",
+        "loyalty-outage",
+    ] {
+        assert_eq!(case(name)["detected"], true, "{name}");
+    }
+    assert_eq!(top("provider-errors")["class"], "external");
+    assert_eq!(top("provider-errors")["entity"], "provider-a");
+    assert_eq!(top("zone-outage")["class"], "infrastructure");
+    assert_eq!(top("memory-leak")["entity"], "cell-2/ledger");
+    // The leak is announced well before the OOM kill it would end in.
+    assert!(case("memory-leak")["lead_s"].as_f64().unwrap() >= 15.0 * 60.0);
+}
+
+#[test]
+fn generated_fixtures_are_rewritten_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(bin()
+        .current_dir(root())
+        .args(["generate-fixtures", "--only", "provider-errors", "--only", "zone-outage", "--out"])
+        .arg(dir.path()));
+    assert!(out.status.success());
+    for id in ["provider-errors", "zone-outage"] {
+        for file in ["metrics.om.gz", "traces.jsonl.gz", "topology.yaml", "truth.yaml"] {
+            let fresh = std::fs::read(dir.path().join(id).join(file)).unwrap();
+            let committed = std::fs::read(root().join("fixtures").join(id).join(file)).unwrap();
+            assert!(
+                fresh == committed,
+                "fixtures/{id}/{file} differs from what the simulator writes now: run `cargo run --release -- generate-fixtures`"
+            );
+        }
+    }
+}
+
+#[test]
+fn simulate_closed_loop_fails_fewer_payments_with_action() {
+    let out = run(bin().args(["simulate", "provider-errors"]));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("failed payments"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let nums: Vec<f64> = row.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(nums.len(), 2, "{row}");
+    assert!(nums[1] < nums[0] / 2.0, "without {} with {}", nums[0], nums[1]);
+    assert!(text.contains("failover_provider provider-a: done"), "{text}");
+}
+
+#[test]
+fn simulate_unknown_scenario_lists_the_known_ones() {
+    let out = bin().args(["simulate", "meteor-strike"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no scenario") && err.contains("memory-leak"), "{err}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

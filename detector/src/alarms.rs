@@ -7,8 +7,8 @@
 use crate::forecast::{time_to_exhaustion, ForecastParams};
 use crate::robust_z::{RobustZ, RobustZParams};
 use crate::signals::SignalSeries;
-use cellwarden_models::{Anomaly, IncidentClass, Sample, Signal, Timestamp, Warning};
 use cellwarden_models::SeriesKey;
+use cellwarden_models::{Anomaly, IncidentClass, Sample, Signal, Timestamp, Warning};
 use std::collections::{HashMap, VecDeque};
 
 /// When anomalies become an alarm. One parameter set for every series.
@@ -26,6 +26,8 @@ pub struct AlarmParams {
     pub max_anomalies: usize,
     /// Only anomalies scoring at least this count.
     pub min_score: f64,
+    /// A forecast of exhaustion within this many seconds opens an alarm (a later one only warns).
+    pub exhaustion_alarm_secs: i64,
 }
 
 impl Default for AlarmParams {
@@ -37,6 +39,7 @@ impl Default for AlarmParams {
             cooldown_secs: 900,
             max_anomalies: 10,
             min_score: 0.5,
+            exhaustion_alarm_secs: 1800,
         }
     }
 }
@@ -103,7 +106,12 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: DetectorParams) -> Detector {
-        Detector { params, states: HashMap::new(), window: VecDeque::new(), cooldown_until: None }
+        Detector {
+            params,
+            states: HashMap::new(),
+            window: VecDeque::new(),
+            cooldown_until: None,
+        }
     }
 
     /// Number of series with state.
@@ -126,9 +134,10 @@ impl Detector {
             if state.recent.len() > params.forecast.points {
                 state.recent.pop_front();
             }
-            if p.t >= state.next_warning {
-                let recent: Vec<Sample> = state.recent.iter().copied().collect();
-                if let Some(ex) = time_to_exhaustion(&recent, limit, &params.forecast) {
+            let recent: Vec<Sample> = state.recent.iter().copied().collect();
+            let forecast = time_to_exhaustion(&recent, limit, &params.forecast);
+            if let Some(ex) = forecast.filter(|_| p.t >= state.next_warning) {
+                {
                     state.next_warning = p.t.plus_secs(600);
                     out.push(DetectorEvent::Warning(Warning {
                         t: p.t,
@@ -146,6 +155,36 @@ impl Detector {
                             ex.earliest.secs_since(p.t) / 60.0
                         ),
                     }));
+                }
+            }
+            // Exhaustion close enough to hurt soon is an alarm: act before the OOM kill.
+            if let Some(ex) = forecast {
+                let secs_left = ex.at.secs_since(p.t);
+                if secs_left <= params.alarm.exhaustion_alarm_secs as f64 && self.cooldown_until.is_none_or(|c| p.t >= c) {
+                    let anomaly = Anomaly {
+                        t: p.t,
+                        series: series.key.clone(),
+                        signal: series.signal,
+                        entity: series.entity.clone(),
+                        score: (1.0 - secs_left / (2.0 * params.alarm.exhaustion_alarm_secs as f64)).clamp(0.5, 1.0),
+                        observed: p.value,
+                        expected: limit,
+                        detector: "forecast".into(),
+                        explanation: format!(
+                            "{} of {} reaches its limit of {} in {:.0} min at the current trend.",
+                            series.signal,
+                            series.entity.as_ref().map_or("the platform".to_string(), |e| e.name.clone()),
+                            fmt_num(limit),
+                            secs_left / 60.0
+                        ),
+                    };
+                    out.push(DetectorEvent::Anomaly(anomaly.clone()));
+                    self.cooldown_until = Some(p.t.plus_secs(params.alarm.cooldown_secs));
+                    out.push(DetectorEvent::Alarm {
+                        t: p.t,
+                        class: IncidentClass::Fault,
+                        anomalies: vec![anomaly],
+                    });
                 }
             }
         }

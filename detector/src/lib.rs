@@ -8,12 +8,14 @@
 //! - [`alarms`]: the streaming [`alarms::Detector`] — anomalies, warnings, and when they become an alarm.
 //! - [`graph`]: the service dependency graph learned from spans.
 //! - [`rca`]: root-cause ranking over metrics, spans and the graph.
+//! - [`nab`]: the Numenta Anomaly Benchmark scorer (NAB v1.1's threshold sweep and normalisation).
 //!
 //! Depends on `cellwarden-models` only.
 
 pub mod alarms;
 pub mod forecast;
 pub mod graph;
+pub mod nab;
 pub mod rca;
 pub mod robust_z;
 pub mod signals;

@@ -10,7 +10,7 @@ use crate::graph;
 use crate::robust_z::{median, robust_baseline};
 use crate::signals::SignalSeries;
 use cellwarden_models::graph::ServiceGraph;
-use cellwarden_models::{Candidate, Entity, EntityKind, Evidence, Signal, Span, Timestamp};
+use cellwarden_models::{Anomaly, Candidate, Entity, EntityKind, Evidence, Signal, Span, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 
 /// Parameters of the ranking.
@@ -42,6 +42,8 @@ pub struct RcaInput<'a> {
     pub start: Timestamp,
     /// Nothing after this is seen.
     pub until: Timestamp,
+    /// What the detectors found (the incident's anomalies): evidence about their entities.
+    pub anomalies: &'a [Anomaly],
 }
 
 fn to_score(z: f64, half_z: f64) -> f64 {
@@ -78,6 +80,8 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
     let base_from = input.start.plus_secs(-params.baseline_secs);
     let mut tallies: BTreeMap<Entity, Tally> = BTreeMap::new();
     let mut scratch = Vec::new();
+    // Nodes with strong evidence, by the zone and the cell their series name.
+    let mut unhealthy_nodes: BTreeMap<Entity, Vec<(String, f64)>> = BTreeMap::new();
 
     // Metric evidence: the worst harmful deviation of each series in [start, until].
     for s in input.series {
@@ -105,6 +109,16 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
         }
         if let Some((z, v)) = worst {
             let score = to_score(z, params.half_z);
+            if entity.kind == EntityKind::Node && score >= 0.5 {
+                for (label, kind) in [("zone", EntityKind::Zone), ("cell", EntityKind::Cell)] {
+                    if let Some(group) = s.key.label(label) {
+                        unhealthy_nodes
+                            .entry(Entity::new(kind, group))
+                            .or_default()
+                            .push((entity.name.clone(), score));
+                    }
+                }
+            }
             if score > 0.05 {
                 tallies.entry(entity.clone()).or_default().add(
                     score,
@@ -117,6 +131,35 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
                         z
                     ),
                 );
+            }
+        }
+    }
+
+    // Infrastructure: several unhealthy nodes of one zone point at the zone (ranked just above its
+    // nodes), of one cell at the cell; a zone outranks a cell, whose nodes all lie in it.
+    for (group, nodes) in unhealthy_nodes {
+        let mut names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort();
+        names.dedup();
+        if names.len() >= 2 {
+            let best = nodes.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+            let bonus = if group.kind == EntityKind::Zone { 0.02 } else { 0.01 };
+            tallies.entry(group).or_default().add(
+                (best + bonus).min(1.0),
+                "rollup:nodes".into(),
+                format!("{} of its nodes are unhealthy: {}.", names.len(), names.join(", ")),
+            );
+        }
+    }
+
+    // The detectors' own findings.
+    for a in input.anomalies.iter().filter(|a| a.t <= input.until) {
+        if let Some(e) = &a.entity {
+            if a.signal != Signal::ClientLatency {
+                tallies
+                    .entry(e.clone())
+                    .or_default()
+                    .add(a.score, format!("detector:{}:{}", a.detector, a.signal), a.explanation.clone());
             }
         }
     }
@@ -201,9 +244,26 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
     let in_window: Vec<Span> = seen.iter().map(|s| (*s).clone()).collect();
     let g: ServiceGraph = graph::build(&in_window);
     let own: HashMap<String, f64> = tallies.iter().map(|(e, t)| (e.name.clone(), t.score)).collect();
+    let own_by_entity: Vec<(Entity, f64)> = tallies.iter().map(|(e, t)| (e.clone(), t.score)).collect();
     let mut candidates: Vec<Candidate> = tallies
         .into_iter()
         .map(|(entity, mut t)| {
+            if entity.kind == EntityKind::Cell {
+                // A cell whose own services explain its errors is their victim, not the cause.
+                let worst_service = own_by_entity
+                    .iter()
+                    .filter(|(e, _)| e.kind == EntityKind::Service && e.cell() == Some(entity.name.as_str()))
+                    .map(|(_, s)| *s)
+                    .fold(0.0, f64::max);
+                if worst_service >= t.score && t.score > 0.0 {
+                    t.score *= params.victim_discount;
+                    t.evidence.push(Evidence {
+                        source: "graph".into(),
+                        detail: format!("a service of the cell looks at least as bad (score {worst_service:.2}): likely a victim."),
+                        score: worst_service,
+                    });
+                }
+            }
             if entity.kind == EntityKind::Service {
                 let worst_callee = g
                     .callees(&entity.name)
@@ -266,6 +326,7 @@ mod tests {
             spans: &[],
             start: Timestamp(30 * 60_000),
             until: Timestamp(33 * 60_000),
+            anomalies: &[],
         };
         let c = rank(&input, &RcaParams::default(), 5);
         assert_eq!(c[0].entity.name, "ledger");
@@ -282,6 +343,7 @@ mod tests {
             spans: &[],
             start: Timestamp(30 * 60_000),
             until: Timestamp(32 * 60_000),
+            anomalies: &[],
         };
         assert!(rank(&input, &RcaParams::default(), 5).is_empty());
     }

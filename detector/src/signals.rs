@@ -2,9 +2,8 @@
 //! become error ratios, histograms become mean latency, request counters by status become request
 //! rate and error ratio. Every derived point uses only the samples up to its own time.
 
-use cellwarden_models::openmetrics::Exposition;
 use cellwarden_models::signal::{default_signal, Transform};
-use cellwarden_models::{Entity, MetricType, Sample, Series, SeriesKey, Signal};
+use cellwarden_models::{Entity, Family, MetricType, Sample, Series, SeriesKey, Signal};
 use std::collections::BTreeMap;
 
 /// A series the detectors work on.
@@ -66,10 +65,10 @@ fn entity_key(metric: &str, key: &SeriesKey) -> SeriesKey {
     )
 }
 
-/// Derives the signal series of an exposition.
-pub fn derive(expo: &Exposition) -> Vec<SignalSeries> {
+/// Derives the signal series of metric families.
+pub fn derive(families: &[Family]) -> Vec<SignalSeries> {
     let mut out = Vec::new();
-    for fam in &expo.families {
+    for fam in families {
         match fam.kind {
             MetricType::Histogram if fam.name.ends_with("_seconds") => out.extend(histogram_mean(&fam.name, &fam.series)),
             _ if fam.name == "http_server_requests" || fam.name == "http_server_requests_total" => {
@@ -83,6 +82,15 @@ pub fn derive(expo: &Exposition) -> Vec<SignalSeries> {
                     let points = match transform {
                         Transform::Identity => s.samples.iter().copied().filter(|p| p.value.is_finite()).collect(),
                         Transform::Rate => counter_rate(&s.samples),
+                        Transform::OneMinus => s
+                            .samples
+                            .iter()
+                            .filter(|p| p.value.is_finite())
+                            .map(|p| Sample {
+                                t: p.t,
+                                value: (1.0 - p.value).clamp(0.0, 1.0),
+                            })
+                            .collect(),
                         Transform::SuccessPercentToErrorRatio => s
                             .samples
                             .iter()

@@ -57,6 +57,8 @@ pub enum Transform {
     Rate,
     /// A success percentage: use `1 - value/100` so that up means worse.
     SuccessPercentToErrorRatio,
+    /// A 0/1 health condition (1 = healthy): use `1 - value`, the share unavailable.
+    OneMinus,
 }
 
 /// Maps a series to its signal with the default names (FIXTURES.md), or `None` to skip it.
@@ -79,6 +81,9 @@ pub fn default_signal(key: &SeriesKey) -> Option<(Signal, Transform)> {
         "pod_success_rate_percent" => (ErrorRatio, SuccessPercentToErrorRatio),
         "messaging_consumer_lag_messages" | "messaging_queue_depth_messages" => (QueueLag, Identity),
         "http_server_requests_total" => (RequestRate, Rate),
+        "kube_node_status_condition" if key.label("condition") == Some("Ready") && key.label("status") == Some("true") => {
+            (ErrorRatio, OneMinus)
+        }
         _ if m.starts_with("frontend_request_latency_") => (Latency, Identity),
         "frontend_request_success_rate_percent" => (ErrorRatio, SuccessPercentToErrorRatio),
         _ => return None,

@@ -4,11 +4,12 @@
 //! | incident | top candidate | actions |
 //! | --- | --- | --- |
 //! | capacity (load rose, nothing broke) | — | `scale` +1 each service whose request rate rose |
-//! | fault | external provider | `failover_provider`: shift its weight to the other providers |
+//! | fault | external provider with error or latency evidence | `failover_provider`: shift its weight to the other providers |
 //! | fault | node, zone or cell | `reroute` traffic away from the affected cell; `cordon` it (needs approval) |
 //! | fault | non-essential service (`essential: false`) | `circuit_break` the feature |
 //! | fault | service with memory evidence or a memory warning | `restart_pods` in batches, then `scale` +1 |
 //! | fault | service with queue-lag evidence | `restart_pods` of the consumer (a stalled consumer), `scale` +1 |
+//! | fault | a service with no deployments (a datastore), in one cell | `reroute` traffic away from that cell (needs approval) |
 //! | fault | service with error evidence, in one cell | `reroute` traffic away from that cell (needs approval) |
 //! | fault | other service evidence (latency, cpu) | `scale` +1 |
 //! | any | — | `notify` the on-call engineer |
@@ -71,6 +72,7 @@ pub fn plan(incident: &Incident, warnings: &[Warning], topology: Option<&Topolog
                 let has = |source: &str| top.evidence.iter().any(|ev| ev.source.contains(source));
                 let why = |rule: &str| format!("{rule} rule: top candidate {} (score {:.2})", e.name, top.score);
                 match e.kind {
+                    EntityKind::Provider if !(has("error") || has("latency")) => {} // more traffic alone is no reason to fail over
                     EntityKind::Provider => actions.push(action(
                         ActionKind::FailoverProvider,
                         &e.name,
@@ -158,6 +160,19 @@ pub fn plan(incident: &Incident, warnings: &[Warning], topology: Option<&Topolog
                                 why("queue"),
                                 false,
                                 "consumer lag falling within 5 minutes",
+                                300,
+                            ));
+                        } else if topology.and_then(|t| t.service(service)).is_some_and(|s| s.deployments.is_empty()) && e.cell().is_some()
+                        {
+                            // Not a workload we can scale (a datastore): move the cell's traffic.
+                            let cell = e.cell().expect("checked");
+                            actions.push(action(
+                                ActionKind::Reroute,
+                                cell,
+                                &[("weight", "0")],
+                                why("datastore"),
+                                true,
+                                "latency and errors of the rerouted traffic at baseline",
                                 300,
                             ));
                         } else if has("error") && e.cell().is_some() {

@@ -1,0 +1,271 @@
+//! The bundled incident scenarios: what breaks, when, and what the truth file says about it.
+//!
+//! Every scenario starts from the same healthy wallet (a seed picks its per-cell differences and
+//! noise), runs 45 minutes of normal traffic so detectors have a baseline, then injects its fault.
+
+use crate::model::*;
+use crate::wallet::{FaultEffect, ScheduledFault, SimConfig, Surge, Wallet};
+use cellwarden_models::truth::{ExpectedAction, Fault, RootCause, Truth, TruthEvent};
+use cellwarden_models::Timestamp;
+
+/// Minutes of normal traffic before the fault.
+pub const WARMUP_MIN: i64 = 45;
+
+/// A runnable scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `memory-leak`, `provider-errors-s3`, …
+    pub id: String,
+    pub description: String,
+    pub cfg: SimConfig,
+    pub faults: Vec<ScheduledFault>,
+    pub surges: Vec<Surge>,
+    /// `kind` in truth.yaml; empty for healthy scenarios.
+    pub fault_kind: String,
+    pub root_cause: RootCause,
+    pub expected_actions: Vec<ExpectedAction>,
+}
+
+/// The ids of the base scenarios, in the order the issue lists them.
+pub const BASE_IDS: [&str; 8] = [
+    "memory-leak",
+    "provider-errors",
+    "zone-outage",
+    "db-latency-drift",
+    "consumer-poison-pill",
+    "loyalty-outage",
+    "traffic-surge",
+    "healthy-day",
+];
+
+fn cfg(seed: u64, cells: usize, minutes: i64) -> SimConfig {
+    SimConfig {
+        seed,
+        cells,
+        step_secs: 30,
+        start: Timestamp::parse_rfc3339("2026-03-02T09:00:00Z").expect("valid"),
+        duration_secs: minutes * 60,
+        traces_per_sec: 0.35,
+        base_rps: 60.0 * cells as f64,
+        routine_restart_hours: 0.0,
+    }
+}
+
+fn cell_name(i: usize) -> String {
+    format!("cell-{}", i + 1)
+}
+
+fn rc_service(service: &str, cell: Option<usize>) -> RootCause {
+    RootCause {
+        service: Some(service.into()),
+        cell: cell.map(cell_name),
+        ..Default::default()
+    }
+}
+
+fn expect(kind: &str, target: &str) -> ExpectedAction {
+    ExpectedAction {
+        kind: kind.into(),
+        target: Some(target.into()),
+    }
+}
+
+/// The scenario `id` (a base id or a listed variant), with its seed replaced when `seed` is given.
+pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
+    let at = WARMUP_MIN * 60;
+    let fault = |effect| vec![ScheduledFault { at_secs: at, effect }];
+    let mut s = match id {
+        "memory-leak" | "memory-leak-s2" => {
+            let (seed, cells, cell) = if id == "memory-leak" { (1, 4, 1) } else { (2, 5, 4) };
+            Scenario {
+                id: id.into(),
+                description: format!(
+                    "ledger in {} leaks memory; without action its pods are OOM-killed about 40 min in",
+                    cell_name(cell)
+                ),
+                cfg: cfg(seed, cells, 100),
+                faults: fault(FaultEffect::MemoryLeak {
+                    cell,
+                    service: LEDGER,
+                    oom_after_secs: 2400.0,
+                }),
+                surges: vec![],
+                fault_kind: "memory_leak".into(),
+                root_cause: rc_service("ledger", Some(cell)),
+                expected_actions: vec![
+                    expect("restart_pods", &format!("{}/ledger", cell_name(cell))),
+                    expect("scale", &format!("{}/ledger", cell_name(cell))),
+                ],
+            }
+        }
+        "provider-errors" | "provider-errors-s3" => {
+            let (seed, provider, ratio) = if id == "provider-errors" { (1, 0, 0.3) } else { (3, 1, 0.4) };
+            Scenario {
+                id: id.into(),
+                description: format!(
+                    "{} fails {:.0}% of payment calls (payment rail degradation)",
+                    PROVIDERS[provider].name,
+                    ratio * 100.0
+                ),
+                cfg: cfg(seed, 4, 75),
+                faults: fault(FaultEffect::ProviderErrors {
+                    provider,
+                    error_ratio: ratio,
+                }),
+                surges: vec![],
+                fault_kind: "provider_errors".into(),
+                root_cause: RootCause {
+                    provider: Some(PROVIDERS[provider].name.into()),
+                    ..Default::default()
+                },
+                expected_actions: vec![expect("failover_provider", PROVIDERS[provider].name)],
+            }
+        }
+        "zone-outage" | "zone-outage-s4" => {
+            let (seed, cells, zone) = if id == "zone-outage" { (1, 4, 1) } else { (4, 5, 2) };
+            // The cells of the zone (with these sizes, exactly one).
+            let cell = (0..cells).find(|c| c % ZONES.len() == zone).expect("a cell in the zone");
+            Scenario {
+                id: id.into(),
+                description: format!("{} goes down, taking out every node of {}", ZONES[zone], cell_name(cell)),
+                cfg: cfg(seed, cells, 75),
+                faults: fault(FaultEffect::ZoneOutage { zone }),
+                surges: vec![],
+                fault_kind: "zone_outage".into(),
+                root_cause: RootCause {
+                    zone: Some(ZONES[zone].into()),
+                    cell: Some(cell_name(cell)),
+                    ..Default::default()
+                },
+                expected_actions: vec![expect("reroute", &cell_name(cell)), expect("cordon", &cell_name(cell))],
+            }
+        }
+        "db-latency-drift" | "db-latency-drift-s5" => {
+            let (seed, cell) = if id == "db-latency-drift" { (1, 2) } else { (5, 0) };
+            Scenario {
+                id: id.into(),
+                description: format!(
+                    "the database of {} slows down steadily: its p99 creeps up over an hour until the ledger times out",
+                    cell_name(cell)
+                ),
+                cfg: cfg(seed, 4, 110),
+                faults: fault(FaultEffect::DbLatencyDrift {
+                    cell,
+                    secs_per_sec: 0.4 / 3600.0,
+                }),
+                surges: vec![],
+                fault_kind: "latency".into(),
+                root_cause: rc_service(DATABASE, Some(cell)),
+                expected_actions: vec![expect("reroute", &cell_name(cell))],
+            }
+        }
+        "consumer-poison-pill" => Scenario {
+            id: id.into(),
+            description: "a poison-pill message stalls the event consumer of cell-4 while its lag grows".into(),
+            cfg: cfg(1, 4, 80),
+            faults: fault(FaultEffect::PoisonPill { cell: 3 }),
+            surges: vec![],
+            fault_kind: "queue_stall".into(),
+            root_cause: rc_service("consumer", Some(3)),
+            expected_actions: vec![expect("restart_pods", "cell-4/consumer")],
+        },
+        "loyalty-outage" => Scenario {
+            id: id.into(),
+            description: "loyalty fails in every cell; calls to it time out and drag payments down with them".into(),
+            cfg: cfg(1, 4, 75),
+            faults: fault(FaultEffect::ServiceDown { service: LOYALTY }),
+            surges: vec![],
+            fault_kind: "error_rate".into(),
+            root_cause: rc_service("loyalty", None),
+            expected_actions: vec![expect("circuit_break", "loyalty")],
+        },
+        "traffic-surge" => Scenario {
+            id: id.into(),
+            description: "a legitimate surge doubles traffic for 30 minutes: asking for capacity is right, blaming a root cause is not"
+                .into(),
+            cfg: cfg(1, 4, 90),
+            faults: vec![],
+            surges: vec![Surge {
+                from_secs: at,
+                to_secs: at + 1800,
+                factor: 2.0,
+            }],
+            fault_kind: String::new(),
+            root_cause: RootCause::default(),
+            expected_actions: vec![expect("scale", "wallet-api")],
+        },
+        "healthy-day" => {
+            let mut c = cfg(1, 4, 24 * 60);
+            c.start = Timestamp::parse_rfc3339("2026-03-02T00:00:00Z").expect("valid");
+            c.step_secs = 60;
+            c.traces_per_sec = 0.03;
+            c.routine_restart_hours = 12.0;
+            Scenario {
+                id: id.into(),
+                description: "24 hours of diurnal load and routine pod restarts; any alarm is a false alarm".into(),
+                cfg: c,
+                faults: vec![],
+                surges: vec![],
+                fault_kind: String::new(),
+                root_cause: RootCause::default(),
+                expected_actions: vec![],
+            }
+        }
+        _ => return None,
+    };
+    if let Some(seed) = seed {
+        s.cfg.seed = seed;
+    }
+    Some(s)
+}
+
+/// Every scenario bundled as a fixture: the base ones and their variants.
+pub fn bundled_ids() -> Vec<&'static str> {
+    let mut ids = BASE_IDS.to_vec();
+    ids.extend(["memory-leak-s2", "provider-errors-s3", "zone-outage-s4", "db-latency-drift-s5"]);
+    ids
+}
+
+impl Scenario {
+    pub fn wallet(&self) -> Wallet {
+        Wallet::new(self.cfg.clone(), self.faults.clone(), self.surges.clone())
+    }
+
+    pub fn steps(&self) -> usize {
+        (self.cfg.duration_secs / self.cfg.step_secs) as usize
+    }
+
+    /// When the fault starts (none for healthy scenarios).
+    pub fn fault_start(&self) -> Option<Timestamp> {
+        self.faults.first().map(|f| self.cfg.start.plus_secs(f.at_secs))
+    }
+
+    /// The truth file, given when users were first hurt in a run without action.
+    pub fn truth(&self, failure: Option<Timestamp>) -> Truth {
+        let faults = match self.fault_start() {
+            Some(start) => vec![Fault {
+                kind: self.fault_kind.clone(),
+                root_cause: self.root_cause.clone(),
+                start,
+                end: None,
+                failure: failure.filter(|f| *f >= start),
+            }],
+            None => vec![],
+        };
+        let events = self
+            .surges
+            .iter()
+            .map(|s| TruthEvent {
+                kind: "load_surge".into(),
+                start: self.cfg.start.plus_secs(s.from_secs),
+                end: Some(self.cfg.start.plus_secs(s.to_secs)),
+            })
+            .collect();
+        Truth {
+            faults,
+            expected_actions: self.expected_actions.clone(),
+            events,
+            other_faults: vec![],
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Recording the simulated wallet's telemetry as a real cluster exposes it: cAdvisor and
+//! kube-state-metrics series per pod and node, OpenTelemetry HTTP server histograms and request
+//! counters per deployment, provider calls, database p99, queue depth and consumer lag — named as
+//! FIXTURES.md's signals table has them — plus sampled spans.
+
+use crate::model::BUCKETS;
+use cellwarden_models::openmetrics::Exposition;
+use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Span, Timestamp};
+use std::collections::HashMap;
+
+const F_MEM: usize = 0;
+const F_LIMIT: usize = 1;
+const F_CPU: usize = 2;
+const F_RESTARTS: usize = 3;
+const F_HIST: usize = 4;
+const F_REQ: usize = 5;
+const F_DB: usize = 6;
+const F_QDEPTH: usize = 7;
+const F_LAG: usize = 8;
+const F_OFFSET: usize = 9;
+const F_NODE: usize = 10;
+
+const FAMILIES: [(&str, MetricType, &str, &str); 11] = [
+    (
+        "container_memory_working_set_bytes",
+        MetricType::Gauge,
+        "bytes",
+        "Working set of the container (cAdvisor).",
+    ),
+    (
+        "kube_pod_container_resource_limits",
+        MetricType::Gauge,
+        "",
+        "Container resource limits (kube-state-metrics).",
+    ),
+    (
+        "container_cpu_usage_seconds",
+        MetricType::Counter,
+        "seconds",
+        "CPU time used by the container (cAdvisor).",
+    ),
+    (
+        "kube_pod_container_status_restarts",
+        MetricType::Counter,
+        "",
+        "Container restarts (kube-state-metrics).",
+    ),
+    (
+        "http_server_request_duration_seconds",
+        MetricType::Histogram,
+        "seconds",
+        "Duration of HTTP server requests (OpenTelemetry semantic conventions).",
+    ),
+    (
+        "http_server_requests",
+        MetricType::Counter,
+        "",
+        "HTTP server requests by status; series without `service` are the edge router's view of each cell.",
+    ),
+    (
+        "pod_server_latency_p99_seconds",
+        MetricType::Gauge,
+        "seconds",
+        "p99 query latency of the cell's database.",
+    ),
+    (
+        "messaging_queue_depth_messages",
+        MetricType::Gauge,
+        "messages",
+        "Messages waiting in the cell's payment-events queue.",
+    ),
+    (
+        "messaging_consumer_lag_messages",
+        MetricType::Gauge,
+        "messages",
+        "Consumer lag of the cell's event consumer.",
+    ),
+    (
+        "messaging_consumer_offset",
+        MetricType::Gauge,
+        "",
+        "Committed offset of the cell's event consumer.",
+    ),
+    (
+        "kube_node_status_condition",
+        MetricType::Gauge,
+        "",
+        "Node conditions (kube-state-metrics); labelled with the node's zone and cell.",
+    ),
+];
+
+fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// 10^e by repeated multiplication: `powi` may round differently in debug and release builds,
+/// and fixtures must be byte-identical whichever build writes them.
+fn pow10(e: i32) -> f64 {
+    let mut m = 1.0;
+    for _ in 0..e.unsigned_abs() {
+        m *= 10.0;
+    }
+    if e < 0 {
+        1.0 / m
+    } else {
+        m
+    }
+}
+
+/// Rounds to `digits` significant digits, so fixtures compress well without losing signal.
+fn sig(v: f64, digits: i32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let m = pow10(digits - 1 - v.abs().log10().floor() as i32);
+    (v * m).round() / m
+}
+
+/// Collects metric families and spans as the simulation runs.
+pub struct Recorder {
+    families: Vec<Family>,
+    index: HashMap<SeriesKey, usize>,
+    // Running totals of counters (and histogram buckets), by series.
+    totals: HashMap<SeriesKey, f64>,
+    pub spans: Vec<Span>,
+    // Spans of the current step, sorted by start when the step ends.
+    pending: Vec<Span>,
+    /// First part of every trace id (from the seed), so fixtures of different seeds never share ids.
+    pub trace_prefix: u32,
+    pub next_trace: u64,
+}
+
+impl Recorder {
+    pub fn new(seed: u64) -> Recorder {
+        let families = FAMILIES
+            .iter()
+            .map(|(name, kind, unit, help)| Family {
+                name: name.to_string(),
+                kind: *kind,
+                help: Some(help.to_string()),
+                unit: (!unit.is_empty()).then(|| unit.to_string()),
+                series: Vec::new(),
+            })
+            .collect();
+        Recorder {
+            families,
+            index: HashMap::new(),
+            totals: HashMap::new(),
+            spans: Vec::new(),
+            pending: Vec::new(),
+            trace_prefix: (seed as u32).wrapping_mul(2_654_435_761) | 1,
+            next_trace: 1,
+        }
+    }
+
+    /// The metrics recorded so far.
+    pub fn exposition(&self) -> Exposition {
+        Exposition {
+            families: self.families.iter().filter(|f| !f.series.is_empty()).cloned().collect(),
+        }
+    }
+
+    /// The metric families recorded so far (some may still be empty).
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.families.iter().map(Family::sample_count).sum()
+    }
+
+    fn push(&mut self, fam: usize, metric: &str, labels: Vec<(String, String)>, t: Timestamp, value: f64) {
+        let key = SeriesKey::new(metric, labels);
+        let idx = match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let f = &mut self.families[fam];
+                f.series.push(Series {
+                    key: key.clone(),
+                    samples: Vec::new(),
+                });
+                let i = f.series.len() - 1;
+                self.index.insert(key, i);
+                i
+            }
+        };
+        self.families[fam].series[idx].samples.push(Sample { t, value });
+    }
+
+    fn add(&mut self, fam: usize, metric: &str, labels: Vec<(String, String)>, t: Timestamp, inc: f64, decimals: i32) {
+        let key = SeriesKey::new(metric, labels.clone());
+        let total = self.totals.entry(key).or_insert(0.0);
+        *total += inc.max(0.0);
+        let m = pow10(decimals);
+        let v = (*total * m).floor() / m;
+        self.push(fam, metric, labels, t, v);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pod(
+        &mut self,
+        t: Timestamp,
+        cell: &str,
+        service: &str,
+        pod: &str,
+        node: &str,
+        memory: f64,
+        limit: f64,
+        cpu_secs: f64,
+        restarts: u64,
+    ) {
+        let base = [
+            ("namespace", cell),
+            ("cell", cell),
+            ("service", service),
+            ("container", service),
+            ("pod", pod),
+            ("node", node),
+        ];
+        self.push(
+            F_MEM,
+            "container_memory_working_set_bytes",
+            l(&base),
+            t,
+            (memory / 65536.0).round() * 65536.0,
+        );
+        let mut lim = base.to_vec();
+        lim.extend([("resource", "memory"), ("unit", "byte")]);
+        self.push(F_LIMIT, "kube_pod_container_resource_limits", l(&lim), t, limit);
+        self.push(
+            F_CPU,
+            "container_cpu_usage_seconds_total",
+            l(&base),
+            t,
+            (cpu_secs * 10.0).floor() / 10.0,
+        );
+        self.push(F_RESTARTS, "kube_pod_container_status_restarts_total", l(&base), t, restarts as f64);
+    }
+
+    /// Requests of one deployment this step: counters by status (unless `routes` records them)
+    /// and the latency histogram (`fractions[i]` of requests at most `BUCKETS[i]`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn service_requests(
+        &mut self,
+        t: Timestamp,
+        cell: &str,
+        service: &str,
+        svc: usize,
+        n: f64,
+        error: f64,
+        median_latency: f64,
+        fractions: &[f64],
+    ) {
+        if svc != crate::model::WALLET_API {
+            self.add(
+                F_REQ,
+                "http_server_requests_total",
+                l(&[("cell", cell), ("service", service), ("route", "/"), ("status", "200")]),
+                t,
+                n * (1.0 - error),
+                0,
+            );
+            self.add(
+                F_REQ,
+                "http_server_requests_total",
+                l(&[("cell", cell), ("service", service), ("route", "/"), ("status", "500")]),
+                t,
+                n * error,
+                0,
+            );
+        }
+        for (b, f) in BUCKETS.iter().zip(fractions) {
+            let le = format!("{b}");
+            self.add(
+                F_HIST,
+                "http_server_request_duration_seconds_bucket",
+                l(&[("cell", cell), ("service", service), ("le", &le)]),
+                t,
+                n * f,
+                0,
+            );
+        }
+        self.add(
+            F_HIST,
+            "http_server_request_duration_seconds_bucket",
+            l(&[("cell", cell), ("service", service), ("le", "+Inf")]),
+            t,
+            n,
+            0,
+        );
+        // Mean of a log-normal with sigma 0.5: median × e^(0.125).
+        self.add(
+            F_HIST,
+            "http_server_request_duration_seconds_sum",
+            l(&[("cell", cell), ("service", service)]),
+            t,
+            n * median_latency * 1.133,
+            2,
+        );
+        self.add(
+            F_HIST,
+            "http_server_request_duration_seconds_count",
+            l(&[("cell", cell), ("service", service)]),
+            t,
+            n,
+            0,
+        );
+    }
+
+    pub(crate) fn route_requests(&mut self, t: Timestamp, cell: &str, pay: f64, pay_err: f64, balance: f64, balance_err: f64) {
+        for (route, n, e) in [("/pay", pay, pay_err), ("/balance", balance, balance_err)] {
+            self.add(
+                F_REQ,
+                "http_server_requests_total",
+                l(&[("cell", cell), ("service", "wallet-api"), ("route", route), ("status", "200")]),
+                t,
+                n * (1.0 - e),
+                0,
+            );
+            self.add(
+                F_REQ,
+                "http_server_requests_total",
+                l(&[("cell", cell), ("service", "wallet-api"), ("route", route), ("status", "500")]),
+                t,
+                n * e,
+                0,
+            );
+        }
+    }
+
+    /// Errors of in-flight requests lost to an OOM kill.
+    pub(crate) fn extra_errors(&mut self, t: Timestamp, cell: &str, service: &str, n: f64) {
+        let route = if service == "wallet-api" { "/pay" } else { "/" };
+        let labels = l(&[("cell", cell), ("service", service), ("route", route), ("status", "500")]);
+        let key = SeriesKey::new("http_server_requests_total", labels);
+        *self.totals.entry(key).or_insert(0.0) += n;
+        let _ = t; // counted into the next sample of the series
+    }
+
+    pub(crate) fn provider_requests(&mut self, t: Timestamp, cell: &str, provider: &str, calls: f64, error: f64) {
+        for (status, n) in [("200", calls * (1.0 - error)), ("502", calls * error)] {
+            self.add(
+                F_REQ,
+                "http_server_requests_total",
+                l(&[
+                    ("cell", cell),
+                    ("service", "provider-gateway"),
+                    ("provider", provider),
+                    ("route", "/charge"),
+                    ("status", status),
+                ]),
+                t,
+                n,
+                0,
+            );
+        }
+    }
+
+    /// The edge router's view of a cell: requests sent to it and how many failed.
+    pub(crate) fn edge(&mut self, t: Timestamp, cell: &str, requests: f64, failed: f64) {
+        self.add(
+            F_REQ,
+            "http_server_requests_total",
+            l(&[("cell", cell), ("route", "/"), ("status", "200")]),
+            t,
+            requests - failed,
+            0,
+        );
+        self.add(
+            F_REQ,
+            "http_server_requests_total",
+            l(&[("cell", cell), ("route", "/"), ("status", "503")]),
+            t,
+            failed,
+            0,
+        );
+    }
+
+    pub(crate) fn database(&mut self, t: Timestamp, cell: &str, p99: f64) {
+        self.push(
+            F_DB,
+            "pod_server_latency_p99_seconds",
+            l(&[
+                ("cell", cell),
+                ("service", crate::model::DATABASE),
+                ("pod", &format!("{}-0", crate::model::DATABASE)),
+            ]),
+            t,
+            sig(p99 * 2.5, 3),
+        );
+    }
+
+    pub(crate) fn queue(&mut self, t: Timestamp, cell: &str, depth: f64, offset: f64) {
+        let labels = l(&[("cell", cell), ("service", "consumer"), ("queue", "payment-events")]);
+        self.push(F_QDEPTH, "messaging_queue_depth_messages", labels.clone(), t, depth.round());
+        self.push(F_LAG, "messaging_consumer_lag_messages", labels.clone(), t, depth.round());
+        self.push(F_OFFSET, "messaging_consumer_offset", labels, t, offset.floor());
+    }
+
+    pub(crate) fn node(&mut self, t: Timestamp, node: &str, zone: &str, cell: &str, ready: bool) {
+        self.push(
+            F_NODE,
+            "kube_node_status_condition",
+            l(&[
+                ("node", node),
+                ("zone", zone),
+                ("cell", cell),
+                ("condition", "Ready"),
+                ("status", "true"),
+            ]),
+            t,
+            if ready { 1.0 } else { 0.0 },
+        );
+    }
+
+    pub(crate) fn span(&mut self, s: Span) {
+        self.pending.push(s);
+    }
+
+    pub(crate) fn pending_mut(&mut self) -> &mut Vec<Span> {
+        &mut self.pending
+    }
+
+    pub(crate) fn end_step(&mut self) {
+        self.pending.sort_by_key(|s| s.start_ns);
+        self.spans.append(&mut self.pending);
+    }
+}

@@ -1,0 +1,202 @@
+//! The simulator's invariants — not its exact numbers: the same seed gives the same telemetry,
+//! requests are conserved when routing changes, and memory never passes its limit without an OOM.
+
+use cellwarden_models::Timestamp;
+use cellwarden_models::{Action, ActionKind};
+use cellwarden_simulator::model::SERVICES;
+use cellwarden_simulator::scenario;
+use cellwarden_simulator::wallet::{FaultEffect, ScheduledFault, SimConfig, Wallet};
+
+fn small(seed: u64, minutes: i64) -> SimConfig {
+    SimConfig {
+        seed,
+        cells: 3,
+        step_secs: 30,
+        start: Timestamp::parse_rfc3339("2026-03-02T09:00:00Z").unwrap(),
+        duration_secs: minutes * 60,
+        traces_per_sec: 0.5,
+        base_rps: 180.0,
+        routine_restart_hours: 0.0,
+    }
+}
+
+fn run(w: &mut Wallet, steps: usize) {
+    for _ in 0..steps {
+        w.step();
+    }
+}
+
+fn action(kind: ActionKind, target: &str) -> Action {
+    Action {
+        kind,
+        target: target.into(),
+        params: vec![],
+        reason: "test".into(),
+        needs_approval: false,
+        expected_effect: String::new(),
+        verify_within_secs: 60,
+    }
+}
+
+#[test]
+fn same_seed_same_telemetry_other_seed_other_telemetry() {
+    let mk = |seed| {
+        let mut w = Wallet::new(small(seed, 20), vec![], vec![]);
+        run(&mut w, 40);
+        (w.recorder.exposition(), w.recorder.spans.clone(), w.outcome.clone())
+    };
+    let (a, b, c) = (mk(7), mk(7), mk(8));
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    assert_eq!(a.2, b.2);
+    assert_ne!(a.0, c.0);
+}
+
+/// Requests the edge router sent to every cell, from its counters.
+fn edge_requests(w: &Wallet) -> Vec<f64> {
+    let expo = w.recorder.exposition();
+    let mut per_cell = vec![0.0; w.cfg.cells];
+    for s in expo
+        .series()
+        .filter(|s| s.key.metric == "http_server_requests_total" && s.key.label("service").is_none())
+    {
+        let cell: usize = s.key.label("cell").unwrap().trim_start_matches("cell-").parse().unwrap();
+        per_cell[cell - 1] += s.samples.last().unwrap().value;
+    }
+    per_cell
+}
+
+#[test]
+fn rerouting_moves_requests_between_cells_without_losing_any() {
+    let cfg = small(3, 40);
+    let mut acting = Wallet::new(cfg.clone(), vec![], vec![]);
+    let mut control = Wallet::new(cfg, vec![], vec![]);
+    run(&mut acting, 20);
+    run(&mut control, 20);
+    let before = edge_requests(&acting);
+    acting.apply(&action(ActionKind::Reroute, "cell-2")).unwrap();
+    run(&mut acting, 20);
+    run(&mut control, 20);
+    let after = edge_requests(&acting);
+    let control_after = edge_requests(&control);
+    // cell-2 got nothing after the reroute; the others took its share; the total is unchanged.
+    assert!((after[1] - before[1]).abs() < 1.0, "cell-2 still served {}", after[1] - before[1]);
+    let moved: f64 = after.iter().sum::<f64>() - before.iter().sum::<f64>();
+    let expected: f64 = control_after.iter().sum::<f64>() - before.iter().sum::<f64>();
+    assert!((moved - expected).abs() / expected < 0.001, "served {moved}, offered {expected}");
+    assert!(after[0] - before[0] > control_after[0] - before[0]);
+    // Weights say the same.
+    let w = acting.cell_weights();
+    assert_eq!(w[1], 0.0);
+    assert!((w.iter().sum::<f64>() - 100.0).abs() < 1e-9);
+}
+
+#[test]
+fn failover_moves_payments_to_the_other_providers() {
+    let mut w = Wallet::new(small(4, 10), vec![], vec![]);
+    w.apply(&action(ActionKind::FailoverProvider, "provider-a")).unwrap();
+    let weights = w.provider_weights();
+    assert_eq!(weights[0], 0.0);
+    assert!((weights.iter().sum::<f64>() - 100.0).abs() < 1e-9);
+    // The last provider with traffic is never failed away from.
+    w.apply(&action(ActionKind::FailoverProvider, "provider-b")).unwrap();
+    assert!(w.apply(&action(ActionKind::FailoverProvider, "provider-c")).is_err());
+}
+
+#[test]
+fn memory_never_exceeds_the_limit_without_an_oom_kill() {
+    let leak = vec![ScheduledFault {
+        at_secs: 60,
+        effect: FaultEffect::MemoryLeak {
+            cell: 0,
+            service: 2,
+            oom_after_secs: 600.0,
+        },
+    }];
+    let mut w = Wallet::new(small(5, 40), leak, vec![]);
+    let limit = SERVICES[2].memory_limit_bytes;
+    run(&mut w, 80);
+    assert!(w.outcome.oom_kills > 0, "the leak must end in an OOM kill");
+    let expo = w.recorder.exposition();
+    let memory: Vec<_> = expo
+        .series()
+        .filter(|s| s.key.metric == "container_memory_working_set_bytes")
+        .collect();
+    assert!(!memory.is_empty());
+    for s in memory {
+        for p in &s.samples {
+            assert!(p.value < limit, "{} at {} is {} ≥ limit {}", s.key, p.t, p.value, limit);
+        }
+    }
+    // Every OOM kill shows as a container restart.
+    let restarts: f64 = expo
+        .series()
+        .filter(|s| s.key.metric == "kube_pod_container_status_restarts_total")
+        .map(|s| s.samples.last().unwrap().value)
+        .sum();
+    assert_eq!(restarts as u64, w.outcome.oom_kills);
+}
+
+#[test]
+fn restarting_a_leaking_workload_prevents_the_oom_kill() {
+    let leak = || {
+        vec![ScheduledFault {
+            at_secs: 60,
+            effect: FaultEffect::MemoryLeak {
+                cell: 0,
+                service: 2,
+                oom_after_secs: 900.0,
+            },
+        }]
+    };
+    let mut idle = Wallet::new(small(6, 30), leak(), vec![]);
+    run(&mut idle, 40);
+    assert!(idle.outcome.oom_kills > 0);
+    let mut acting = Wallet::new(small(6, 30), leak(), vec![]);
+    run(&mut acting, 20);
+    acting.apply(&action(ActionKind::RestartPods, "cell-1/ledger")).unwrap();
+    run(&mut acting, 20);
+    assert_eq!(acting.outcome.oom_kills, 0);
+    assert!(acting.outcome.failed_payments < idle.outcome.failed_payments);
+}
+
+#[test]
+fn a_zone_outage_fails_the_cells_traffic_until_it_is_rerouted() {
+    let outage = || {
+        vec![ScheduledFault {
+            at_secs: 300,
+            effect: FaultEffect::ZoneOutage { zone: 1 },
+        }]
+    };
+    let mut idle = Wallet::new(small(7, 20), outage(), vec![]);
+    run(&mut idle, 40);
+    let mut acting = Wallet::new(small(7, 20), outage(), vec![]);
+    run(&mut acting, 12);
+    assert!(acting.cell_down(1));
+    acting.apply(&action(ActionKind::Reroute, "cell-2")).unwrap();
+    run(&mut acting, 28);
+    assert!(
+        idle.outcome.failed_payments > 5.0 * acting.outcome.failed_payments,
+        "{} vs {}",
+        idle.outcome.failed_payments,
+        acting.outcome.failed_payments
+    );
+    let same_users = (idle.outcome.payments - acting.outcome.payments).abs() / idle.outcome.payments;
+    assert!(
+        same_users < 1e-9,
+        "the same users came: {} vs {}",
+        idle.outcome.payments,
+        acting.outcome.payments
+    );
+}
+
+#[test]
+fn every_bundled_scenario_builds_and_names_its_truth() {
+    for id in scenario::bundled_ids() {
+        let s = scenario::scenario(id, None).unwrap();
+        let truth = s.truth(None);
+        assert_eq!(truth.faults.is_empty(), s.fault_kind.is_empty(), "{id}");
+        assert!(s.steps() > 0);
+    }
+    assert!(scenario::scenario("no-such-thing", None).is_none());
+}

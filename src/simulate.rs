@@ -1,0 +1,120 @@
+//! The closed loop: the simulated wallet produces telemetry, the pipeline detects, ranks and
+//! plans, and (when acting) the plan's actions change the simulated wallet as they would change
+//! the real one. Actions that need approval are carried out after a simulated on-call response.
+
+use crate::pipeline::{self, Pipeline};
+use cellwarden_models::report::Report;
+use cellwarden_models::{Action, ActionKind, Family, Series};
+use cellwarden_simulator::{Outcome, Scenario};
+use std::borrow::Cow;
+
+/// How long the simulated on-call engineer takes to approve an action that needs approval.
+pub const APPROVAL_DELAY_SECS: i64 = 300;
+/// The pipeline sees this much history at each step (enough for the detector's and the
+/// ranker's baselines); older samples stay recorded but are not re-derived every step.
+const WINDOW_SECS: i64 = 45 * 60;
+
+/// What one run produced.
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub report: Report,
+    /// What the pipeline asked for and what became of it, in order.
+    pub decisions: Vec<String>,
+}
+
+fn recent(families: &[Family], since_ms: i64) -> Vec<Family> {
+    families
+        .iter()
+        .map(|f| Family {
+            name: f.name.clone(),
+            kind: f.kind,
+            help: None,
+            unit: None,
+            series: f
+                .series
+                .iter()
+                .map(|s| {
+                    let from = s.samples.partition_point(|p| p.t.millis() < since_ms);
+                    Series {
+                        key: s.key.clone(),
+                        samples: s.samples[from..].to_vec(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Runs `scn`, acting on the pipeline's plans when `act`. `progress(step, steps)` per step.
+pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) -> RunResult {
+    let mut w = scn.wallet();
+    let topology = w.topology();
+    let mut pipeline = Pipeline::new();
+    let mut waiting: Vec<(i64, Action)> = Vec::new();
+    let mut decisions = Vec::new();
+    let steps = scn.steps();
+    for i in 0..steps {
+        w.step();
+        let now = w.now();
+        let t = w.now_secs;
+        // Approved actions whose wait is over.
+        let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(at, _)| *at <= t);
+        waiting = later;
+        for (_, a) in due {
+            let line = match w.apply(&a) {
+                Ok(what) => format!(
+                    "+{:.1} min {} {}: approved (simulated on-call, after {} s) and done: {what}",
+                    minutes(scn, t),
+                    a.kind,
+                    a.target,
+                    APPROVAL_DELAY_SECS
+                ),
+                Err(why) => format!("+{:.1} min {} {}: approved but refused: {why}", minutes(scn, t), a.kind, a.target),
+            };
+            pipeline.note(now, "action", line.clone());
+            decisions.push(line);
+        }
+        // The pipeline sees the recent window (the window store of the live daemon).
+        let families = recent(w.recorder.families(), now.millis() - WINDOW_SECS * 1000);
+        let since_ns = (now.millis() - WINDOW_SECS * 1000) * 1_000_000;
+        let from = w.recorder.spans.partition_point(|s| s.start_ns < since_ns);
+        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
+        let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
+        for plan in plans {
+            for a in plan.actions {
+                if a.kind == ActionKind::Notify {
+                    continue;
+                }
+                let line = if !act {
+                    format!("+{:.1} min {} {}: planned (not acting)", minutes(scn, t), a.kind, a.target)
+                } else if a.needs_approval {
+                    let l = format!("+{:.1} min {} {}: waiting for approval", minutes(scn, t), a.kind, a.target);
+                    waiting.push((t + APPROVAL_DELAY_SECS, a));
+                    l
+                } else {
+                    match w.apply(&a) {
+                        Ok(what) => format!("+{:.1} min {} {}: done: {what}", minutes(scn, t), a.kind, a.target),
+                        Err(why) => format!("+{:.1} min {} {}: refused: {why}", minutes(scn, t), a.kind, a.target),
+                    }
+                };
+                if act {
+                    pipeline.note(now, "action", line.clone());
+                }
+                decisions.push(line);
+            }
+        }
+        progress(i + 1, steps);
+    }
+    let prepared = pipeline::prepare_parts(w.recorder.families(), Cow::Borrowed(&w.recorder.spans), Some(&topology));
+    let report = pipeline.report(&format!("simulate {}", scn.id), &prepared);
+    RunResult {
+        outcome: w.outcome.clone(),
+        report,
+        decisions,
+    }
+}
+
+/// Minutes since the scenario started.
+fn minutes(_scn: &Scenario, t: i64) -> f64 {
+    t as f64 / 60.0
+}

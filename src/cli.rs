@@ -24,7 +24,7 @@ pub enum Command {
     Replay {
         /// A fixture folder (metrics.om[.gz], traces.jsonl[.gz], topology.yaml, truth.yaml).
         fixture: PathBuf,
-        /// Write report.md and report.json into this folder.
+        /// Write report.md, report.html and report.json into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -39,7 +39,7 @@ pub enum Command {
         /// Print one JSON object (summary and cases) instead of the table.
         #[arg(long)]
         json: bool,
-        /// Write each case's report.md and report.json under DIR/<case>/.
+        /// Write each case's report.md, report.html and report.json under DIR/<case>/.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -57,7 +57,7 @@ pub enum Command {
         /// Only the run without action.
         #[arg(long)]
         no_act: bool,
-        /// Write the acting run's report.md and report.json into this folder.
+        /// Write the acting run's report.md, report.html and report.json into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -93,6 +93,7 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     Md,
+    Html,
     Json,
 }
 
@@ -136,10 +137,14 @@ fn progress_bar(total: u64, min_total: u64, what: &str) -> Option<indicatif::Pro
 
 fn write_reports(dir: &Path, report: &Report) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("report.md"), render::to_markdown(report))
-        .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
-    std::fs::write(dir.join("report.json"), render::to_json(report))
-        .with_context(|| format!("cannot write {}", dir.join("report.json").display()))?;
+    let files = [
+        ("report.md", render::to_markdown(report)),
+        ("report.html", cellwarden_remediator::html::to_html(report)),
+        ("report.json", render::to_json(report)),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+    }
     Ok(())
 }
 
@@ -212,12 +217,7 @@ pub fn run_replay(dir: &Path, out: Option<&Path>) -> Result<()> {
     )?;
     if let Some(out) = out {
         write_reports(out, r)?;
-        writeln!(
-            so,
-            "wrote {} and {}",
-            out.join("report.md").display(),
-            out.join("report.json").display()
-        )?;
+        writeln!(so, "wrote report.md, report.html and report.json in {}", out.display())?;
     }
     Ok(())
 }
@@ -395,6 +395,7 @@ pub fn run_report(path: &Path, format: Format) -> Result<()> {
     let report: Report = serde_json::from_str(&text).with_context(|| format!("{} is not a cellwarden report.json", path.display()))?;
     let rendered = match format {
         Format::Md => render::to_markdown(&report),
+        Format::Html => cellwarden_remediator::html::to_html(&report),
         Format::Json => render::to_json(&report),
     };
     std::io::stdout().lock().write_all(rendered.as_bytes())?;
@@ -501,12 +502,7 @@ pub fn run_simulate(id: &str, seed: Option<u64>, without: bool, with: bool, out:
     }
     if let (Some(out), Some((_, _, r))) = (out, runs.last()) {
         write_reports(out, &r.report)?;
-        writeln!(
-            so,
-            "wrote {} and {}",
-            out.join("report.md").display(),
-            out.join("report.json").display()
-        )?;
+        writeln!(so, "wrote report.md, report.html and report.json in {}", out.display())?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use cellwarden_detector::graph;
 use cellwarden_detector::rca::{self, RcaInput, RcaParams};
 use cellwarden_detector::signals::{self, SignalSeries};
 use cellwarden_models::fixture::Fixture;
-use cellwarden_models::report::{IncidentReport, Report, TimelineEntry, REPORT_SCHEMA_VERSION};
+use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, TimelineEntry, REPORT_SCHEMA_VERSION};
 use cellwarden_models::topology::Topology;
 use cellwarden_models::{Anomaly, Candidate, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning};
 use cellwarden_remediator::rules;
@@ -261,6 +261,7 @@ impl Pipeline {
         self.incidents.push(IncidentReport {
             incident,
             plan: plan.clone(),
+            key_series: Vec::new(),
         });
         plan
     }
@@ -281,6 +282,14 @@ impl Pipeline {
             .max();
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|e| e.t);
+        let incidents = self
+            .incidents
+            .iter()
+            .map(|ir| IncidentReport {
+                key_series: key_series(&ir.incident, p),
+                ..ir.clone()
+            })
+            .collect();
         Report {
             schema_version: REPORT_SCHEMA_VERSION,
             source: source.to_string(),
@@ -292,10 +301,45 @@ impl Pipeline {
             anomalies_total: self.anomalies_total,
             timeline,
             warnings: self.warnings.clone(),
-            incidents: self.incidents.clone(),
+            incidents,
             graph: graph::build(&p.spans),
         }
     }
+}
+
+/// Most sparklines per incident.
+const MAX_KEY_SERIES: usize = 6;
+
+/// The series worth a sparkline for `incident`: those of its anomalies, then the strongest signal
+/// of each top candidate; 30 minutes before the opening to 15 minutes after.
+fn key_series(incident: &Incident, p: &Prepared<'_>) -> Vec<SeriesSnippet> {
+    let from = incident.opened_at.plus_secs(-1800);
+    let to = incident.opened_at.plus_secs(900);
+    let mut keys: Vec<&SeriesKey> = incident.anomalies.iter().map(|a| &a.series).collect();
+    for c in incident.candidates.iter().take(3) {
+        let wanted: Vec<&str> = c.evidence.iter().filter_map(|e| e.source.rsplit(':').next()).collect();
+        if let Some(s) = p
+            .series
+            .iter()
+            .filter(|s| s.entity.as_ref() == Some(&c.entity))
+            .find(|s| wanted.contains(&s.signal.as_str()))
+        {
+            keys.push(&s.key);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(*k));
+    keys.into_iter()
+        .filter_map(|k| p.series.iter().find(|s| &s.key == k))
+        .map(|s| SeriesSnippet {
+            series: s.key.to_string(),
+            entity: s.entity.as_ref().map(|e| e.name.clone()),
+            signal: s.signal,
+            points: s.points.iter().filter(|x| x.t >= from && x.t <= to).copied().collect(),
+        })
+        .filter(|s| s.points.len() >= 2)
+        .take(MAX_KEY_SERIES)
+        .collect()
 }
 
 /// What a replay produced, beyond the report: the warnings for scoring.

@@ -45,6 +45,14 @@ fn replay_of_bundled_fixture_prints_incidents_candidates_and_a_dry_run_plan() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["schema_version"], 1);
     assert!(!json["incidents"].as_array().unwrap().is_empty());
+    let html = std::fs::read_to_string(out_dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("class=\"depgraph\"") && html.contains("cell-2/ledger"));
+    let as_html = run(bin()
+        .arg("report")
+        .arg(out_dir.path().join("report.json"))
+        .args(["--format", "html"]));
+    assert!(as_html.status.success());
+    assert_eq!(String::from_utf8(as_html.stdout).unwrap(), html);
     // A stored report renders again.
     let again = run(bin().arg("report").arg(out_dir.path().join("report.json")).args(["--format", "md"]));
     assert!(again.status.success());

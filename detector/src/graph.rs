@@ -2,6 +2,7 @@
 //! ran in another service, and edges to external dependencies from client spans that name a peer.
 
 use cellwarden_models::graph::{GraphEdge, GraphNode, NodeKind, ServiceGraph};
+use cellwarden_models::span::DependencyKind;
 use cellwarden_models::{Entity, Span};
 use std::collections::HashMap;
 
@@ -41,8 +42,12 @@ pub fn build(spans: &[Span]) -> ServiceGraph {
                 }
             }
         }
-        if let Some(peer) = s.external_peer() {
-            let to = node(&mut g, peer.to_string(), NodeKind::External);
+        if let Some((peer, kind)) = s.dependency() {
+            // A datastore belongs to the caller's cell; a provider is shared by all cells.
+            let to = match kind {
+                DependencyKind::External => node(&mut g, peer.to_string(), NodeKind::External),
+                DependencyKind::Datastore => node(&mut g, Entity::service(s.resource.cell.as_deref(), peer).name, NodeKind::Service),
+            };
             let e = acc.entry((my, to)).or_default();
             e.0 += 1;
             e.1 += u64::from(s.failed());

@@ -4,6 +4,8 @@
 use crate::graph::ServiceGraph;
 use crate::incident::{Incident, Warning};
 use crate::plan::Plan;
+use crate::series::Sample;
+use crate::signal::Signal;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -41,4 +43,18 @@ pub struct TimelineEntry {
 pub struct IncidentReport {
     pub incident: Incident,
     pub plan: Plan,
+    /// The key series around the onset (the candidates' strongest signals and the anomalies'
+    /// series), for sparklines.
+    #[serde(default)]
+    pub key_series: Vec<SeriesSnippet>,
+}
+
+/// A stretch of one series, for a sparkline in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSnippet {
+    /// The series as text (`name{labels}`).
+    pub series: String,
+    pub entity: Option<String>,
+    pub signal: Signal,
+    pub points: Vec<Sample>,
 }

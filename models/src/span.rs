@@ -56,6 +56,15 @@ impl SpanKind {
     }
 }
 
+/// What a client span calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DependencyKind {
+    /// Outside the platform: a payment provider, KYC, a card scheme.
+    External,
+    /// The platform's own database or queue (`db.system` / `messaging.system`).
+    Datastore,
+}
+
 /// Where a span ran: the resource attributes cellwarden reads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct SpanResource {
@@ -113,17 +122,31 @@ impl Span {
     pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes.get(key).map(String::as_str)
     }
-    /// The external dependency this span calls, if it is a call leaving the platform:
-    /// `peer.service`, else `server.address`, else the `db.system`/`messaging.system` name.
-    pub fn external_peer(&self) -> Option<&str> {
+    /// The dependency this client span calls, if it names one: `peer.service`, else
+    /// `server.address`, else the `db.system`/`messaging.system` name; a datastore or queue when
+    /// `db.system` or `messaging.system` is set (the platform's own), else an external provider.
+    pub fn dependency(&self) -> Option<(&str, DependencyKind)> {
         if !matches!(self.kind, SpanKind::Client | SpanKind::Producer | SpanKind::Unspecified) {
             return None;
         }
-        self.attr("peer.service")
-            .or_else(|| self.attr("server.address"))
-            .or_else(|| self.attr("db.system"))
-            .or_else(|| self.attr("messaging.system"))
+        let store = self.attr("db.system").or_else(|| self.attr("messaging.system"));
+        let name = self.attr("peer.service").or_else(|| self.attr("server.address")).or(store)?;
+        Some((
+            name,
+            if store.is_some() {
+                DependencyKind::Datastore
+            } else {
+                DependencyKind::External
+            },
+        ))
     }
+
+    /// The external provider this span calls, if it is a call leaving the platform (datastores and
+    /// queues, which belong to the platform, are not).
+    pub fn external_peer(&self) -> Option<&str> {
+        self.dependency().filter(|(_, k)| *k == DependencyKind::External).map(|(n, _)| n)
+    }
+
     /// Whether the span failed: error status, HTTP 5xx, or a non-zero gRPC status.
     pub fn failed(&self) -> bool {
         self.error

@@ -4,8 +4,10 @@
 //! - [`rules`]: the first planner, a small documented rule set (incident → dry-run plan); the
 //!   operator issue's policy engine, guards and kube-rs actuators replace and extend it.
 //! - [`report`]: rendering a `cellwarden_models::report::Report` as Markdown and JSON.
+//! - [`html`]: the self-contained HTML report (inline SVG dependency graph, sparklines, timeline).
 //!
 //! Depends on `cellwarden-models` and `cellwarden-detector`; no IO here yet.
 
+pub mod html;
 pub mod report;
 pub mod rules;

@@ -1,5 +1,5 @@
 //! Report rendering: Markdown for people, JSON (the [`Report`] schema of `cellwarden-models`) for
-//! tools. HTML with the drawn graph comes with the ranking issue.
+//! tools; the HTML page is in [`crate::html`].
 
 use cellwarden_models::report::Report;
 use std::fmt::Write;
@@ -104,6 +104,24 @@ pub fn to_markdown(report: &Report) -> String {
         let _ = writeln!(md, "- {} **{}** {}", e.t, e.kind, e.text);
     }
     md
+}
+
+/// A number for people: 3 significant digits, exponent only when needed.
+pub fn fmt_short(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        format!("{v}")
+    } else if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e6).contains(&a) {
+        format!("{v:.2e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 /// Renders `report` as pretty JSON (schema: `cellwarden_models::report`).

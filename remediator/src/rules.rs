@@ -69,10 +69,22 @@ pub fn plan(incident: &Incident, warnings: &[Warning], topology: Option<&Topolog
         IncidentClass::Fault => {
             if let Some(top) = incident.candidates.first() {
                 let e = &top.entity;
-                let has = |source: &str| top.evidence.iter().any(|ev| ev.source.contains(source));
+                // Decide by the strongest evidence (a memory blip beside a latency spike is no leak).
+                let primary = top
+                    .evidence
+                    .iter()
+                    .max_by(|a, b| a.score.total_cmp(&b.score))
+                    .map(|ev| ev.source.as_str())
+                    .unwrap_or("");
+                let has = |source: &str| primary.contains(source);
                 let why = |rule: &str| format!("{rule} rule: top candidate {} (score {:.2})", e.name, top.score);
                 match e.kind {
-                    EntityKind::Provider if !(has("error") || has("latency")) => {} // more traffic alone is no reason to fail over
+                    // More traffic alone is no reason to fail over.
+                    EntityKind::Provider
+                        if !top
+                            .evidence
+                            .iter()
+                            .any(|ev| ev.source.contains("error") || ev.source.contains("latency")) => {}
                     EntityKind::Provider => actions.push(action(
                         ActionKind::FailoverProvider,
                         &e.name,

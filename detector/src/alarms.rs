@@ -5,10 +5,11 @@
 //! events as data. Ranking the root cause of an alarm is [`crate::rca`]'s job.
 
 use crate::forecast::{time_to_exhaustion, ForecastParams};
+use crate::peer::{PeerGroup, PeerParams};
 use crate::robust_z::{RobustZ, RobustZParams};
 use crate::signals::SignalSeries;
 use cellwarden_models::SeriesKey;
-use cellwarden_models::{Anomaly, IncidentClass, Sample, Signal, Timestamp, Warning};
+use cellwarden_models::{Anomaly, Entity, IncidentClass, Sample, Signal, Timestamp, Warning};
 use std::collections::{HashMap, VecDeque};
 
 /// When anomalies become an alarm. One parameter set for every series.
@@ -49,6 +50,7 @@ pub struct DetectorParams {
     pub robust: RobustZParams,
     pub forecast: ForecastParams,
     pub alarm: AlarmParams,
+    pub peer: PeerParams,
 }
 
 /// What the detector says about a point.
@@ -99,6 +101,8 @@ struct SeriesState {
 pub struct Detector {
     params: DetectorParams,
     states: HashMap<SeriesKey, SeriesState>,
+    // Peer groups: one per service, signal and series shape, across cells.
+    peers: HashMap<SeriesKey, PeerGroup>,
     // Anomalies of the alarm window, oldest first.
     window: VecDeque<Anomaly>,
     cooldown_until: Option<Timestamp>,
@@ -109,6 +113,7 @@ impl Detector {
         Detector {
             params,
             states: HashMap::new(),
+            peers: HashMap::new(),
             window: VecDeque::new(),
             cooldown_until: None,
         }
@@ -188,7 +193,12 @@ impl Detector {
                 }
             }
         }
-        let Some(v) = state.detector.update(p.value) else { return };
+        let verdict = state.detector.update(p.value);
+        if let Some(group) = peer_group(series) {
+            self.compare_with_peers(group, series, p, out);
+        }
+        let state = self.states.get_mut(&series.key).expect("created above");
+        let Some(v) = verdict else { return };
         if v.score < params.alarm.min_score || !harmful(series.signal, v.z) {
             state.run = 0;
             return;
@@ -213,13 +223,20 @@ impl Detector {
                 v.z
             ),
         };
+        self.raise(anomaly, run, p.t, out);
+    }
+
+    /// Records an anomaly and opens an alarm when the window has enough of them.
+    fn raise(&mut self, anomaly: Anomaly, run: usize, now: Timestamp, out: &mut Vec<DetectorEvent>) {
+        let params = self.params;
+        let p_t = now;
         out.push(DetectorEvent::Anomaly(anomaly.clone()));
         self.window.push_back(anomaly);
-        let horizon = p.t.plus_secs(-params.alarm.window_secs);
+        let horizon = p_t.plus_secs(-params.alarm.window_secs);
         while self.window.front().is_some_and(|a| a.t < horizon) {
             self.window.pop_front();
         }
-        if self.cooldown_until.is_some_and(|c| p.t < c) {
+        if self.cooldown_until.is_some_and(|c| p_t < c) {
             return;
         }
         let mut distinct: Vec<&SeriesKey> = self.window.iter().map(|a| &a.series).collect();
@@ -236,8 +253,8 @@ impl Detector {
                 .iter()
                 .all(|a| matches!(a.signal, Signal::RequestRate | Signal::Cpu) && a.is_increase());
             let class = if load_only { IncidentClass::Capacity } else { IncidentClass::Fault };
-            self.cooldown_until = Some(p.t.plus_secs(params.alarm.cooldown_secs));
-            out.push(DetectorEvent::Alarm { t: p.t, class, anomalies });
+            self.cooldown_until = Some(p_t.plus_secs(params.alarm.cooldown_secs));
+            out.push(DetectorEvent::Alarm { t: p_t, class, anomalies });
         }
     }
 }
@@ -255,5 +272,69 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.4}")
+    }
+}
+
+/// Labels that tell members of a peer group apart (or are per pod), left out of the group's key.
+const PEER_MEMBER_LABELS: &[&str] = &["cell", "pod", "node", "namespace", "container", "zone", "instance"];
+
+/// The peer group of a series: its service's series of the same shape in every cell.
+fn peer_group(series: &SignalSeries) -> Option<SeriesKey> {
+    series.key.label("cell")?;
+    series.key.label("service")?;
+    if matches!(series.signal, Signal::MemoryLimit | Signal::Other) {
+        return None;
+    }
+    Some(SeriesKey::new(
+        format!("{}:{}", series.key.metric, series.signal),
+        series
+            .key
+            .labels
+            .iter()
+            .filter(|(k, _)| !PEER_MEMBER_LABELS.contains(&k.as_str()))
+            .cloned(),
+    ))
+}
+
+impl Detector {
+    fn compare_with_peers(&mut self, group: SeriesKey, series: &SignalSeries, p: Sample, out: &mut Vec<DetectorEvent>) {
+        let cell = series.key.label("cell").expect("peer series have a cell");
+        let params = self.params;
+        let outliers = self
+            .peers
+            .entry(group.clone())
+            .or_insert_with(|| PeerGroup::new(absolute_floor(series.signal)))
+            .observe(&params.peer, p.t.millis(), cell, p.value);
+        for o in outliers {
+            // Only departures that hurt (more latency, errors, lag, memory) are anomalies.
+            if !harmful(series.signal, o.z) {
+                continue;
+            }
+            let service = series.key.label("service").expect("peer series have a service");
+            let entity = Entity::service(Some(&o.cell), service);
+            let z = o.z.abs();
+            let anomaly = Anomaly {
+                t: Timestamp(o.t_millis),
+                series: SeriesKey::new(
+                    group.metric.clone(),
+                    group.labels.iter().cloned().chain([("cell".to_string(), o.cell.clone())]),
+                ),
+                signal: series.signal,
+                entity: Some(entity.clone()),
+                score: z / (z + params.peer.threshold_z),
+                observed: o.observed,
+                expected: o.expected,
+                detector: "peer".into(),
+                explanation: format!(
+                    "{} of {} is {} where its sibling cells suggest {} (peer z {:+.1}).",
+                    series.signal,
+                    entity.name,
+                    fmt_num(o.observed),
+                    fmt_num(o.expected),
+                    o.z
+                ),
+            };
+            self.raise(anomaly, 1, p.t, out);
+        }
     }
 }

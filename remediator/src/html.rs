@@ -363,8 +363,8 @@ pub fn sparkline(s: &SeriesSnippet, onset: Timestamp) -> String {
         s.signal,
         points.join(" "),
         esc(&truncate(&s.series, 70)),
-        crate::report::fmt_short(lo),
-        crate::report::fmt_short(hi)
+        cellwarden_detector::alarms::fmt_num(lo),
+        cellwarden_detector::alarms::fmt_num(hi)
     )
 }
 

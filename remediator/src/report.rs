@@ -106,24 +106,6 @@ pub fn to_markdown(report: &Report) -> String {
     md
 }
 
-/// A number for people: 3 significant digits, exponent only when needed.
-pub fn fmt_short(v: f64) -> String {
-    let a = v.abs();
-    if !v.is_finite() {
-        format!("{v}")
-    } else if a == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e6).contains(&a) {
-        format!("{v:.2e}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
 /// Renders `report` as pretty JSON (schema: `cellwarden_models::report`).
 pub fn to_json(report: &Report) -> String {
     serde_json::to_string_pretty(report).expect("a report always serialises")

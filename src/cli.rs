@@ -81,6 +81,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "out")]
         score_only: Option<PathBuf>,
     },
+    /// Print the CustomResourceDefinitions (Cell, RemediationPolicy, Incident) as YAML.
+    Crd,
     /// Render a stored report.json for people.
     Report {
         /// A report.json written by replay or eval.
@@ -108,6 +110,12 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         } => run_eval(&fixtures, at_truth_start, json, out.as_deref()),
         Command::Report { report, format } => run_report(&report, format),
+        Command::Crd => {
+            std::io::stdout()
+                .lock()
+                .write_all(cellwarden_remediator::crd::crds_yaml().as_bytes())?;
+            Ok(())
+        }
         Command::Simulate {
             scenario,
             seed,

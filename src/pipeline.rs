@@ -8,7 +8,11 @@ use cellwarden_detector::signals::{self, SignalSeries};
 use cellwarden_models::fixture::Fixture;
 use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, TimelineEntry, REPORT_SCHEMA_VERSION};
 use cellwarden_models::topology::Topology;
-use cellwarden_models::{Anomaly, Candidate, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning};
+use cellwarden_models::{
+    ActionKind, Anomaly, Candidate, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning,
+};
+use cellwarden_remediator::crd::{CellState, RemediationPolicySpec};
+use cellwarden_remediator::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
 use cellwarden_remediator::rules;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -110,6 +114,11 @@ pub struct Pipeline {
     // Last anomaly time per series, so the timeline shows the first of each burst only.
     last_anomaly: HashMap<SeriesKey, Timestamp>,
     events: Vec<DetectorEvent>,
+    // The policy the guards apply, the daemon-wide limits, and what the engine knows of the
+    // cluster (the history of decided actions is kept here, for cooldowns and rate limits).
+    policy: RemediationPolicySpec,
+    limits: ConfigLimits,
+    cluster: ClusterSnapshot,
 }
 
 impl Default for Pipeline {
@@ -130,7 +139,24 @@ impl Pipeline {
             timeline_anomalies: 0,
             last_anomaly: HashMap::new(),
             events: Vec::new(),
+            policy: default_policy(),
+            limits: ConfigLimits::default(),
+            cluster: ClusterSnapshot::default(),
         }
+    }
+
+    /// The same pipeline deciding under `policy` and `limits`.
+    pub fn with_policy(mut self, policy: RemediationPolicySpec, limits: ConfigLimits) -> Pipeline {
+        self.policy = policy;
+        self.limits = limits;
+        self
+    }
+
+    /// Tells the policy engine what the cluster looks like now (cells and replicas); the
+    /// history of decided actions is kept.
+    pub fn set_cluster(&mut self, cells: Vec<CellView>, replicas: std::collections::BTreeMap<String, u32>) {
+        self.cluster.cells = cells;
+        self.cluster.replicas = replicas;
     }
 
     pub fn incidents(&self) -> &[IncidentReport] {
@@ -237,7 +263,15 @@ impl Pipeline {
             anomalies,
             candidates,
         };
-        let plan = rules::plan(&incident, &self.warnings, topology);
+        let proposed = rules::plan(&incident, &self.warnings, topology);
+        let plan = policy::decide(proposed, &self.policy, &self.limits, &self.cluster, t);
+        for a in plan.actions.iter().filter(|a| a.kind != ActionKind::Notify) {
+            self.cluster.history.push(PastAction {
+                kind: a.kind,
+                target: a.target.clone(),
+                at: t,
+            });
+        }
         let top = match incident.candidates.first() {
             Some(c) if incident.blames_root_cause() => format!("; top candidate {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score),
             _ => String::new(),
@@ -252,7 +286,16 @@ impl Pipeline {
                 incident.anomalies.len()
             ),
         });
-        let actions: Vec<String> = plan.actions.iter().map(|a| format!("{} {}", a.kind, a.target)).collect();
+        let mut actions: Vec<String> = plan
+            .actions
+            .iter()
+            .map(|a| format!("{} {}{}", a.kind, a.target, if a.needs_approval { " (needs approval)" } else { "" }))
+            .collect();
+        actions.extend(
+            plan.refused
+                .iter()
+                .map(|r| format!("{} {} refused by {}: {}", r.action.kind, r.action.target, r.guard, r.reason)),
+        );
         self.timeline.push(TimelineEntry {
             t,
             kind: "plan".into(),
@@ -346,6 +389,35 @@ fn key_series(incident: &Incident, p: &Prepared<'_>) -> Vec<SeriesSnippet> {
 pub struct ReplayOutcome {
     pub report: Report,
     pub warnings: Vec<Warning>,
+}
+
+/// The built-in policy: every default of `RemediationPolicy` (dry-run, cordon needs approval).
+pub fn default_policy() -> RemediationPolicySpec {
+    serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+}
+
+/// The cells and replicas a topology describes, for the policy engine.
+pub fn cluster_of(topology: &Topology) -> (Vec<CellView>, std::collections::BTreeMap<String, u32>) {
+    let cells = topology
+        .cells
+        .iter()
+        .map(|c| CellView {
+            name: c.name.clone(),
+            namespace: c.name.clone(),
+            weight: c.weight.unwrap_or(0.0).round() as u32,
+            state: CellState::Active,
+        })
+        .collect();
+    let replicas = topology
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.deployments
+                .iter()
+                .filter_map(move |d| Some((format!("{}/{}", d.cell.as_ref()?, s.name), d.replicas?)))
+        })
+        .collect();
+    (cells, replicas)
 }
 
 /// Replays a prepared fixture in time order. `progress(done, total)` is called now and then.

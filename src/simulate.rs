@@ -4,7 +4,9 @@
 
 use crate::pipeline::{self, Pipeline};
 use cellwarden_models::report::Report;
-use cellwarden_models::{Action, ActionKind, Family, Series};
+use cellwarden_models::{Action, ActionKind, Family, Mode, Series};
+use cellwarden_remediator::crd::CellState;
+use cellwarden_remediator::policy::{CellView, ConfigLimits};
 use cellwarden_simulator::{Outcome, Scenario};
 use std::borrow::Cow;
 
@@ -49,7 +51,13 @@ fn recent(families: &[Family], since_ms: i64) -> Vec<Family> {
 pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) -> RunResult {
     let mut w = scn.wallet();
     let topology = w.topology();
-    let mut pipeline = Pipeline::new();
+    let mut policy = pipeline::default_policy();
+    policy.mode = if act { "act" } else { "dry-run" }.into();
+    let limits = ConfigLimits {
+        mode: if act { Mode::Act } else { Mode::DryRun },
+        paused: false,
+    };
+    let mut pipeline = Pipeline::new().with_policy(policy, limits);
     let mut waiting: Vec<(i64, Action)> = Vec::new();
     let mut decisions = Vec::new();
     let steps = scn.steps();
@@ -74,6 +82,18 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
             pipeline.note(now, "action", line.clone());
             decisions.push(line);
         }
+        // The policy engine sees the cluster as it is now.
+        let (cells, replicas) = w.cluster_view();
+        let views = cells
+            .into_iter()
+            .map(|c| CellView {
+                namespace: c.name.clone(),
+                name: c.name,
+                weight: c.weight.round() as u32,
+                state: if c.cordoned { CellState::Cordoned } else { CellState::Active },
+            })
+            .collect();
+        pipeline.set_cluster(views, replicas);
         // The pipeline sees the recent window (the window store of the live daemon).
         let families = recent(w.recorder.families(), now.millis() - WINDOW_SECS * 1000);
         let since_ns = (now.millis() - WINDOW_SECS * 1000) * 1_000_000;
@@ -81,6 +101,20 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
         let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
         for plan in plans {
+            for r in &plan.refused {
+                let line = format!(
+                    "+{:.1} min {} {}: refused by the {} guard: {}",
+                    minutes(scn, t),
+                    r.action.kind,
+                    r.action.target,
+                    r.guard,
+                    r.reason
+                );
+                if act {
+                    pipeline.note(now, "action", line.clone());
+                }
+                decisions.push(line);
+            }
             for a in plan.actions {
                 if a.kind == ActionKind::Notify {
                     continue;

@@ -247,3 +247,18 @@ fn eval_at_truth_start_scores_all_45_train_ticket_cases() {
     assert!((0.0..=1.0).contains(&ac1) && ac1 <= ac3 && (0.0..=1.0).contains(&avg5));
     eprintln!("nezha-train-ticket at truth start: AC@1 {ac1:.3} AC@3 {ac3:.3} Avg@5 {avg5:.3}");
 }
+
+#[test]
+fn crd_prints_the_three_custom_resource_definitions() {
+    let out = run(bin().arg("crd"));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "cells.cellwarden.io",
+        "remediationpolicies.cellwarden.io",
+        "incidents.cellwarden.io",
+    ] {
+        assert!(text.contains(&format!("name: {name}")), "{name} missing");
+    }
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 3);
+}

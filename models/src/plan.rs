@@ -89,5 +89,18 @@ pub struct Plan {
     pub incident_id: String,
     pub at: Timestamp,
     pub mode: Mode,
+    /// Allowed by every guard (some may still wait for approval: `needs_approval`).
     pub actions: Vec<Action>,
+    /// Proposed but refused by a guard, with the guard's name and reason.
+    #[serde(default)]
+    pub refused: Vec<RefusedAction>,
+}
+
+/// An action a guard refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedAction {
+    pub action: Action,
+    /// `pause`, `mode`, `protected-namespace`, `bounds`, `cooldown`, `rate-limit`, `blast-radius`.
+    pub guard: String,
+    pub reason: String,
 }

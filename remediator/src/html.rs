@@ -185,6 +185,16 @@ fn incident_section(h: &mut String, n: usize, ir: &IncidentReport, graph: &Servi
             a.verify_within_secs
         );
     }
+    for r in &ir.plan.refused {
+        let _ = write!(
+            h,
+            "<li><code>{}</code> <b>{}</b> <span class=\"badge fault\">refused by {}</span> — {}</li>",
+            r.action.kind,
+            esc(&r.action.target),
+            esc(&r.guard),
+            esc(&r.reason)
+        );
+    }
     h.push_str("</ul>");
 }
 

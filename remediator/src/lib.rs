@@ -3,11 +3,15 @@
 //! Layout:
 //! - [`rules`]: the first planner, a small documented rule set (incident → dry-run plan); the
 //!   operator issue's policy engine, guards and kube-rs actuators replace and extend it.
+//! - [`policy`]: the policy engine — the rules propose, the guards dispose (pure).
 //! - [`report`]: rendering a `cellwarden_models::report::Report` as Markdown and JSON.
+//! - [`crd`]: the `Cell`, `RemediationPolicy` and `Incident` custom resources.
 //! - [`html`]: the self-contained HTML report (inline SVG dependency graph, sparklines, timeline).
 //!
 //! Depends on `cellwarden-models` and `cellwarden-detector`; no IO here yet.
 
+pub mod crd;
 pub mod html;
+pub mod policy;
 pub mod report;
 pub mod rules;

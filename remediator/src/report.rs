@@ -83,6 +83,13 @@ pub fn to_markdown(report: &Report) -> String {
                 a.verify_within_secs
             );
         }
+        for r in &ir.plan.refused {
+            let _ = writeln!(
+                md,
+                "- refused `{}` {} by the {} guard: {}",
+                r.action.kind, r.action.target, r.guard, r.reason
+            );
+        }
         md.push('\n');
     }
     if !report.warnings.is_empty() {

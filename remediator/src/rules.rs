@@ -232,6 +232,7 @@ pub fn plan(incident: &Incident, warnings: &[Warning], topology: Option<&Topolog
         at: incident.ranked_at,
         mode: Mode::DryRun,
         actions,
+        refused: vec![],
     }
 }
 

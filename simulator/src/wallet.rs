@@ -139,6 +139,15 @@ pub(crate) struct Node {
     pub unschedulable: bool,
 }
 
+/// A cell's routing as an operator reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellRouting {
+    pub name: String,
+    /// Percent, as configured (not normalised).
+    pub weight: f64,
+    pub cordoned: bool,
+}
+
 /// What users felt: the figures `cellwarden simulate` compares.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
@@ -312,6 +321,26 @@ impl Wallet {
             .iter()
             .map(|p| if total > 0.0 { p.weight * 100.0 / total } else { 0.0 })
             .collect()
+    }
+
+    /// Each cell's name, routing weight (percent, as configured) and whether it is cordoned, and
+    /// the replicas of every `cell/service`: what an operator reads from the cluster.
+    pub fn cluster_view(&self) -> (Vec<CellRouting>, std::collections::BTreeMap<String, u32>) {
+        let cells = self
+            .cells
+            .iter()
+            .map(|c| CellRouting {
+                name: c.name.clone(),
+                weight: c.weight,
+                cordoned: c.cordoned,
+            })
+            .collect();
+        let replicas = self
+            .deployments
+            .iter()
+            .map(|d| (format!("{}/{}", self.cells[d.cell].name, SERVICES[d.svc].name), d.pods.len() as u32))
+            .collect();
+        (cells, replicas)
     }
 
     /// Whether every node of the cell is down.

@@ -1,0 +1,352 @@
+//! The custom resources (group `cellwarden.io`, version `v1alpha1`, DESIGN.md's interfaces table):
+//! `Cell` (cluster-scoped), `RemediationPolicy` and `Incident` (namespaced), each with a status
+//! subresource. The `///` docs below become the CRDs' schema descriptions; `cellwarden crd` prints
+//! them as YAML, and the Helm chart installs what it prints.
+//!
+//! Minimum Kubernetes version: 1.30 (CRD `x-kubernetes-validations` and `apiextensions.k8s.io/v1`
+//! as used here; server-side apply with `managedFields`).
+
+use kube::CustomResource;
+use kube::CustomResourceExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The oldest Kubernetes minor version cellwarden supports.
+pub const MIN_KUBERNETES_VERSION: &str = "1.30";
+
+/// A wallet cell: where its workloads run, which zone it is in, how much traffic it gets.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "cellwarden.io",
+    version = "v1alpha1",
+    kind = "Cell",
+    status = "CellStatus",
+    shortname = "cl",
+    printcolumn = r#"{"name":"Zone","type":"string","jsonPath":".spec.zone"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".spec.weight"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CellSpec {
+    /// The namespace the cell's workloads run in.
+    pub namespace: String,
+    /// Labels that select the cell's nodes (e.g. `wallet.io/cell: cell-2`).
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// The availability zone the cell lives in.
+    pub zone: String,
+    /// Share of traffic routed to the cell, percent (0–100). Routers that read it follow it;
+    /// cellwarden also writes the matching HTTPRoute backend weight.
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: u32,
+}
+
+/// Where a cell stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum CellState {
+    /// Serving its share of traffic.
+    #[default]
+    Active,
+    /// Traffic is being moved away.
+    Draining,
+    /// No traffic, nodes unschedulable.
+    Cordoned,
+}
+
+/// The observed state of a cell.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CellStatus {
+    pub state: CellState,
+    /// The weight before cellwarden drained the cell (to restore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_weight: Option<u32>,
+    /// The incident that changed the state last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+/// How cellwarden may respond to incidents in the namespaces it covers.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "cellwarden.io",
+    version = "v1alpha1",
+    kind = "RemediationPolicy",
+    namespaced,
+    status = "RemediationPolicyStatus",
+    shortname = "rp",
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Paused","type":"boolean","jsonPath":".spec.paused"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationPolicySpec {
+    /// `observe` (act on nothing), `dry-run` (plan and record only) or `act`. Where the daemon's
+    /// config and the policy disagree, the more restrictive mode wins.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Stop every action while true.
+    #[serde(default)]
+    pub paused: bool,
+    /// Which signals lead to which actions; empty means cellwarden's built-in rules.
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+    /// Replica bounds for `scale`.
+    #[serde(default)]
+    pub bounds: ReplicaBounds,
+    /// Seconds before the same action may touch the same target again, per action kind
+    /// (`scale`, `restart_pods`, `reroute`, `failover_provider`, `circuit_break`, `cordon`).
+    #[serde(default = "default_cooldowns")]
+    pub cooldown_secs: BTreeMap<String, u64>,
+    /// Most actions in any hour, all kinds together.
+    #[serde(default = "default_max_actions")]
+    pub max_actions_per_hour: u32,
+    /// Most actions in any hour, per action kind.
+    #[serde(default)]
+    pub max_actions_per_hour_by_kind: BTreeMap<String, u32>,
+    /// How much of the platform one incident may take out of service.
+    #[serde(default)]
+    pub blast_radius: BlastRadius,
+    /// Namespaces cellwarden never touches.
+    #[serde(default)]
+    pub protected_namespaces: Vec<String>,
+    /// Action kinds that wait for a person's approval (annotation `cellwarden.io/approved-by`).
+    #[serde(default = "default_approval")]
+    pub require_approval: Vec<String>,
+    /// How long an approval holds, seconds.
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_secs: u64,
+}
+
+fn default_mode() -> String {
+    "dry-run".into()
+}
+fn default_cooldowns() -> BTreeMap<String, u64> {
+    [
+        ("scale", 600),
+        ("restart_pods", 900),
+        ("reroute", 900),
+        ("failover_provider", 900),
+        ("circuit_break", 1800),
+        ("cordon", 3600),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+fn default_max_actions() -> u32 {
+    10
+}
+fn default_approval() -> Vec<String> {
+    vec!["cordon".into()]
+}
+fn default_approval_ttl() -> u64 {
+    3600
+}
+
+/// One rule: incidents whose top evidence is `signal` lead to `action`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRule {
+    /// `memory`, `cpu`, `latency`, `error_ratio`, `request_rate`, `queue_lag`, or `any`.
+    pub signal: String,
+    /// The root-cause class it applies to: `internal`, `external`, `infrastructure`, or `any`.
+    #[serde(default = "any")]
+    pub class: String,
+    /// The action kind to take.
+    pub action: String,
+}
+
+fn any() -> String {
+    "any".into()
+}
+
+/// Replica bounds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaBounds {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+}
+
+impl Default for ReplicaBounds {
+    fn default() -> Self {
+        ReplicaBounds {
+            min_replicas: 1,
+            max_replicas: 10,
+        }
+    }
+}
+
+/// Blast-radius budget.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlastRadius {
+    /// Most cells drained or cordoned at once.
+    pub max_cells_out: u32,
+    /// Share of cells (percent) that must keep serving: a spare-capacity floor.
+    pub min_active_cells_percent: u32,
+}
+
+impl Default for BlastRadius {
+    fn default() -> Self {
+        BlastRadius {
+            max_cells_out: 1,
+            min_active_cells_percent: 50,
+        }
+    }
+}
+
+/// What the policy has done lately.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationPolicyStatus {
+    #[serde(default)]
+    pub actions_last_hour: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action_at: Option<String>,
+}
+
+/// An incident cellwarden opened: what it saw, what it concluded, what it did.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "cellwarden.io",
+    version = "v1alpha1",
+    kind = "Incident",
+    namespaced,
+    status = "IncidentStatus",
+    shortname = "inc",
+    printcolumn = r#"{"name":"Class","type":"string","jsonPath":".spec.class"}"#,
+    printcolumn = r#"{"name":"Root cause","type":"string","jsonPath":".status.rootCause[0].entity"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSpec {
+    /// When it was opened (RFC 3339).
+    pub opened_at: String,
+    /// `fault` or `capacity`.
+    pub class: String,
+    /// The cells it concerns.
+    #[serde(default)]
+    pub cells: Vec<String>,
+}
+
+/// The incident's record: timeline, ranked root cause, planned and taken actions, approvals and
+/// verification results.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    /// `Open`, `Mitigating`, `Verifying`, `Resolved`, `Escalated`.
+    #[serde(default)]
+    pub phase: String,
+    #[serde(default)]
+    pub timeline: Vec<TimelineItem>,
+    /// Ranked candidates, best first.
+    #[serde(default)]
+    pub root_cause: Vec<RootCauseCandidate>,
+    #[serde(default)]
+    pub planned: Vec<ActionRecord>,
+    #[serde(default)]
+    pub taken: Vec<ActionRecord>,
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+    #[serde(default)]
+    pub verifications: Vec<Verification>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineItem {
+    pub at: String,
+    pub kind: String,
+    pub text: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RootCauseCandidate {
+    pub entity: String,
+    /// `service`, `provider`, `node`, `zone`, `cell`.
+    pub kind: String,
+    /// `internal`, `external`, `infrastructure`.
+    pub class: String,
+    /// Scores are in [0, 1], kept as text so the schema stays integer-free.
+    pub score: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    pub kind: String,
+    pub target: String,
+    pub at: String,
+    /// `planned`, `refused`, `awaiting-approval`, `done`, `failed`, `reverted`.
+    pub state: String,
+    /// Why (for a refusal: the guard and its reason).
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub action: String,
+    pub by: String,
+    pub at: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub action: String,
+    pub expected: String,
+    pub deadline: String,
+    /// `pending`, `passed`, `failed`.
+    pub result: String,
+}
+
+/// The three CRDs as one multi-document YAML, as `cellwarden crd` prints it.
+pub fn crds_yaml() -> String {
+    let mut out = String::new();
+    for crd in [Cell::crd(), RemediationPolicy::crd(), Incident::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&crd).expect("CRDs serialise"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_have_the_interface_names_and_status_subresources() {
+        for (crd, plural, scope) in [
+            (Cell::crd(), "cells", "Cluster"),
+            (RemediationPolicy::crd(), "remediationpolicies", "Namespaced"),
+            (Incident::crd(), "incidents", "Namespaced"),
+        ] {
+            assert_eq!(crd.spec.group, "cellwarden.io");
+            assert_eq!(crd.spec.names.plural, plural);
+            assert_eq!(crd.spec.scope, scope);
+            let v = &crd.spec.versions[0];
+            assert_eq!(v.name, "v1alpha1");
+            assert!(
+                v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+                "{plural} needs a status subresource"
+            );
+        }
+        let yaml = crds_yaml();
+        assert_eq!(yaml.matches("kind: CustomResourceDefinition").count(), 3);
+        assert!(yaml.contains("The availability zone the cell lives in."), "docs become the schema");
+    }
+
+    #[test]
+    fn a_policy_with_only_a_mode_gets_safe_defaults() {
+        let p: RemediationPolicySpec = serde_json::from_value(serde_json::json!({"mode": "act"})).unwrap();
+        assert!(!p.paused);
+        assert_eq!(p.blast_radius.max_cells_out, 1);
+        assert_eq!(p.require_approval, vec!["cordon".to_string()]);
+        assert_eq!(p.cooldown_secs["scale"], 600);
+    }
+}

@@ -80,6 +80,9 @@ pub enum Command {
         /// Only score an existing result folder (e.g. ../shared/nab/results/numenta).
         #[arg(long, conflicts_with = "out")]
         score_only: Option<PathBuf>,
+        /// The detector to run: the streaming ensemble, or a baseline to compare with.
+        #[arg(long, value_enum, default_value_t = crate::nab_cmd::DetectorKind::Ensemble)]
+        detector: crate::nab_cmd::DetectorKind,
     },
     /// Print the CustomResourceDefinitions (Cell, RemediationPolicy, Incident) as YAML.
     Crd,
@@ -124,7 +127,12 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         } => run_simulate(&scenario, seed, !act_only, !no_act, out.as_deref()),
         Command::GenerateFixtures { out, only } => run_generate(&out, &only),
-        Command::Nab { corpus, out, score_only } => crate::nab_cmd::run(&corpus, out.as_deref(), score_only.as_deref()),
+        Command::Nab {
+            corpus,
+            out,
+            score_only,
+            detector,
+        } => crate::nab_cmd::run_with(&corpus, out.as_deref(), score_only.as_deref(), detector),
     }
 }
 

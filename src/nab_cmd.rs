@@ -8,12 +8,15 @@
 //! such result folder, including NAB's own (`results/<detector>/<category>/<detector>_<file>.csv`,
 //! extra columns ignored: `anomaly_score` is read by name).
 //!
-//! The detector is behind [`NabDetector`]; today's is [`RobustZBaseline`], a placeholder.
+//! The detector is behind [`NabDetector`]. [`run_nab`] uses the streaming ensemble
+//! ([`EnsembleDetector`]); [`RobustZBaseline`] (the first placeholder) and [`WindowedGaussian`] (NAB's
+//! own windowedGaussian baseline) stay available for comparison through [`DetectorKind`].
 
 use anyhow::{bail, Context, Result};
+use cellwarden_detector::ensemble::{Params as EnsembleParams, StreamingEnsemble};
 use cellwarden_detector::nab::{self, NabFile, NabScores, NabTime, ScoredFile, Window};
 use cellwarden_detector::robust_z::{RobustZ, RobustZParams};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -52,6 +55,168 @@ pub fn robust_z_row_score(detector: &mut RobustZ, value: f64) -> f64 {
         None => 0.0,
         Some(s) if s.score.is_finite() => s.score.clamp(0.0, 1.0),
         Some(_) => 1.0,
+    }
+}
+
+/// The streaming ensemble ([`StreamingEnsemble`] with its default parameters, the one set used for
+/// every file), fed each row's timestamp (for its daily profile) and value.
+#[derive(Debug, Clone)]
+pub struct EnsembleDetector {
+    inner: StreamingEnsemble,
+}
+
+impl Default for EnsembleDetector {
+    fn default() -> Self {
+        EnsembleDetector {
+            inner: StreamingEnsemble::new(EnsembleParams::default()),
+        }
+    }
+}
+
+impl NabDetector for EnsembleDetector {
+    fn score(&mut self, timestamp: NabTime, value: f64) -> f64 {
+        // NAB timestamps are naive date-times in microseconds; the profile only needs the time of day.
+        let verdict = self.inner.update_at(timestamp.0.div_euclid(1_000_000), value);
+        verdict.score.clamp(0.0, 1.0)
+    }
+}
+
+/// NAB's `windowedGaussian` baseline (`nab/detectors/gaussian/windowedGaussian_detector.py`): the
+/// score of a value is `1 − Q(|x − mean| / std)` (Q the standard normal tail probability), mean and
+/// (population) standard deviation taken over a window of earlier values. The window grows to
+/// [`WindowedGaussian::WINDOW`] values (statistics updated at every value), then slides forward
+/// [`WindowedGaussian::STEP`] values at a time; a standard deviation of 0 counts as 1e-6. The first
+/// row scores 0.
+#[derive(Debug, Clone)]
+pub struct WindowedGaussian {
+    window: VecDeque<f64>,
+    step: Vec<f64>,
+    window_size: usize,
+    step_size: usize,
+    mean: f64,
+    std: f64,
+    /// Welford's running sum of squared deviations while the window grows.
+    m2: f64,
+}
+
+impl Default for WindowedGaussian {
+    fn default() -> Self {
+        WindowedGaussian::new(WindowedGaussian::WINDOW, WindowedGaussian::STEP)
+    }
+}
+
+impl WindowedGaussian {
+    /// NAB's tuned window size.
+    pub const WINDOW: usize = 6400;
+    /// NAB's step size.
+    pub const STEP: usize = 100;
+
+    pub fn new(window_size: usize, step_size: usize) -> WindowedGaussian {
+        WindowedGaussian {
+            window: VecDeque::new(),
+            step: Vec::new(),
+            window_size: window_size.max(1),
+            step_size: step_size.max(1),
+            mean: 0.0,
+            std: 1.0,
+            m2: 0.0,
+        }
+    }
+
+    /// Scores `value` against the window, then adds it.
+    pub fn update(&mut self, value: f64) -> f64 {
+        let score = if self.window.is_empty() {
+            0.0
+        } else {
+            1.0 - normal_tail((value - self.mean).abs() / self.std)
+        };
+        if self.window.len() < self.window_size {
+            self.window.push_back(value);
+            let n = self.window.len() as f64;
+            let delta = value - self.mean;
+            self.mean += delta / n;
+            self.m2 += delta * (value - self.mean);
+            self.std = (self.m2 / n).max(0.0).sqrt();
+            if self.std == 0.0 {
+                self.std = 1e-6;
+            }
+        } else {
+            self.step.push(value);
+            if self.step.len() == self.step_size {
+                self.window.drain(..self.step_size.min(self.window.len()));
+                self.window.extend(self.step.drain(..));
+                self.recompute();
+            }
+        }
+        score
+    }
+
+    /// Mean and population standard deviation of the window, two-pass (as numpy computes them).
+    fn recompute(&mut self) {
+        let n = self.window.len() as f64;
+        self.mean = self.window.iter().sum::<f64>() / n;
+        let var = self.window.iter().map(|x| (x - self.mean).powi(2)).sum::<f64>() / n;
+        self.std = var.sqrt();
+        if self.std == 0.0 {
+            self.std = 1e-6;
+        }
+    }
+
+    /// Bytes of state: the struct plus the heap capacity of its buffers.
+    pub fn state_bytes(&self) -> usize {
+        std::mem::size_of::<WindowedGaussian>() + (self.window.capacity() + self.step.capacity()) * std::mem::size_of::<f64>()
+    }
+}
+
+impl NabDetector for WindowedGaussian {
+    fn score(&mut self, _timestamp: NabTime, value: f64) -> f64 {
+        self.update(value).clamp(0.0, 1.0)
+    }
+}
+
+/// The standard normal tail probability Q(z) = P(Z > z) for z ≥ 0, as `erfc(z / √2) / 2`.
+pub fn normal_tail(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// The complementary error function (Numerical Recipes' `erfcc`, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// The detectors the harness can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DetectorKind {
+    /// The streaming novelty ensemble ([`EnsembleDetector`]).
+    #[default]
+    Ensemble,
+    /// The first placeholder: robust z-score on a trailing median/MAD ([`RobustZBaseline`]).
+    RobustZ,
+    /// NAB's windowedGaussian baseline ([`WindowedGaussian`]).
+    WindowedGaussian,
+}
+
+impl DetectorKind {
+    /// The name printed with the scores.
+    pub fn label(self) -> &'static str {
+        match self {
+            DetectorKind::Ensemble => "streaming ensemble",
+            DetectorKind::RobustZ => "robust-z baseline",
+            DetectorKind::WindowedGaussian => "windowed-Gaussian baseline",
+        }
     }
 }
 
@@ -369,12 +534,22 @@ pub fn run_nab_with<D: NabDetector>(corpus: &Path, out: &Path, mut make_detector
     score_loaded(&loaded, out)
 }
 
-/// Runs the baseline detector ([`RobustZBaseline`]) over the corpus, writes its results under `out`,
-/// scores them and prints the three figures.
+/// Runs the default detector (the streaming ensemble, [`EnsembleDetector`]) over the corpus, writes
+/// its results under `out`, scores them and prints the three figures.
 pub fn run_nab(corpus: &Path, out: &Path) -> Result<NabScores> {
-    let scores = run_nab_with(corpus, out, RobustZBaseline::default)?;
+    run_nab_detector(corpus, out, DetectorKind::default())
+}
+
+/// Runs the detector `kind` over the corpus, writes its results under `out`, scores them and prints
+/// the three figures.
+pub fn run_nab_detector(corpus: &Path, out: &Path, kind: DetectorKind) -> Result<NabScores> {
+    let scores = match kind {
+        DetectorKind::Ensemble => run_nab_with(corpus, out, EnsembleDetector::default)?,
+        DetectorKind::RobustZ => run_nab_with(corpus, out, RobustZBaseline::default)?,
+        DetectorKind::WindowedGaussian => run_nab_with(corpus, out, WindowedGaussian::default)?,
+    };
     let mut so = std::io::stdout().lock();
-    print_scores(&mut so, &format!("robust-z baseline (results in {})", out.display()), &scores)?;
+    print_scores(&mut so, &format!("{} (results in {})", kind.label(), out.display()), &scores)?;
     Ok(scores)
 }
 
@@ -402,16 +577,21 @@ pub fn print_scores(w: &mut dyn Write, what: &str, scores: &NabScores) -> std::i
     Ok(())
 }
 
-/// The `nab` subcommand: with `score_only`, scores that result folder; else runs the baseline over
-/// the corpus into `out` and scores it.
+/// The `nab` subcommand: with `score_only`, scores that result folder; else runs the default
+/// detector (the streaming ensemble) over the corpus into `out` and scores it.
 pub fn run(corpus: &Path, out: Option<&Path>, score_only: Option<&Path>) -> Result<()> {
+    run_with(corpus, out, score_only, DetectorKind::default())
+}
+
+/// The `nab` subcommand with a choice of detector (`--detector`).
+pub fn run_with(corpus: &Path, out: Option<&Path>, score_only: Option<&Path>, detector: DetectorKind) -> Result<()> {
     match (score_only, out) {
         (Some(dir), _) => {
             let scores = score_results(corpus, dir)?;
             print_scores(&mut std::io::stdout().lock(), &dir.display().to_string(), &scores)?;
         }
         (None, Some(out)) => {
-            run_nab(corpus, out)?;
+            run_nab_detector(corpus, out, detector)?;
         }
         (None, None) => bail!("nab: give --out DIR (run the detector) or --score-only DIR (score existing results)"),
     }

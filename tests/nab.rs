@@ -1,7 +1,9 @@
 //! The NAB harness and scorer end to end: on a small synthetic corpus, and (ignored unless
 //! ../shared exists) on the NAB corpus against the published scores of two reference detectors.
 
-use cellwarden::nab_cmd::{self, find_result, load_corpus, read_scores, run_nab_with, score_results, NabDetector, RobustZBaseline};
+use cellwarden::nab_cmd::{
+    self, find_result, load_corpus, read_scores, run_nab_with, score_results, EnsembleDetector, NabDetector, RobustZBaseline,
+};
 use cellwarden_detector::nab::{NabScores, NabTime};
 use std::path::{Path, PathBuf};
 
@@ -90,6 +92,39 @@ fn baseline_runs_over_the_corpus_without_look_ahead() {
     };
     let full = run(f.values.len());
     assert_eq!(run(5000)[..], full[..5000]);
+}
+
+#[test]
+#[ignore = "needs ../shared"]
+fn ensemble_scores_at_least_65_on_the_standard_profile() {
+    let corpus = shared_nab();
+    let out = tempfile::tempdir().unwrap();
+    let scores = run_nab_with(&corpus, out.path(), EnsembleDetector::default).unwrap();
+    let mut text = Vec::new();
+    nab_cmd::print_scores(&mut text, "streaming ensemble", &scores).unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&text));
+    let [standard, low_fp, low_fn] = figures(&scores);
+    eprintln!("standard {standard:.2} / reward_low_FP_rate {low_fp:.2} / reward_low_FN_rate {low_fn:.2}");
+    assert!(standard >= 65.0, "standard profile {standard:.2} < 65");
+    // No look-ahead: the scores of a prefix of a file are the prefix of its scores.
+    let loaded = load_corpus(&corpus).unwrap();
+    let f = &loaded
+        .files
+        .iter()
+        .find(|f| f.file.name == "realKnownCause/machine_temperature_system_failure.csv")
+        .unwrap()
+        .file;
+    let run = |n: usize| {
+        let mut d = EnsembleDetector::default();
+        f.timestamps
+            .iter()
+            .zip(&f.values)
+            .take(n)
+            .map(|(t, v)| d.score(*t, *v))
+            .collect::<Vec<f64>>()
+    };
+    let full = run(f.values.len());
+    assert_eq!(run(9000)[..], full[..9000]);
 }
 
 #[test]

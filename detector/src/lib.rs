@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`signals`]: raw series → signal series (counter rates, error ratios, histogram means).
 //! - [`robust_z`]: the streaming robust z-score detector (median/MAD over a trailing window).
+//! - [`ensemble`]: the streaming novelty ensemble (range, CUSUM shift, moving mean, daily profile) with a rest after alarms; O(1), ~3 KiB per series.
 //! - [`forecast`]: time to exhaustion of a bounded resource (least-squares trend with a band).
 //! - [`alarms`]: the streaming [`alarms::Detector`] — anomalies, warnings, and when they become an alarm.
 //! - [`multivariate`]: a PCA model (linfa) of a service's signals together, with serialisable state.
@@ -15,6 +16,7 @@
 //! Depends on `cellwarden-models` only.
 
 pub mod alarms;
+pub mod ensemble;
 pub mod forecast;
 pub mod graph;
 pub mod multivariate;

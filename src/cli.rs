@@ -86,6 +86,30 @@ pub enum Command {
     },
     /// Print the CustomResourceDefinitions (Cell, RemediationPolicy, Incident) as YAML.
     Crd,
+    /// The operator daemon: detect, rank, plan and (in act mode) act through the Kubernetes API.
+    Run {
+        /// The config file (cellwarden.yaml); defaults apply without one.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A kubeconfig; without it, in-cluster config or KUBECONFIG.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Override the config's source: live, fixture:<dir>, simulator:<scenario>.
+        #[arg(long)]
+        source: Option<String>,
+        /// Override the config's clock speed (simulated seconds per second).
+        #[arg(long)]
+        clock_speed: Option<f64>,
+    },
+    /// Create the namespaces, Deployments and Cells a simulated scenario expects (demos, tests).
+    SeedCluster {
+        scenario: String,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// cellwarden's own namespace, created too.
+        #[arg(long, default_value = "cellwarden")]
+        namespace: String,
+    },
     /// Render a stored report.json for people.
     Report {
         /// A report.json written by replay or eval.
@@ -113,6 +137,38 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         } => run_eval(&fixtures, at_truth_start, json, out.as_deref()),
         Command::Report { report, format } => run_report(&report, format),
+        Command::Run {
+            config,
+            kubeconfig,
+            source,
+            clock_speed,
+        } => {
+            let mut cfg = match &config {
+                Some(p) => crate::run::Config::load(p)?,
+                None => crate::run::Config::default(),
+            };
+            if let Some(s) = source {
+                cfg.source = s;
+            }
+            if let Some(c) = clock_speed {
+                cfg.clock_speed_x = c;
+            }
+            tokio::runtime::Runtime::new()?.block_on(crate::run::run(cfg, kubeconfig.as_deref()))
+        }
+        Command::SeedCluster {
+            scenario,
+            kubeconfig,
+            namespace,
+        } => tokio::runtime::Runtime::new()?.block_on(async {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = match kubeconfig {
+                Some(p) => kube::Client::try_from(
+                    kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&p)?, &Default::default()).await?,
+                )?,
+                None => kube::Client::try_default().await?,
+            };
+            crate::run::seed_cluster(&client, &scenario, &namespace).await
+        }),
         Command::Crd => {
             std::io::stdout()
                 .lock()

@@ -6,6 +6,7 @@
 //! - [`pipeline`]: fixture → signals → detector → incidents (ranked, planned) → report.
 //! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
 //! - [`discover`]: finding fixture folders among paths, globs and parent folders.
+//! - [`run`]: the daemon — config, admin endpoints, the source, Incidents, Events, audit, actuators.
 //! - [`simulate`]: the closed loop between the simulated wallet and the pipeline.
 //! - [`nab_cmd`]: the NAB harness: run a detector over the NAB corpus, score result folders.
 
@@ -14,4 +15,5 @@ pub mod discover;
 pub mod eval;
 pub mod nab_cmd;
 pub mod pipeline;
+pub mod run;
 pub mod simulate;

@@ -5,11 +5,16 @@
 //!   operator issue's policy engine, guards and kube-rs actuators replace and extend it.
 //! - [`policy`]: the policy engine — the rules propose, the guards dispose (pure).
 //! - [`report`]: rendering a `cellwarden_models::report::Report` as Markdown and JSON.
+//! - [`actuate`]: kube-rs actuators (server-side apply, field manager `cellwarden`) with retries.
+//! - [`audit`]: the hash-chained audit log (JSON lines on stdout).
 //! - [`crd`]: the `Cell`, `RemediationPolicy` and `Incident` custom resources.
 //! - [`html`]: the self-contained HTML report (inline SVG dependency graph, sparklines, timeline).
 //!
-//! Depends on `cellwarden-models` and `cellwarden-detector`; no IO here yet.
+//! Depends on `cellwarden-models` and `cellwarden-detector`. IO lives in [`actuate`] only; the
+//! policy engine and the rule set are pure.
 
+pub mod actuate;
+pub mod audit;
 pub mod crd;
 pub mod html;
 pub mod policy;

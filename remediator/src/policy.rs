@@ -126,7 +126,7 @@ pub fn decide(proposed: Plan, policy: &RemediationPolicySpec, config: &ConfigLim
         if matches!(
             action.kind,
             ActionKind::Scale | ActionKind::RestartPods | ActionKind::Reroute | ActionKind::Cordon | ActionKind::CircuitBreak
-        ) && policy.protected_namespaces.iter().any(|p| *p == namespace)
+        ) && policy.protected_namespaces.contains(&namespace)
         {
             refused.push(refuse(guard::PROTECTED_NAMESPACE, format!("namespace {namespace} is protected")));
             continue;

@@ -343,6 +343,58 @@ impl Wallet {
         (cells, replicas)
     }
 
+    /// Sets a cell's routing weight (percent), as a router reading `Cell.spec.weight` would.
+    pub fn set_cell_weight(&mut self, cell: &str, weight: f64) {
+        if let Some(c) = self.cells.iter_mut().find(|c| c.name == cell) {
+            c.weight = weight.max(0.0);
+        }
+    }
+
+    /// Sets a deployment's replicas, as the Deployment controller would (new pods start not ready).
+    pub fn set_replicas(&mut self, cell: &str, service: &str, replicas: usize) {
+        let (Some(c), Some(s)) = (self.cells.iter().position(|x| x.name == cell), service_index(service)) else {
+            return;
+        };
+        let i = self.dep_index(c, s);
+        let now = self.now_secs;
+        let mut rng = Rng::derive(self.cfg.seed, &format!("replicas-{now}-{cell}-{service}"));
+        while self.deployments[i].pods.len() < replicas.min(10) {
+            add_pod(&mut self.deployments[i], c, &mut rng);
+            self.deployments[i].pods.last_mut().expect("added").unavailable_until = now + RESTART_SECS;
+        }
+        while self.deployments[i].pods.len() > replicas.max(1) {
+            self.deployments[i].pods.pop();
+        }
+    }
+
+    /// Restarts a deployment's pods one a minute (a rolling restart).
+    pub fn restart_deployment(&mut self, cell: &str, service: &str) {
+        let action = Action {
+            kind: ActionKind::RestartPods,
+            target: format!("{cell}/{service}"),
+            params: vec![],
+            reason: "rolling restart seen on the API".into(),
+            needs_approval: false,
+            expected_effect: String::new(),
+            verify_within_secs: 0,
+        };
+        let _ = self.apply(&action);
+    }
+
+    /// Sets a provider's weight (percent), as the provider gateway reading its ConfigMap would.
+    pub fn set_provider_weight(&mut self, provider: &str, weight: f64) {
+        if let Some(p) = PROVIDERS.iter().position(|p| p.name == provider) {
+            self.providers[p].weight = weight.max(0.0);
+        }
+    }
+
+    /// Switches a feature flag (only `loyalty` exists).
+    pub fn set_feature(&mut self, feature: &str, on: bool) {
+        if feature == SERVICES[LOYALTY].name {
+            self.loyalty_enabled = on;
+        }
+    }
+
     /// Whether every node of the cell is down.
     pub fn cell_down(&self, cell: usize) -> bool {
         self.nodes.iter().filter(|n| n.cell == cell).all(|n| !n.ready)

@@ -1,0 +1,199 @@
+//! End to end: the real `cellwarden run` binary, with the real kube-rs client, against the fake
+//! Kubernetes API (fakekube, in process), fed by the simulated wallet at 600× speed. The wallet
+//! reads back what the operator writes, so the loop closes through the API.
+//!
+//! Checked: the CRDs gate start-up; a zone outage ends with its cell drained; the cordon waits for
+//! an approval annotation and then happens; the second incident's cordon is refused by a guard;
+//! Incidents carry root cause, planned and taken actions; Events are published; the audit log's
+//! hash chain holds; `/readyz` answers.
+
+use cellwarden_remediator::audit;
+use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
+use fakekube::{FakeKube, Options};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn client(fake: &FakeKube) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap()
+}
+
+async fn install_crds(c: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    for crd in [Cell::crd(), RemediationPolicy::crd(), Incident::crd()] {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_fails_fast_without_the_crds() {
+    let fake = FakeKube::start(Options::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_cellwarden"))
+            .args(["run", "--source", "simulator:memory-leak", "--kubeconfig"])
+            .arg(&kc)
+            .env("CELLWARDEN_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CRDs are not installed") && err.contains("cellwarden crd | kubectl apply -f -"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
+    let fake = FakeKube::start(Options::default()).await.unwrap();
+    let c = client(&fake).await;
+    install_crds(&c).await;
+    cellwarden::run::seed_cluster(&c, "zone-outage", "cellwarden").await.unwrap();
+    let policies: Api<RemediationPolicy> = Api::namespaced(c.clone(), "cellwarden");
+    let policy: RemediationPolicy = serde_json::from_value(serde_json::json!({"apiVersion": "cellwarden.io/v1alpha1", "kind": "RemediationPolicy", "metadata": {"name": "default", "namespace": "cellwarden"}, "spec": {"mode": "act"}})).unwrap();
+    policies.create(&PostParams::default(), &policy).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("cellwarden.yaml");
+    std::fs::write(
+        &cfg,
+        format!("mode: act\nnamespace: cellwarden\nadmin_listen: 127.0.0.1:{port}\nsource: simulator:zone-outage\nclock_speed_x: 600\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellwarden"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .env("CELLWARDEN_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let audit_lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>());
+    let stderr = child.stderr.take().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Source finished") {
+                let _ = done_tx.send(());
+            }
+        }
+    });
+
+    // Wait for the cordon to ask for approval, then approve it as an on-call engineer would.
+    let incidents: Api<Incident> = Api::namespaced(c.clone(), "cellwarden");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut approved = None;
+    let mut ready_seen = false;
+    while Instant::now() < deadline && approved.is_none() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !ready_seen {
+            ready_seen = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && http_status(port, "/readyz") == 200;
+        }
+        for i in incidents.list(&ListParams::default()).await.unwrap().items {
+            let waiting = i
+                .status
+                .as_ref()
+                .is_some_and(|s| s.planned.iter().any(|p| p.kind == "cordon" && p.state == "awaiting-approval"));
+            if waiting {
+                let name = i.metadata.name.clone().unwrap();
+                let patch = serde_json::json!({"metadata": {"annotations": {"cellwarden.io/approved-by": "alice@oncall", "cellwarden.io/approved-at": "2026-03-02T09:46:00Z"}}});
+                incidents
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap();
+                approved = Some(name);
+                break;
+            }
+        }
+    }
+    let approved = approved.expect("a cordon waited for approval");
+    assert!(ready_seen, "/readyz answered 200 while running");
+    let finished = tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(60)).is_ok())
+        .await
+        .unwrap();
+    assert!(finished, "the scenario ran to its end");
+    let _ = child.kill();
+    let _ = child.wait();
+    let audit_lines = audit_lines.join().unwrap();
+
+    // The zone's cell is drained and cordoned; the first incident blamed the zone.
+    let cells: Api<Cell> = Api::all(c.clone());
+    let cell2 = cells.get("cell-2").await.unwrap();
+    assert_eq!(cell2.spec.weight, 0);
+    assert_eq!(cell2.status.unwrap().state, cellwarden_remediator::crd::CellState::Cordoned);
+    let first = incidents.get(&approved).await.unwrap().status.unwrap();
+    assert_eq!(first.root_cause[0].entity, "zone-b");
+    assert_eq!(first.root_cause[0].class, "infrastructure");
+    assert!(
+        first.taken.iter().any(|t| t.kind == "reroute" && t.state == "done"),
+        "{:?}",
+        first.taken
+    );
+    // A later incident's cordon is refused by a guard (the cooldown), and says so.
+    let all = incidents.list(&ListParams::default()).await.unwrap().items;
+    let refused: Vec<String> = all
+        .iter()
+        .flat_map(|i| {
+            i.status.iter().flat_map(|s| {
+                s.planned
+                    .iter()
+                    .filter(|p| p.state == "refused")
+                    .map(|p| format!("{} {}: {}", p.kind, p.target, p.reason))
+            })
+        })
+        .collect();
+    assert!(refused.iter().any(|r| r.starts_with("cordon cell-2: cooldown")), "{refused:?}");
+    // Events for the decisions.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.clone(), "cellwarden");
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for r in ["IncidentOpened", "ActionTaken", "ApprovalRequested", "ActionRefused"] {
+        assert!(reasons.iter().any(|x| x == r), "no {r} Event in {reasons:?}");
+    }
+    // The audit log is a hash chain with the approval in it.
+    let lines: Vec<&str> = audit_lines.iter().map(String::as_str).collect();
+    assert!(audit::verify(&lines).unwrap() >= 4);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"approved_by\":\"alice@oncall\"") && l.contains("cordon")),
+        "{lines:?}"
+    );
+}
+
+fn http_status(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}

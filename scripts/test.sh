@@ -35,6 +35,21 @@ fi
 export KUBECTL="$TOOLS/kubectl" HELM="$TOOLS/helm"
 "$KUBECTL" version --client >/dev/null && echo "kubectl: $KUBECTL"
 
+# The chart, checked with the real helm and kubernetes-validate (PyPI, Kubernetes 1.37 schemas).
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "== installing kubernetes-validate"
+  python3 -m pip install -q "kubernetes-validate==1.37.*"
+fi
+echo "== helm lint --strict, helm template, kubernetes-validate --strict"
+CHART=helm/cellwarden
+"$HELM" lint --strict "$CHART"
+"$HELM" lint --strict "$CHART" -f "$CHART/ci/all-on-values.yaml"
+RENDERED="$(mktemp -d)"
+"$HELM" template cw "$CHART" --namespace cellwarden > "$RENDERED/default.yaml"
+"$HELM" template cw "$CHART" --namespace cellwarden -f "$CHART/ci/all-on-values.yaml" > "$RENDERED/all-on.yaml"
+"$HELM" template cw "$CHART" --namespace cellwarden -f "$CHART/examples/four-cell-wallet.yaml" > "$RENDERED/example.yaml"
+kubernetes-validate --strict --quiet "$RENDERED/default.yaml" "$RENDERED/all-on.yaml" "$RENDERED/example.yaml"
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

@@ -86,6 +86,11 @@ pub enum Command {
     },
     /// Print the CustomResourceDefinitions (Cell, RemediationPolicy, Incident) as YAML.
     Crd,
+    /// Print the RBAC rules the operator needs (`--cluster` for the ClusterRole, else the Role).
+    Rbac {
+        #[arg(long)]
+        cluster: bool,
+    },
     /// The operator daemon: detect, rank, plan and (in act mode) act through the Kubernetes API.
     Run {
         /// The config file (cellwarden.yaml); defaults apply without one.
@@ -169,6 +174,12 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             crate::run::seed_cluster(&client, &scenario, &namespace).await
         }),
+        Command::Rbac { cluster } => {
+            std::io::stdout()
+                .lock()
+                .write_all(cellwarden_remediator::rbac::rules_yaml(cluster).as_bytes())?;
+            Ok(())
+        }
         Command::Crd => {
             std::io::stdout()
                 .lock()

@@ -15,7 +15,8 @@
 //! `timeoutSeconds`) with label and field selectors; create, replace, delete with finalizers;
 //! JSON, merge and strategic-merge patches; server-side apply with conflicts; `status` and
 //! `scale` subresources; optimistic concurrency; proper `Status` errors. What it does not: run
-//! controllers (a Deployment's pods never appear), authenticate, validate schemas, serve OpenAPI.
+//! controllers (a Deployment's pods never appear), authenticate, validate schemas, serve OpenAPI,
+//! or read protobuf bodies (kubectl's imperative `create <kind>` sends protobuf; `apply` sends JSON).
 //!
 //! Admin endpoints: `POST /fakekube/faults` (a [`store::Fault`]), `GET`/`DELETE /fakekube/faults`,
 //! `GET /fakekube/state` (a [`store::Snapshot`]).
@@ -461,6 +462,11 @@ fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
 }
 
 fn parse_body(body: &[u8], ctype: &str) -> Result<Value, String> {
+    if ctype.contains("protobuf") {
+        return Err(
+            "protobuf bodies are not supported by fakekube: send JSON (kubectl apply does; kubectl create <kind> sends protobuf)".into(),
+        );
+    }
     if ctype.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
         serde_yaml_ng::from_str(text).map_err(|e| format!("invalid YAML: {e}"))

@@ -4,6 +4,7 @@
 //! - [`rules`]: the first planner, a small documented rule set (incident → dry-run plan); the
 //!   operator issue's policy engine, guards and kube-rs actuators replace and extend it.
 //! - [`policy`]: the policy engine — the rules propose, the guards dispose (pure).
+//! - [`rbac`]: the permissions the operator needs (the chart's RBAC is rendered from it).
 //! - [`report`]: rendering a `cellwarden_models::report::Report` as Markdown and JSON.
 //! - [`actuate`]: kube-rs actuators (server-side apply, field manager `cellwarden`) with retries.
 //! - [`audit`]: the hash-chained audit log (JSON lines on stdout).
@@ -18,5 +19,6 @@ pub mod audit;
 pub mod crd;
 pub mod html;
 pub mod policy;
+pub mod rbac;
 pub mod report;
 pub mod rules;

@@ -1,0 +1,96 @@
+//! The Kubernetes permissions the operator needs — one list, the single source of truth: the Helm
+//! chart's ClusterRole and Role are rendered from it (`cellwarden rbac`), and a test fails when the
+//! chart grants more or less. Add a line here when code starts calling a new verb or resource.
+
+/// One permission rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub api_group: &'static str,
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+    /// Granted cluster-wide (ClusterRole) rather than in cellwarden's own namespace (Role).
+    pub cluster_wide: bool,
+    /// Where the code uses it.
+    pub used_by: &'static str,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        api_group: "cellwarden.io",
+        resource: "cells",
+        verbs: &["get", "list", "patch"],
+        cluster_wide: true,
+        used_by: "actuate::drain, run::sync_from_api",
+    },
+    Rule {
+        api_group: "cellwarden.io",
+        resource: "cells/status",
+        verbs: &["patch"],
+        cluster_wide: true,
+        used_by: "actuate::drain",
+    },
+    Rule {
+        api_group: "apps",
+        resource: "deployments",
+        verbs: &["get", "list", "patch"],
+        cluster_wide: true,
+        used_by: "actuate::scale, actuate::restart, run::sync_from_api",
+    },
+    Rule {
+        api_group: "",
+        resource: "configmaps",
+        verbs: &["get", "patch"],
+        cluster_wide: true,
+        used_by: "actuate::flag, run::sync_from_api",
+    },
+    Rule {
+        api_group: "",
+        resource: "nodes",
+        verbs: &["list", "patch"],
+        cluster_wide: true,
+        used_by: "actuate::drain (cordon)",
+    },
+    Rule {
+        api_group: "cellwarden.io",
+        resource: "incidents",
+        verbs: &["create", "get", "list", "patch"],
+        cluster_wide: false,
+        used_by: "run::Operator::handle, run::approvals, run::check_crds",
+    },
+    Rule {
+        api_group: "cellwarden.io",
+        resource: "incidents/status",
+        verbs: &["patch"],
+        cluster_wide: false,
+        used_by: "run::Operator::handle",
+    },
+    Rule {
+        api_group: "cellwarden.io",
+        resource: "remediationpolicies",
+        verbs: &["list"],
+        cluster_wide: false,
+        used_by: "run::load_policy",
+    },
+    Rule {
+        api_group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+        cluster_wide: false,
+        used_by: "run::Operator::event (kube Recorder)",
+    },
+];
+
+/// The rules as the YAML list a Role's or ClusterRole's `rules:` takes.
+pub fn rules_yaml(cluster_wide: bool) -> String {
+    let mut out = String::new();
+    for r in RULES.iter().filter(|r| r.cluster_wide == cluster_wide) {
+        out.push_str(&format!(
+            "# used by {}\n- apiGroups: [\"{}\"]\n  resources: [\"{}\"]\n  verbs: [{}]\n",
+            r.used_by,
+            r.api_group,
+            r.resource,
+            r.verbs.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out
+}

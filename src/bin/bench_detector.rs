@@ -184,13 +184,25 @@ fn main() -> Result<()> {
 fn bench_multivariate() {
     use cellwarden_detector::multivariate::{ModelParams, MultivariateModel};
     use cellwarden_models::Signal;
-    let features = vec![Signal::RequestRate, Signal::Cpu, Signal::Latency, Signal::ErrorRatio, Signal::Memory];
+    let features = vec![
+        Signal::RequestRate,
+        Signal::Cpu,
+        Signal::Latency,
+        Signal::ErrorRatio,
+        Signal::Memory,
+    ];
     // A day of one-minute rows with the usual relations between the signals.
     let rows: Vec<Vec<f64>> = (0..1440)
         .map(|i| {
             let rps = 50.0 + 30.0 * (i as f64 / 229.0).sin();
             let w = ((i * 7919) % 101) as f64 / 101.0 - 0.5;
-            vec![rps, 0.01 * rps + 0.01 * w, 0.02 + 0.0002 * rps + 0.001 * w, 0.001 + 0.0005 * w, 3e8 + 1e6 * w]
+            vec![
+                rps,
+                0.01 * rps + 0.01 * w,
+                0.02 + 0.0002 * rps + 0.001 * w,
+                0.001 + 0.0005 * w,
+                3e8 + 1e6 * w,
+            ]
         })
         .collect();
     let mut best_fit = Duration::MAX;
@@ -212,6 +224,15 @@ fn bench_multivariate() {
     }
     println!();
     println!("(c) multivariate PCA model (linfa), {} features:", features.len());
-    println!("    fit:   {} rows in {:.2} ms = {:.0} rows/s", rows.len(), best_fit.as_secs_f64() * 1e3, rows.len() as f64 / best_fit.as_secs_f64());
-    println!("    score: {:.0} rows/s per core; cached state {} bytes (JSON)", rows.len() as f64 / best_score.as_secs_f64(), model.to_json().len());
+    println!(
+        "    fit:   {} rows in {:.2} ms = {:.0} rows/s",
+        rows.len(),
+        best_fit.as_secs_f64() * 1e3,
+        rows.len() as f64 / best_fit.as_secs_f64()
+    );
+    println!(
+        "    score: {:.0} rows/s per core; cached state {} bytes (JSON)",
+        rows.len() as f64 / best_score.as_secs_f64(),
+        model.to_json().len()
+    );
 }

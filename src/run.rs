@@ -17,9 +17,9 @@ use cellwarden_models::{ActionKind, Incident as ModelIncident, Mode, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
 use cellwarden_remediator::crd::{
-    ActionRecord, Cell, CellSpec, CellState, Incident, IncidentSpec, IncidentStatus, RemediationPolicy, RootCauseCandidate, TimelineItem,
+    ActionRecord, Cell, CellSpec, Incident, IncidentSpec, IncidentStatus, RemediationPolicy, RootCauseCandidate, TimelineItem,
 };
-use cellwarden_remediator::policy::{CellView, ConfigLimits};
+use cellwarden_remediator::policy::ConfigLimits;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -561,39 +561,10 @@ async fn simulate_through_api(
         w.step();
         op.metrics.steps.inc();
         let now = w.now();
-        let (cells, replicas) = w.cluster_view();
-        pipeline.set_cluster(
-            cells
-                .into_iter()
-                .map(|c| CellView {
-                    namespace: c.name.clone(),
-                    name: c.name,
-                    weight: c.weight.round() as u32,
-                    state: if c.cordoned { CellState::Cordoned } else { CellState::Active },
-                })
-                .collect(),
-            replicas,
-        );
+        let (views, replicas) = crate::simulate::cell_views(&w);
+        pipeline.set_cluster(views, replicas);
         let since = now.millis() - 45 * 60 * 1000;
-        let families: Vec<cellwarden_models::Family> = w
-            .recorder
-            .families()
-            .iter()
-            .map(|f| cellwarden_models::Family {
-                name: f.name.clone(),
-                kind: f.kind,
-                help: None,
-                unit: None,
-                series: f
-                    .series
-                    .iter()
-                    .map(|s| cellwarden_models::Series {
-                        key: s.key.clone(),
-                        samples: s.samples[s.samples.partition_point(|p| p.t.millis() < since)..].to_vec(),
-                    })
-                    .collect(),
-            })
-            .collect();
+        let families = crate::simulate::recent(w.recorder.families(), since);
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
         let before = pipeline.incidents().len();

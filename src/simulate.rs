@@ -24,7 +24,8 @@ pub struct RunResult {
     pub decisions: Vec<String>,
 }
 
-fn recent(families: &[Family], since_ms: i64) -> Vec<Family> {
+/// The families trimmed to samples from `since_ms` on: the window the pipeline sees.
+pub fn recent(families: &[Family], since_ms: i64) -> Vec<Family> {
     families
         .iter()
         .map(|f| Family {
@@ -45,6 +46,21 @@ fn recent(families: &[Family], since_ms: i64) -> Vec<Family> {
                 .collect(),
         })
         .collect()
+}
+
+/// The wallet's cells as the policy engine sees them.
+pub fn cell_views(w: &cellwarden_simulator::Wallet) -> (Vec<CellView>, std::collections::BTreeMap<String, u32>) {
+    let (cells, replicas) = w.cluster_view();
+    let views = cells
+        .into_iter()
+        .map(|c| CellView {
+            namespace: c.name.clone(),
+            name: c.name,
+            weight: c.weight.round() as u32,
+            state: if c.cordoned { CellState::Cordoned } else { CellState::Active },
+        })
+        .collect();
+    (views, replicas)
 }
 
 /// Runs `scn`, acting on the pipeline's plans when `act`. `progress(step, steps)` per step.
@@ -83,16 +99,7 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
             decisions.push(line);
         }
         // The policy engine sees the cluster as it is now.
-        let (cells, replicas) = w.cluster_view();
-        let views = cells
-            .into_iter()
-            .map(|c| CellView {
-                namespace: c.name.clone(),
-                name: c.name,
-                weight: c.weight.round() as u32,
-                state: if c.cordoned { CellState::Cordoned } else { CellState::Active },
-            })
-            .collect();
+        let (views, replicas) = cell_views(&w);
         pipeline.set_cluster(views, replicas);
         // The pipeline sees the recent window (the window store of the live daemon).
         let families = recent(w.recorder.families(), now.millis() - WINDOW_SECS * 1000);

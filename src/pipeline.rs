@@ -85,6 +85,7 @@ pub fn prepare_parts<'a>(families: &[Family], spans: Cow<'a, [Span]>, topology: 
 }
 
 /// Ranks root-cause candidates for trouble that started at `start`, seeing nothing after `until`.
+/// With an incident's `anomalies`, `start` is their earliest and only an estimate of the onset.
 pub fn rank_at(p: &Prepared<'_>, start: Timestamp, until: Timestamp, anomalies: &[Anomaly]) -> Vec<Candidate> {
     rca::rank(
         &RcaInput {
@@ -93,6 +94,7 @@ pub fn rank_at(p: &Prepared<'_>, start: Timestamp, until: Timestamp, anomalies: 
             start,
             until,
             anomalies,
+            start_is_estimate: !anomalies.is_empty(),
         },
         &RcaParams::default(),
         TOP_K,

@@ -10,7 +10,7 @@
 //! - [`multivariate`]: a PCA model (linfa) of a service's signals together, with serialisable state.
 //! - [`peer`]: peer comparison — the same service in sibling cells should behave alike.
 //! - [`graph`]: the service dependency graph learned from spans.
-//! - [`rca`]: root-cause ranking over metrics, spans and the graph.
+//! - [`rca`]: root-cause ranking over metrics and spans (self time, network gaps, call structure) and the graph.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer (NAB v1.1's threshold sweep and normalisation).
 //!
 //! Depends on `cellwarden-models` only.

@@ -1,25 +1,67 @@
-//! Root-cause ranking, first version: each entity's own anomaly evidence (its metrics and its
-//! spans against a baseline before the incident) adjusted by the dependency graph, since a fault
-//! propagates to callers, not callees — a service whose callee looks at least as bad is more likely
-//! a victim than the cause.
+//! Root-cause ranking: each entity's own evidence against a baseline before the trouble, fused by
+//! taking the strongest, then adjusted by what ties entities together — faults propagate to
+//! callers, not callees, and infrastructure explains the services that run on it.
 //!
-//! Simple and honest; the ranking issue replaces it. Sees nothing after `until`.
+//! Evidence (each a score in [0, 1]):
+//! - metrics ([`metrics`]): the worst harmful deviation of each series after the start (not a
+//!   lone spike), scaled down by how far the series strayed in its own baseline; a service's
+//!   latency counts less (its callees' time is in it), less again when spans measure it;
+//! - the detectors' own findings for the incident;
+//! - a service's *self time* and own failures, and the latency and failures of callees seen only
+//!   from their callers' side — external providers, datastores ([`own`]): the part of the
+//!   slowness or failure that is not inherited from a callee;
+//! - network gaps between a caller's client span and its callee's server span ([`network`]),
+//!   blamed on the end of the edge whose other edges moved too;
+//! - structure ([`structure`]): callers that stop short after a call, for faults that change
+//!   answers, not timings.
+//!
+//! Span evidence compares requests after the start with those of up to a day before, per
+//! operation, leaving out a guard band just before the start when enough requests remain (effects
+//! can precede a start). When the start is an estimate (an incident's earliest anomaly), later
+//! onsets are looked at too. Then a service whose callee looks at least as bad is discounted as a
+//! likely victim, a cell whose own service explains it likewise; a node on which most services
+//! (two at least) degrade becomes a candidate, several unhealthy nodes of a zone (or cell) the
+//! zone (or cell). Sees nothing after `until` (spans must have ended by then); no labels, one
+//! parameter set.
 
-use crate::alarms::{absolute_floor, harmful};
-use crate::graph;
+mod metrics;
+mod network;
+mod own;
+mod structure;
+mod traces;
+
 use crate::robust_z::{median, robust_baseline};
-use crate::signals::SignalSeries;
-use cellwarden_models::graph::ServiceGraph;
 use cellwarden_models::{Anomaly, Candidate, Entity, EntityKind, Evidence, Signal, Span, Timestamp};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Parameters of the ranking.
+/// Parameters of the ranking: one set for every incident and every kind of telemetry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RcaParams {
-    /// The baseline is this long, ending at the incident's start.
+    /// The metric baseline is this long, ending at the incident's start.
     pub baseline_secs: i64,
-    /// z at which evidence scores 0.5.
+    /// The span baseline is this long (requests are sparse: structure needs many of them).
+    pub trace_baseline_secs: i64,
+    /// Span evidence leaves the baseline's last this many seconds out of its reference when the
+    /// rest holds enough requests: a fault's effects can precede the start (detection lag, skewed
+    /// clocks).
+    pub guard_secs: i64,
+    /// z at which span evidence scores 0.5.
     pub half_z: f64,
+    /// z at which a metric deviation scores 0.5 (metrics at a minute's step are heavy-tailed).
+    pub metric_half_z: f64,
+    /// Weight of a service's latency series: its latency includes its callees'.
+    pub metric_latency_weight: f64,
+    /// Further weight of those series when spans measure the service's requests (the spans
+    /// separate its own time from its callees'; a percentile of a quiet minute jumps to a bucket
+    /// edge on one slow request).
+    pub measured_latency_weight: f64,
+    /// A service's self-time shift pooled over `n` requests keeps √(n / (n + this)) of its z:
+    /// few requests say little.
+    pub shrink_requests: f64,
+    /// Weight of a drop in a service's self time (work skipped: failing fast, returning early).
+    pub self_time_drop_weight: f64,
+    /// Structural evidence counts this much at most: it is indirect.
+    pub structure_weight: f64,
     /// A service's score is multiplied by this when a callee's evidence is at least as strong.
     pub victim_discount: f64,
 }
@@ -28,7 +70,15 @@ impl Default for RcaParams {
     fn default() -> Self {
         RcaParams {
             baseline_secs: 1800,
+            trace_baseline_secs: 86_400,
+            guard_secs: 300,
             half_z: 6.0,
+            metric_half_z: 20.0,
+            metric_latency_weight: 0.5,
+            measured_latency_weight: 0.25,
+            shrink_requests: 10.0,
+            self_time_drop_weight: 0.5,
+            structure_weight: 0.5,
             victim_discount: 0.7,
         }
     }
@@ -36,7 +86,7 @@ impl Default for RcaParams {
 
 /// What the ranker looks at.
 pub struct RcaInput<'a> {
-    pub series: &'a [SignalSeries],
+    pub series: &'a [crate::signals::SignalSeries],
     pub spans: &'a [Span],
     /// When the trouble started (the incident's opening, or the truth's start).
     pub start: Timestamp,
@@ -44,22 +94,59 @@ pub struct RcaInput<'a> {
     pub until: Timestamp,
     /// What the detectors found (the incident's anomalies): evidence about their entities.
     pub anomalies: &'a [Anomaly],
+    /// `start` is an estimate (the earliest of an incident's anomalies, which may precede the
+    /// trouble or belong to something else): the ranker also looks from later onsets.
+    pub start_is_estimate: bool,
 }
 
-fn to_score(z: f64, half_z: f64) -> f64 {
+/// One piece of evidence about an entity, from one of the evidence modules.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Finding {
+    pub entity: Entity,
+    pub source: String,
+    pub score: f64,
+    pub detail: String,
+}
+
+impl Finding {
+    /// Evidence about the service whose entity name (`cell/service` or `service`) is `name`.
+    pub fn service(name: &str, source: &str, score: f64, detail: String) -> Finding {
+        Finding {
+            entity: Entity::new(EntityKind::Service, name),
+            source: source.into(),
+            score,
+            detail,
+        }
+    }
+    /// Evidence about a callee: a service, or an external peer.
+    pub fn callee((name, external): (&str, bool), source: &str, score: f64, detail: String) -> Finding {
+        let mut f = Finding::service(name, source, score, detail);
+        if external {
+            f.entity.kind = EntityKind::Provider;
+        }
+        f
+    }
+}
+
+/// z → score in [0, 1): 0.5 at `half_z`.
+pub(crate) fn to_score(z: f64, half_z: f64) -> f64 {
     let z = z.max(0.0);
     z / (z + half_z)
 }
 
-/// Span observations of one entity: log-durations and counts before and after the start.
-#[derive(Default)]
-struct SpanTally {
-    base: Vec<f64>,
-    test: Vec<f64>,
-    base_n: u64,
-    base_err: u64,
-    test_n: u64,
-    test_err: u64,
+/// The shift of `test`'s median from the reference's, in robust units (MAD, at least `floor`),
+/// with the two medians. The reference is the baseline without its guard band (`early`) when that
+/// holds enough values, else the whole baseline (`all`). `None` without enough data (5 reference
+/// values, 3 test values).
+pub(crate) fn robust_shift(early: &mut [f64], all: &mut [f64], test: &mut [f64], floor: f64) -> Option<(f64, f64, f64)> {
+    let reference = if early.len() >= 5 { early } else { all };
+    if reference.len() < 5 || test.len() < 3 {
+        return None;
+    }
+    let mut scratch = Vec::new();
+    let (med, scale) = robust_baseline(reference, 0.0, &mut scratch);
+    let after = median(test);
+    Some(((after - med) / scale.max(floor), med, after))
 }
 
 #[derive(Default)]
@@ -75,175 +162,228 @@ impl Tally {
     }
 }
 
+/// `best` raised by `bonus` of the way to 1: a rollup ranks just above what it explains.
+fn rolled_up(best: f64, bonus: f64) -> f64 {
+    best + bonus * (1.0 - best)
+}
+
+/// Later onsets looked at when the start is an estimate: this many seconds before `until`.
+const ONSET_LOOKS: [i64; 3] = [60, 120, 240];
+
+fn nanos(t: Timestamp) -> i64 {
+    t.millis() * 1_000_000
+}
+
+/// The evidence of one look at the trouble, from `start` to the input's `until`.
+struct Look {
+    findings: Vec<Finding>,
+    view: traces::TraceView,
+    metrics: metrics::MetricView,
+}
+
+fn look(input: &RcaInput<'_>, start: Timestamp, seen: &[&Span], own_services: &BTreeSet<String>, params: &RcaParams) -> Look {
+    let mut mv = metrics::evidence(
+        input.series,
+        start,
+        input.until,
+        &metrics::MetricParams {
+            baseline_secs: params.baseline_secs,
+            half_z: params.metric_half_z,
+            latency_weight: params.metric_latency_weight,
+        },
+    );
+    let mut findings = std::mem::take(&mut mv.findings);
+    let view = traces::view(seen, nanos(start), nanos(start.plus_secs(-params.guard_secs)), own_services);
+    let own_params = own::OwnParams {
+        min_base: 5,
+        min_test: 3,
+        log_floor: 0.1,
+        error_unit: 0.02,
+        half_z: params.half_z,
+        shrink_n: params.shrink_requests,
+        drop_weight: params.self_time_drop_weight,
+    };
+    let (self_time, measured) = own::self_time(&view.entries, &own_params);
+    findings.extend(self_time);
+    // A service whose requests the spans measure: its latency metrics (a percentile of all its
+    // requests, callees' time included, jumping to a bucket edge in a quiet minute) say less.
+    for f in &mut findings {
+        if f.entity.kind == EntityKind::Service && f.source == "metric:latency" && measured.contains(&f.entity.name) {
+            f.score *= params.measured_latency_weight;
+        }
+    }
+    findings.extend(own::failures_and_peers(&view.entries, &own_params));
+    findings.extend(network::evidence(
+        &view.entries,
+        &network::GapParams {
+            // A gap's spread is at least 5 ms (the latency floor of the metrics); a shift of 3
+            // of those is where evidence starts.
+            floor_secs: 0.005,
+            significant_z: 3.0,
+            callee_prior: 0.1,
+            half_z: params.half_z,
+        },
+    ));
+    findings.extend(structure::evidence(
+        &view.entries,
+        &structure::StructureParams {
+            min_base: 5,
+            min_test: 3,
+            half_z: params.half_z,
+            weight: params.structure_weight,
+            // The last thing before a stop takes the whole blame (the last call's answer, or the
+            // caller's own work before any call), the call that no longer came a little less.
+            next_after_call: 0.9,
+            caller: 0.5,
+            next_first: 0.9,
+            caller_first: 1.0,
+        },
+    ));
+    Look {
+        findings,
+        view,
+        metrics: mv,
+    }
+}
+
 /// Ranks candidates, best first, at most `k`.
 pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate> {
-    let base_from = input.start.plus_secs(-params.baseline_secs);
-    let mut tallies: BTreeMap<Entity, Tally> = BTreeMap::new();
-    let mut scratch = Vec::new();
-    // Nodes with strong evidence, by the zone and the cell their series name.
-    let mut unhealthy_nodes: BTreeMap<Entity, Vec<(String, f64)>> = BTreeMap::new();
+    // Spans: complete by `until`, from the span baseline on.
+    let from_ns = nanos(input.start.plus_secs(-params.trace_baseline_secs));
+    let until_ns = nanos(input.until);
+    let seen: Vec<&Span> = input
+        .spans
+        .iter()
+        .filter(|s| s.start_ns >= from_ns && s.end_ns <= until_ns)
+        .collect();
 
-    // Metric evidence: the worst harmful deviation of each series in [start, until].
-    for s in input.series {
-        let Some(entity) = &s.entity else { continue };
-        if matches!(s.signal, Signal::ClientLatency | Signal::MemoryLimit | Signal::Other) {
-            continue; // client latency is evidence about the callees, not the caller
+    // The platform's own services: those the series and the spans name.
+    let own_services: BTreeSet<String> = input
+        .series
+        .iter()
+        .filter_map(|s| s.entity.as_ref())
+        .filter(|e| e.kind == EntityKind::Service)
+        .map(|e| e.name.clone())
+        .chain(seen.iter().map(|s| crate::graph::service_of(s)))
+        .collect();
+
+    // One look from the given start; when that start is an estimate, looks from later onsets too
+    // (the strongest look of each kind of evidence counts).
+    let first = look(input, input.start, &seen, &own_services, params);
+    let mut best: BTreeMap<(Entity, String), Finding> = BTreeMap::new();
+    let mut keep = |f: Finding| {
+        let slot = best.entry((f.entity.clone(), f.source.clone())).or_insert_with(|| f.clone());
+        if f.score > slot.score {
+            *slot = f;
         }
-        let base: Vec<f64> = s
-            .points
-            .iter()
-            .filter(|p| p.t >= base_from && p.t < input.start)
-            .map(|p| p.value)
-            .collect();
-        if base.len() < 5 {
-            continue;
-        }
-        let (med, scale) = robust_baseline(&base, 0.05, &mut scratch);
-        let scale = scale.max(absolute_floor(s.signal));
-        let mut worst: Option<(f64, f64)> = None;
-        for p in s.points.iter().filter(|p| p.t >= input.start && p.t <= input.until) {
-            let z = (p.value - med) / scale;
-            if harmful(s.signal, z) && worst.is_none_or(|(wz, _)| z.abs() > wz) {
-                worst = Some((z.abs(), p.value));
-            }
-        }
-        if let Some((z, v)) = worst {
-            let score = to_score(z, params.half_z);
-            if entity.kind == EntityKind::Node && score >= 0.5 {
-                for (label, kind) in [("zone", EntityKind::Zone), ("cell", EntityKind::Cell)] {
-                    if let Some(group) = s.key.label(label) {
-                        unhealthy_nodes
-                            .entry(Entity::new(kind, group))
-                            .or_default()
-                            .push((entity.name.clone(), score));
-                    }
-                }
-            }
-            if score > 0.05 {
-                tallies.entry(entity.clone()).or_default().add(
-                    score,
-                    format!("metric:{}", s.signal),
-                    format!(
-                        "{} reached {} against a baseline median of {} (robust z {:.1}).",
-                        s.key.metric,
-                        crate::alarms::fmt_num(v),
-                        crate::alarms::fmt_num(med),
-                        z
-                    ),
-                );
+    };
+    if input.start_is_estimate {
+        for secs in ONSET_LOOKS {
+            let onset = input.until.plus_secs(-secs);
+            if onset > input.start {
+                look(input, onset, &seen, &own_services, params)
+                    .findings
+                    .into_iter()
+                    .for_each(&mut keep);
             }
         }
     }
+    let Look {
+        findings,
+        view,
+        metrics: mv,
+    } = first;
+    findings.into_iter().for_each(&mut keep);
 
-    // Infrastructure: several unhealthy nodes of one zone point at the zone (ranked just above its
-    // nodes), of one cell at the cell; a zone outranks a cell, whose nodes all lie in it.
-    for (group, nodes) in unhealthy_nodes {
-        let mut names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort();
-        names.dedup();
-        if names.len() >= 2 {
+    // The detectors' own findings.
+    for a in input.anomalies.iter().filter(|a| a.t <= input.until) {
+        if let Some(e) = &a.entity {
+            if a.signal != Signal::ClientLatency {
+                keep(Finding {
+                    entity: e.clone(),
+                    source: format!("detector:{}:{}", a.detector, a.signal),
+                    score: a.score,
+                    detail: a.explanation.clone(),
+                });
+            }
+        }
+    }
+    let mut tallies: BTreeMap<Entity, Tally> = BTreeMap::new();
+    for f in best.into_values() {
+        if f.score > 0.05 {
+            tallies.entry(f.entity).or_default().add(f.score, f.source, f.detail);
+        }
+    }
+
+    // Infrastructure. A node on which most services (at least two) degrade explains them.
+    let mut services_on: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (service, nodes) in view.nodes_of.iter().chain(mv.nodes_of.iter()) {
+        for node in nodes {
+            services_on.entry(node.as_str()).or_default().insert(service.as_str());
+        }
+    }
+    let service_score = |name: &str| tallies.get(&Entity::new(EntityKind::Service, name)).map_or(0.0, |t| t.score);
+    let mut node_rollups = Vec::new();
+    for (node, services) in &services_on {
+        let mut degraded: Vec<(f64, &str)> = services
+            .iter()
+            .map(|s| (service_score(s), *s))
+            .filter(|(score, _)| *score >= 0.5)
+            .collect();
+        if degraded.len() >= 2 && 2 * degraded.len() > services.len() {
+            degraded.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let names: Vec<&str> = degraded.iter().map(|(_, s)| *s).collect();
+            node_rollups.push((
+                Entity::new(EntityKind::Node, *node),
+                rolled_up(degraded[1].0, 0.2),
+                format!(
+                    "{} of the {} services on it degrade: {}.",
+                    degraded.len(),
+                    services.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    for (entity, score, detail) in node_rollups {
+        tallies.entry(entity).or_default().add(score, "rollup:services".into(), detail);
+    }
+    // Several unhealthy nodes of one zone point at the zone (ranked just above its nodes), of one
+    // cell at the cell; a zone outranks a cell, whose nodes all lie in it.
+    let mut unhealthy: BTreeMap<Entity, Vec<(&str, f64)>> = BTreeMap::new();
+    for (node, (zone, cell)) in &mv.node_groups {
+        let Some(score) = tallies.get(&Entity::new(EntityKind::Node, node.as_str())).map(|t| t.score) else {
+            continue;
+        };
+        if score < 0.5 {
+            continue;
+        }
+        for (group, kind) in [(zone, EntityKind::Zone), (cell, EntityKind::Cell)] {
+            if let Some(g) = group {
+                unhealthy.entry(Entity::new(kind, g.as_str())).or_default().push((node, score));
+            }
+        }
+    }
+    for (group, nodes) in unhealthy {
+        if nodes.len() >= 2 {
             let best = nodes.iter().map(|(_, s)| *s).fold(0.0, f64::max);
-            let bonus = if group.kind == EntityKind::Zone { 0.02 } else { 0.01 };
+            let bonus = if group.kind == EntityKind::Zone { 0.2 } else { 0.1 };
+            let names: Vec<&str> = nodes.iter().map(|(n, _)| *n).collect();
             tallies.entry(group).or_default().add(
-                (best + bonus).min(1.0),
+                rolled_up(best, bonus),
                 "rollup:nodes".into(),
                 format!("{} of its nodes are unhealthy: {}.", names.len(), names.join(", ")),
             );
         }
     }
 
-    // The detectors' own findings.
-    for a in input.anomalies.iter().filter(|a| a.t <= input.until) {
-        if let Some(e) = &a.entity {
-            if a.signal != Signal::ClientLatency {
-                tallies
-                    .entry(e.clone())
-                    .or_default()
-                    .add(a.score, format!("detector:{}:{}", a.detector, a.signal), a.explanation.clone());
-            }
-        }
-    }
-
-    // Span evidence: duration and errors of each service's spans, and of calls to external peers.
-    let start_ns = input.start.millis() * 1_000_000;
-    let until_ns = input.until.millis() * 1_000_000;
-    let base_ns = base_from.millis() * 1_000_000;
-    let seen: Vec<&Span> = input
-        .spans
-        .iter()
-        .filter(|s| s.start_ns >= base_ns && s.start_ns <= until_ns)
-        .collect();
-    let mut by_entity: HashMap<Entity, SpanTally> = HashMap::new();
-    for s in &seen {
-        let entity = match s.external_peer() {
-            Some(peer) => Entity::new(EntityKind::Provider, peer),
-            None => Entity::service(s.resource.cell.as_deref(), &s.resource.service),
-        };
-        let e = by_entity.entry(entity).or_default();
-        let d = s.duration_secs().max(1e-6).ln();
-        if s.start_ns < start_ns {
-            e.base.push(d);
-            e.base_n += 1;
-            e.base_err += u64::from(s.failed());
-        } else {
-            e.test.push(d);
-            e.test_n += 1;
-            e.test_err += u64::from(s.failed());
-        }
-    }
-    for (
-        entity,
-        SpanTally {
-            base,
-            mut test,
-            base_n,
-            base_err,
-            test_n,
-            test_err,
-        },
-    ) in by_entity
-    {
-        if base.len() >= 10 && test.len() >= 3 {
-            let (med, scale) = robust_baseline(&base, 0.0, &mut scratch);
-            let test_med = median(&mut test);
-            // Spread of log-durations, floored at 10%: smaller moves are noise.
-            let z = (test_med - med) / scale.max(0.1);
-            if z > 0.0 {
-                let score = to_score(z, params.half_z);
-                tallies.entry(entity.clone()).or_default().add(
-                    score,
-                    "trace:latency".into(),
-                    format!(
-                        "median span duration ×{:.2} against the baseline ({} spans then, {} now).",
-                        (test_med - med).exp(),
-                        base_n,
-                        test_n
-                    ),
-                );
-            }
-        }
-        if test_n >= 3 {
-            let base_rate = if base_n > 0 { base_err as f64 / base_n as f64 } else { 0.0 };
-            let test_rate = test_err as f64 / test_n as f64;
-            let z = (test_rate - base_rate) / 0.02;
-            if z > 1.0 {
-                tallies.entry(entity).or_default().add(
-                    to_score(z, params.half_z),
-                    "trace:errors".into(),
-                    format!(
-                        "{:.1}% of spans failed, against {:.1}% before.",
-                        test_rate * 100.0,
-                        base_rate * 100.0
-                    ),
-                );
-            }
-        }
-    }
-
     // Graph: a service whose callee scores at least as high is discounted (likely a victim).
-    let in_window: Vec<Span> = seen.iter().map(|s| (*s).clone()).collect();
-    let g: ServiceGraph = graph::build(&in_window);
-    let own: HashMap<String, f64> = tallies.iter().map(|(e, t)| (e.name.clone(), t.score)).collect();
+    let mut callees: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for e in &view.entries {
+        let slot = callees.entry(e.service.as_str()).or_default();
+        slot.extend(e.calls.iter().map(|c| c.callee.as_str()));
+    }
+    let own_score: HashMap<String, f64> = tallies.iter().map(|(e, t)| (e.name.clone(), t.score)).collect();
     let own_by_entity: Vec<(Entity, f64)> = tallies.iter().map(|(e, t)| (e.clone(), t.score)).collect();
     let mut candidates: Vec<Candidate> = tallies
         .into_iter()
@@ -265,10 +405,12 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
                 }
             }
             if entity.kind == EntityKind::Service {
-                let worst_callee = g
-                    .callees(&entity.name)
-                    .iter()
-                    .filter_map(|c| own.get(*c))
+                let worst_callee = callees
+                    .get(entity.name.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| **c != entity.name)
+                    .filter_map(|c| own_score.get(*c))
                     .copied()
                     .fold(0.0, f64::max);
                 if worst_callee >= t.score && t.score > 0.0 {
@@ -295,56 +437,4 @@ pub fn rank(input: &RcaInput<'_>, params: &RcaParams, k: usize) -> Vec<Candidate
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use cellwarden_models::{Sample, SeriesKey};
-
-    fn series(service: &str, signal: Signal, values: &[f64]) -> SignalSeries {
-        SignalSeries {
-            key: SeriesKey::new("m", [("service".to_string(), service.to_string())]),
-            signal,
-            entity: Some(Entity::service(None, service)),
-            points: values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Sample {
-                    t: Timestamp(i as i64 * 60_000),
-                    value: *v,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn the_only_service_that_moved_ranks_first() {
-        let mut slow = vec![0.1; 30];
-        slow.extend([0.1, 0.9, 1.0]);
-        let steady: Vec<f64> = (0..33).map(|i| 0.1 + (i % 3) as f64 * 0.001).collect();
-        let s = vec![series("ledger", Signal::Latency, &slow), series("wallet", Signal::Latency, &steady)];
-        let input = RcaInput {
-            series: &s,
-            spans: &[],
-            start: Timestamp(30 * 60_000),
-            until: Timestamp(33 * 60_000),
-            anomalies: &[],
-        };
-        let c = rank(&input, &RcaParams::default(), 5);
-        assert_eq!(c[0].entity.name, "ledger");
-        assert!(c.iter().all(|c| c.entity.name != "wallet" || c.score < 0.1));
-    }
-
-    #[test]
-    fn nothing_after_until_is_seen() {
-        let mut late = vec![0.1; 33];
-        late.extend([5.0, 5.0]);
-        let s = vec![series("ledger", Signal::Latency, &late)];
-        let input = RcaInput {
-            series: &s,
-            spans: &[],
-            start: Timestamp(30 * 60_000),
-            until: Timestamp(32 * 60_000),
-            anomalies: &[],
-        };
-        assert!(rank(&input, &RcaParams::default(), 5).is_empty());
-    }
-}
+mod tests;

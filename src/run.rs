@@ -400,25 +400,6 @@ impl Operator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_example_config_loads_and_typos_are_refused() {
-        let cfg = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cellwarden.example.yaml")).unwrap();
-        assert_eq!(cfg.source, "simulator:memory-leak");
-        assert_eq!(cfg.limits().mode, Mode::DryRun);
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.yaml");
-        std::fs::write(&p, "mdoe: act\n").unwrap();
-        let err = format!("{:#}", Config::load(&p).unwrap_err());
-        assert!(err.contains("unknown field") && err.contains("mdoe"), "{err}");
-        std::fs::write(&p, "mode: yolo\n").unwrap();
-        assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("observe, dry-run or act"));
-    }
-}
-
 /// Fails fast when the CRDs are missing, with the way to install them.
 async fn check_crds(client: &Client, namespace: &str) -> Result<()> {
     let api: Api<Incident> = Api::namespaced(client.clone(), namespace);
@@ -665,4 +646,23 @@ pub async fn seed_cluster(client: &Client, scenario: &str, namespace: &str) -> R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_loads_and_typos_are_refused() {
+        let cfg = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cellwarden.example.yaml")).unwrap();
+        assert_eq!(cfg.source, "simulator:memory-leak");
+        assert_eq!(cfg.limits().mode, Mode::DryRun);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "mdoe: act\n").unwrap();
+        let err = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(err.contains("unknown field") && err.contains("mdoe"), "{err}");
+        std::fs::write(&p, "mode: yolo\n").unwrap();
+        assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("observe, dry-run or act"));
+    }
 }

@@ -195,7 +195,8 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
             expected_actions: vec![expect("scale", "wallet-api")],
         },
         "healthy-day" => {
-            let mut c = cfg(1, 4, 24 * 60);
+            // Three cells: a day of four would make a 5.2 MiB metrics file (over the 5 MiB file cap).
+            let mut c = cfg(1, 3, 24 * 60);
             c.start = Timestamp::parse_rfc3339("2026-03-02T00:00:00Z").expect("valid");
             c.step_secs = 60;
             c.traces_per_sec = 0.03;

@@ -72,28 +72,13 @@ pub fn build(spans: &[Span]) -> ServiceGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cellwarden_models::span::{SpanKind, SpanResource};
+    use crate::rca::traces::tests::SpanBuilder;
+    use cellwarden_models::span::SpanKind;
 
     pub(crate) fn span(trace: &str, id: &str, parent: &str, service: &str, start_ms: i64, dur_ms: i64) -> Span {
-        Span {
-            trace_id: format!("{trace:0>32}"),
-            span_id: format!("{id:0>16}"),
-            parent_span_id: if parent.is_empty() {
-                String::new()
-            } else {
-                format!("{parent:0>16}")
-            },
-            name: "op".into(),
-            kind: SpanKind::Server,
-            start_ns: start_ms * 1_000_000,
-            end_ns: (start_ms + dur_ms) * 1_000_000,
-            error: false,
-            resource: SpanResource {
-                service: service.into(),
-                ..Default::default()
-            },
-            attributes: Default::default(),
-        }
+        SpanBuilder::new(trace, id, parent, service)
+            .at(start_ms as f64, dur_ms as f64)
+            .build()
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod metrics;
 mod network;
 mod own;
 mod structure;
-mod traces;
+pub(crate) mod traces;
 
 use crate::robust_z::{median, robust_baseline};
 use cellwarden_models::{Anomaly, Candidate, Entity, EntityKind, Evidence, Signal, Span, Timestamp};

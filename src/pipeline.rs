@@ -161,6 +161,15 @@ impl Pipeline {
         self.cluster.replicas = replicas;
     }
 
+    /// Adds an action decided before (e.g. by an earlier run, read back from `Incident`
+    /// objects) to the history the guards see, so cooldowns and rate limits survive restarts.
+    pub fn remember(&mut self, past: PastAction) {
+        if !self.cluster.history.contains(&past) {
+            self.cluster.history.push(past);
+            self.cluster.history.sort_by_key(|a| a.at);
+        }
+    }
+
     pub fn incidents(&self) -> &[IncidentReport] {
         &self.incidents
     }

@@ -1,40 +1,40 @@
 //! `cellwarden run`: the daemon. It reads its typed config, checks the cluster has the CRDs
-//! (failing fast with an install hint), serves `/healthz`, `/readyz` and `/metrics`, and drives
-//! the pipeline from its source; every decision becomes an `Incident` object, a Kubernetes Event
-//! and a hash-chained audit line on stdout, and in `act` mode the allowed actions are carried out
-//! through the API.
+//! (failing fast with an install hint), serves `/healthz`, `/readyz` and `/metrics`, takes part
+//! in leader election (a Lease; only the holder writes Incidents and acts), and drives the
+//! pipeline from its source. New incidents become `Incident` objects ([`controller::open`]);
+//! the Incident controller ([`controller::reconcile`]) carries out, verifies, reverts and
+//! escalates from their status, so a restarted or newly elected instance continues where the
+//! last one stopped without repeating an action.
 //!
 //! Sources: `simulator:<scenario>` (the simulated wallet reads the objects the operator writes —
 //! Cell weights, Deployment replicas, restart annotations, provider weights, feature flags — so
 //! the loop closes through the API), `fixture:<dir>` (a recording, replayed at `clock_speed_x`)
-//! and `live` (the collector's receivers and scrapers: not yet available, refused with a clear
-//! error).
+//! and `live` (the collector's receivers and scrapers).
 
 use crate::pipeline::{self, Pipeline};
-use anyhow::{bail, Context, Result};
-use cellwarden_models::plan::Plan;
-use cellwarden_models::{ActionKind, Incident as ModelIncident, Mode, Timestamp};
+use anyhow::{bail, Context as _, Result};
+use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
-use cellwarden_remediator::crd::{
-    ActionRecord, Cell, CellSpec, Incident, IncidentSpec, IncidentStatus, RemediationPolicy, RootCauseCandidate, TimelineItem,
-};
-use cellwarden_remediator::policy::ConfigLimits;
+use cellwarden_remediator::controller::{self, Context, OperatorMetrics, Telemetry};
+use cellwarden_remediator::crd::{Cell, CellSpec, Incident, RemediationPolicy};
+use cellwarden_remediator::lease::{lease_name, Elector, LeaseConfig};
+use cellwarden_remediator::notify::{Notifier, WebhookConfig};
+use cellwarden_remediator::policy::{ConfigLimits, PastAction};
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, Controller};
+use kube::Client;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 /// The daemon's configuration (`cellwarden.yaml`). Unknown keys are an error: a typo must not
 /// silently change what cellwarden does.
@@ -55,8 +55,16 @@ pub struct Config {
     pub receivers_listen: String,
     /// Simulated seconds per real second, for the fixture and simulator sources.
     pub clock_speed_x: f64,
-    /// Cells this instance handles (a shard); empty for all.
+    /// Cells this instance handles (a shard, with its own Lease); empty for all.
     pub cells: Vec<String>,
+    /// How long the Lease holds without renewal; a follower takes over after it, seconds.
+    pub lease_duration_secs: u32,
+    /// Who this instance is in the Lease; empty: the pod name (`POD_NAME`), else host and pid.
+    pub identity: String,
+    /// How often pending approvals and verifications are looked at again, milliseconds.
+    pub poll_interval_ms: u64,
+    /// Webhooks told of new incidents, approval requests and failed actions or verifications.
+    pub notify: Vec<WebhookConfig>,
 }
 
 impl Default for Config {
@@ -70,6 +78,10 @@ impl Default for Config {
             receivers_listen: "0.0.0.0:4318".into(),
             clock_speed_x: 1.0,
             cells: vec![],
+            lease_duration_secs: 15,
+            identity: String::new(),
+            poll_interval_ms: 1000,
+            notify: vec![],
         }
     }
 }
@@ -89,6 +101,12 @@ impl Config {
         if !(self.clock_speed_x > 0.0 && self.clock_speed_x.is_finite()) {
             bail!("clock_speed_x must be a positive number");
         }
+        if self.lease_duration_secs < 2 {
+            bail!("lease_duration_secs must be at least 2");
+        }
+        if self.poll_interval_ms == 0 {
+            bail!("poll_interval_ms must be positive");
+        }
         Ok(())
     }
 
@@ -100,54 +118,91 @@ impl Config {
         };
         ConfigLimits { mode, paused: self.paused }
     }
-}
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ActionLabels {
-    kind: String,
-    outcome: String,
-}
+    /// The shard's name (`None`: every cell), used for its Lease and to label its Incidents.
+    pub fn shard(&self) -> Option<String> {
+        (!self.cells.is_empty()).then(|| {
+            let mut cells = self.cells.clone();
+            cells.sort();
+            cells.join(",")
+        })
+    }
 
-/// The daemon's own metrics.
-struct Metrics {
-    registry: Registry,
-    incidents: Counter,
-    steps: Counter,
-    actions: Family<ActionLabels, Counter>,
-}
-
-impl Metrics {
-    fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("cellwarden");
-        let incidents = Counter::default();
-        let steps = Counter::default();
-        let actions = Family::<ActionLabels, Counter>::default();
-        registry.register("incidents_opened", "Incidents opened", incidents.clone());
-        registry.register("pipeline_steps", "Pipeline steps run", steps.clone());
-        registry.register(
-            "actions",
-            "Actions by kind and outcome (done, failed, refused, awaiting_approval, planned)",
-            actions.clone(),
-        );
-        Metrics {
-            registry,
-            incidents,
-            steps,
-            actions,
+    fn identity(&self) -> String {
+        if !self.identity.is_empty() {
+            return self.identity.clone();
         }
-    }
-
-    fn action(&self, kind: ActionKind, outcome: &str) {
-        self.actions
-            .get_or_create(&ActionLabels {
-                kind: kind.as_str().into(),
-                outcome: outcome.into(),
-            })
-            .inc();
+        std::env::var("POD_NAME").unwrap_or_else(|_| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        })
     }
 }
 
-async fn admin_server(listen: String, ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<()> {
+pub use cellwarden_remediator::controller::SHARD_LABEL;
+
+/// The recent window of signal series, shared between the source loop (writer) and the
+/// Incident controller (reader, for verification).
+#[derive(Default)]
+struct Window {
+    now: Timestamp,
+    /// By series key (`name{label="value",...}`): (signal, entity as `<kind>:<name>`, points).
+    series: HashMap<String, (String, String, Vec<Sample>)>,
+}
+
+#[derive(Default)]
+struct SharedWindow(RwLock<Window>);
+
+impl SharedWindow {
+    fn update(&self, now: Timestamp, series: &[cellwarden_detector::signals::SignalSeries]) {
+        let mut w = self.0.write().unwrap_or_else(|p| p.into_inner());
+        w.now = now;
+        w.series = series
+            .iter()
+            .map(|s| {
+                let entity = s
+                    .entity
+                    .as_ref()
+                    .map(|e| format!("{}:{}", e.kind.as_str(), e.name))
+                    .unwrap_or_default();
+                (s.key.to_string(), (s.signal.as_str().to_string(), entity, s.points.clone()))
+            })
+            .collect();
+    }
+
+    fn set_now(&self, now: Timestamp) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).now = now;
+    }
+}
+
+impl Telemetry for SharedWindow {
+    fn now(&self) -> Timestamp {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).now
+    }
+    fn samples(&self, signal: &str, entity: &str, series: &str, from: Timestamp) -> Vec<Sample> {
+        let w = self.0.read().unwrap_or_else(|p| p.into_inner());
+        if entity.is_empty() {
+            return w
+                .series
+                .get(series)
+                .map(|(_, _, pts)| pts.iter().filter(|p| p.t >= from && p.t <= w.now).copied().collect())
+                .unwrap_or_default();
+        }
+        // The highest of the entity's series at each time (pods come and go; the service stays).
+        let mut by_t: BTreeMap<Timestamp, f64> = BTreeMap::new();
+        for (sig, ent, pts) in w.series.values() {
+            if sig == signal && ent == entity {
+                for p in pts.iter().filter(|p| p.t >= from && p.t <= w.now && p.value.is_finite()) {
+                    let v = by_t.entry(p.t).or_insert(f64::NEG_INFINITY);
+                    *v = v.max(p.value);
+                }
+            }
+        }
+        by_t.into_iter().map(|(t, value)| Sample { t, value }).collect()
+    }
+}
+
+async fn admin_server(listen: String, ready: Arc<AtomicBool>, metrics: Arc<OperatorMetrics>) -> Result<()> {
     use axum::routing::get;
     let r1 = ready.clone();
     let app = axum::Router::new()
@@ -171,7 +226,10 @@ async fn admin_server(listen: String, ready: Arc<AtomicBool>, metrics: Arc<Metri
                 let m = metrics.clone();
                 async move {
                     let mut text = String::new();
-                    let _ = prometheus_client::encoding::text::encode(&mut text, &m.registry);
+                    {
+                        let reg = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+                        let _ = prometheus_client::encoding::text::encode(&mut text, &reg);
+                    }
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -188,216 +246,6 @@ async fn admin_server(listen: String, ready: Arc<AtomicBool>, metrics: Arc<Metri
     tracing::info!(listen = %listen, "Admin endpoints are up.");
     axum::serve(listener, app).await?;
     Ok(())
-}
-
-/// Everything one run needs to tell people and act.
-struct Operator {
-    client: Client,
-    namespace: String,
-    recorder: Recorder,
-    audit: AuditLog<std::io::Stdout>,
-    actuator: Actuator,
-    metrics: Arc<Metrics>,
-    mode: Mode,
-    // Actions allowed but waiting for approval, by incident.
-    waiting: Vec<(String, cellwarden_models::Action)>,
-}
-
-impl Operator {
-    fn incident_ref(&self, name: &str) -> ObjectReference {
-        let mut r = Incident::object_ref(
-            &Incident::new(
-                name,
-                IncidentSpec {
-                    opened_at: String::new(),
-                    class: String::new(),
-                    cells: vec![],
-                },
-            ),
-            &(),
-        );
-        r.namespace = Some(self.namespace.clone());
-        r
-    }
-
-    async fn event(&self, incident: &str, type_: EventType, reason: &str, action: &str, note: String) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note.chars().take(1000).collect()),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &self.incident_ref(incident)).await {
-            tracing::warn!(error = %e, incident, "Could not publish an Event.");
-        }
-    }
-
-    fn audit(&mut self, at: Timestamp, event: &str, fields: serde_json::Value) {
-        if let Err(e) = self.audit.record(&at.to_rfc3339(), event, fields) {
-            tracing::error!(error = %e, "Could not write the audit log.");
-        }
-    }
-
-    /// Records a new incident and its plan; carries out what the plan allows.
-    async fn handle(&mut self, incident: &ModelIncident, plan: &Plan, now: Timestamp) -> Result<()> {
-        self.metrics.incidents.inc();
-        let name = incident.id.clone();
-        let api: Api<Incident> = Api::namespaced(self.client.clone(), &self.namespace);
-        let spec = IncidentSpec {
-            opened_at: incident.opened_at.to_rfc3339(),
-            class: format!("{:?}", incident.class).to_lowercase(),
-            cells: incident
-                .candidates
-                .iter()
-                .filter_map(|c| c.entity.cell().map(String::from))
-                .collect(),
-        };
-        let mut obj = Incident::new(&name, spec);
-        obj.metadata.namespace = Some(self.namespace.clone());
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e).context("cannot create the Incident"),
-        }
-        let top = incident
-            .candidates
-            .first()
-            .map(|c| format!("{} ({})", c.entity.name, c.class.as_str()))
-            .unwrap_or_else(|| "none".into());
-        self.event(
-            &name,
-            EventType::Warning,
-            "IncidentOpened",
-            "Detect",
-            format!("Incident opened; most likely root cause {top}."),
-        )
-        .await;
-        self.audit(now, "incident_opened", serde_json::json!({"incident": name, "class": format!("{:?}", incident.class), "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}));
-        let mut status = IncidentStatus {
-            phase: "Open".into(),
-            timeline: vec![TimelineItem {
-                at: now.to_rfc3339(),
-                kind: "opened".into(),
-                text: format!("Opened from {} anomalous series.", incident.anomalies.len()),
-            }],
-            root_cause: incident
-                .candidates
-                .iter()
-                .map(|c| RootCauseCandidate {
-                    entity: c.entity.name.clone(),
-                    kind: c.entity.kind.as_str().into(),
-                    class: c.class.as_str().into(),
-                    score: format!("{:.3}", c.score),
-                })
-                .collect(),
-            ..IncidentStatus::default()
-        };
-        for r in &plan.refused {
-            self.metrics.action(r.action.kind, "refused");
-            status.planned.push(ActionRecord {
-                kind: r.action.kind.as_str().into(),
-                target: r.action.target.clone(),
-                at: now.to_rfc3339(),
-                state: "refused".into(),
-                reason: format!("{}: {}", r.guard, r.reason),
-            });
-            self.event(
-                &name,
-                EventType::Normal,
-                "ActionRefused",
-                r.action.kind.as_str(),
-                format!(
-                    "{} {} refused by the {} guard: {}",
-                    r.action.kind, r.action.target, r.guard, r.reason
-                ),
-            )
-            .await;
-            self.audit(now, "action_refused", serde_json::json!({"incident": name, "kind": r.action.kind.as_str(), "target": r.action.target, "guard": r.guard, "reason": r.reason}));
-        }
-        for a in plan.actions.iter().filter(|a| a.kind != ActionKind::Notify) {
-            let state = if self.mode != Mode::Act {
-                "planned"
-            } else if a.needs_approval {
-                self.waiting.push((name.clone(), a.clone()));
-                "awaiting-approval"
-            } else {
-                match self.actuator.apply(a, &now.to_rfc3339()).await {
-                    Ok(what) => {
-                        status.taken.push(ActionRecord {
-                            kind: a.kind.as_str().into(),
-                            target: a.target.clone(),
-                            at: now.to_rfc3339(),
-                            state: "done".into(),
-                            reason: what.clone(),
-                        });
-                        self.event(&name, EventType::Normal, "ActionTaken", a.kind.as_str(), what.clone())
-                            .await;
-                        self.audit(
-                            now,
-                            "action_taken",
-                            serde_json::json!({"incident": name, "kind": a.kind.as_str(), "target": a.target, "result": what}),
-                        );
-                        "done"
-                    }
-                    Err(e) => {
-                        status.taken.push(ActionRecord {
-                            kind: a.kind.as_str().into(),
-                            target: a.target.clone(),
-                            at: now.to_rfc3339(),
-                            state: "failed".into(),
-                            reason: e.to_string(),
-                        });
-                        self.event(&name, EventType::Warning, "ActionFailed", a.kind.as_str(), e.to_string())
-                            .await;
-                        self.audit(
-                            now,
-                            "action_failed",
-                            serde_json::json!({"incident": name, "kind": a.kind.as_str(), "target": a.target, "error": e.to_string()}),
-                        );
-                        "failed"
-                    }
-                }
-            };
-            self.metrics.action(a.kind, &state.replace('-', "_"));
-            status.planned.push(ActionRecord {
-                kind: a.kind.as_str().into(),
-                target: a.target.clone(),
-                at: now.to_rfc3339(),
-                state: state.into(),
-                reason: a.reason.clone(),
-            });
-            if state == "planned" {
-                self.audit(
-                    now,
-                    "action_planned",
-                    serde_json::json!({"incident": name, "kind": a.kind.as_str(), "target": a.target, "mode": self.mode.as_str()}),
-                );
-            } else if state == "awaiting-approval" {
-                self.event(
-                    &name,
-                    EventType::Normal,
-                    "ApprovalRequested",
-                    a.kind.as_str(),
-                    format!("{} {} waits for cellwarden.io/approved-by on this Incident.", a.kind, a.target),
-                )
-                .await;
-                self.audit(
-                    now,
-                    "approval_requested",
-                    serde_json::json!({"incident": name, "kind": a.kind.as_str(), "target": a.target}),
-                );
-            }
-        }
-        if !status.taken.is_empty() {
-            status.phase = "Mitigating".into();
-        }
-        let patch = serde_json::json!({"status": status});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .context("cannot write the Incident status")?;
-        Ok(())
-    }
 }
 
 /// Fails fast when the CRDs are missing, with the way to install them.
@@ -422,7 +270,122 @@ async fn load_policy(client: &Client, namespace: &str) -> Result<cellwarden_reme
         .unwrap_or_else(pipeline::default_policy))
 }
 
-/// Runs the daemon until the source ends (then keeps serving until SIGINT/SIGTERM).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether an action touches only this shard's cells (provider and feature actions touch the
+/// shard's own cell namespaces, so every shard carries them out for its cells).
+fn in_shard(a: &Action, cells: &HashSet<String>) -> bool {
+    if cells.is_empty() {
+        return true;
+    }
+    match a.kind {
+        ActionKind::Reroute | ActionKind::Cordon => cells.contains(&a.target),
+        ActionKind::Scale | ActionKind::RestartPods => a.target.split('/').next().is_some_and(|c| cells.contains(c)),
+        _ => true,
+    }
+}
+
+/// The incident loop's side of the operator: what it needs to write Incidents.
+struct Opener {
+    ctx: Arc<Context>,
+    shard_cells: HashSet<String>,
+    /// Incidents opened while following, written once this instance leads (newest last).
+    backlog: Vec<(ModelIncident, cellwarden_models::plan::Plan, Timestamp)>,
+    /// Whether this instance led at the last flush (a change to leading reloads the history).
+    was_leading: bool,
+    /// The label selector of this shard's Incidents.
+    selector: Option<String>,
+}
+
+impl Opener {
+    async fn offer(&mut self, incident: ModelIncident, mut plan: cellwarden_models::plan::Plan, now: Timestamp) {
+        // (Written by `flush`, which the loop calls right after.)
+        if !self.shard_cells.is_empty() {
+            let cells: Vec<String> = incident
+                .candidates
+                .iter()
+                .filter_map(|c| c.entity.cell().map(String::from))
+                .collect();
+            if !cells.is_empty() && !cells.iter().any(|c| self.shard_cells.contains(c)) {
+                tracing::debug!(incident = %incident.id, "Incident of another shard's cells; left to it.");
+                return;
+            }
+            plan.actions.retain(|a| in_shard(a, &self.shard_cells));
+            plan.refused.retain(|r| in_shard(&r.action, &self.shard_cells));
+        }
+        self.backlog.push((incident, plan, now));
+    }
+
+    /// Writes waiting incidents when this instance leads. On taking the Lease it first reads
+    /// back what the previous leader did into the guards' history, so that cooldowns and rate
+    /// limits hold across the handover (no action repeated on the same target).
+    async fn flush(&mut self, pipeline: &mut Pipeline) {
+        let leading = self.ctx.leading.load(Ordering::SeqCst);
+        if !leading {
+            self.was_leading = false;
+            // A follower keeps the last few so that on taking over it records what it saw.
+            let excess = self.backlog.len().saturating_sub(16);
+            self.backlog.drain(..excess);
+            return;
+        }
+        if !self.was_leading {
+            match history_from_incidents(&self.ctx.client, &self.ctx.namespace, self.selector.as_deref()).await {
+                Ok(h) => {
+                    tracing::info!(actions = h.len(), "Leading: read back the actions recorded in Incidents.");
+                    for past in h {
+                        pipeline.remember(past);
+                    }
+                    self.was_leading = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "Could not read the Incidents' history; not acting until it can be read.");
+                    return;
+                }
+            }
+        }
+        for (incident, plan, now) in std::mem::take(&mut self.backlog) {
+            if let Err(e) = controller::open(&self.ctx, &incident, &plan, now).await {
+                tracing::error!(error = %e, incident = %incident.id, "Could not record an incident; trying again next step.");
+                self.backlog.push((incident, plan, now));
+            }
+        }
+    }
+}
+
+/// What the Incidents already in the cluster say was done: fed to the policy engine's history
+/// so cooldowns and rate limits hold across restarts and leader changes.
+async fn history_from_incidents(client: &Client, namespace: &str, selector: Option<&str>) -> Result<Vec<PastAction>> {
+    let api: Api<Incident> = Api::namespaced(client.clone(), namespace);
+    let mut lp = ListParams::default();
+    if let Some(s) = selector {
+        lp = lp.labels(s);
+    }
+    let mut out = Vec::new();
+    for i in api.list(&lp).await.context("cannot list Incidents")?.items {
+        for t in i.status.iter().flat_map(|s| s.taken.iter().chain(s.planned.iter())) {
+            if !matches!(t.state.as_str(), "done" | "reverted" | "planned" | "applying") {
+                continue;
+            }
+            if let (Some(kind), Ok(at)) = (ActionKind::parse(&t.kind), Timestamp::parse_rfc3339(&t.at)) {
+                out.push(PastAction {
+                    kind,
+                    target: t.target.clone(),
+                    at,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|a| a.at);
+    out.dedup();
+    Ok(out)
+}
+
+/// Runs the daemon until the source ends (then keeps serving and reconciling until SIGINT/SIGTERM).
 pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match kubeconfig {
@@ -436,7 +399,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             .context("no Kubernetes configuration (in-cluster or KUBECONFIG); pass --kubeconfig")?,
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(OperatorMetrics::default());
     let admin = tokio::spawn(admin_server(cfg.admin_listen.clone(), ready.clone(), metrics.clone()));
     check_crds(&client, &cfg.namespace).await?;
     let policy = load_policy(&client, &cfg.namespace).await?;
@@ -446,34 +409,164 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         "observe" => Mode::Observe,
         _ => Mode::DryRun,
     });
-    tracing::info!(mode = mode.as_str(), source = %cfg.source, "Starting cellwarden.");
+    let shard = cfg.shard();
+    let lease = lease_name(shard.as_deref());
+    // The shard label value is the Lease name's tail: a valid label value for any cell list.
+    let shard_value = shard.as_ref().map(|_| lease.trim_start_matches("cellwarden-leader-").to_string());
+    let selector = shard_value.as_ref().map(|v| format!("{SHARD_LABEL}={v}"));
+    let identity = cfg.identity();
+    tracing::info!(mode = mode.as_str(), source = %cfg.source, lease = %lease, identity = %identity, "Starting cellwarden.");
+
+    // Leader election: only the holder writes Incidents and acts.
+    let leading = Arc::new(AtomicBool::new(false));
+    let mut elector = Elector::new(
+        client.clone(),
+        LeaseConfig {
+            namespace: cfg.namespace.clone(),
+            name: lease.clone(),
+            identity: identity.clone(),
+            lease_duration_secs: cfg.lease_duration_secs,
+            pod: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let election = {
+        let leading = leading.clone();
+        let metrics = metrics.clone();
+        let every = Duration::from_millis(u64::from(cfg.lease_duration_secs) * 1000 / 3);
+        tokio::spawn(async move {
+            loop {
+                let now = elector.step(wall_ms()).await;
+                let lead = matches!(now, Ok(true));
+                if let Err(e) = &now {
+                    tracing::warn!(error = %e, "Could not read or renew the Lease; following until it works.");
+                }
+                leading.store(lead, Ordering::SeqCst);
+                metrics.leader.set(i64::from(lead));
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop_rx.changed() => break,
+                }
+            }
+            elector.release().await;
+            leading.store(false, Ordering::SeqCst);
+        })
+    };
+
+    let window = Arc::new(SharedWindow::default());
+    let cell_namespaces: Vec<String> = if cfg.cells.is_empty() {
+        let cells: Api<Cell> = Api::all(client.clone());
+        match cells.list(&ListParams::default()).await {
+            Ok(l) => l.items.iter().map(|c| c.spec.namespace.clone()).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not list Cells; provider and feature actions will touch no namespace.");
+                vec![]
+            }
+        }
+    } else {
+        cfg.cells.clone()
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        namespace: cfg.namespace.clone(),
+        actuator: Actuator::new(client.clone(), cell_namespaces),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "cellwarden".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        audit: Mutex::new(AuditLog::new(Box::new(std::io::stdout()))),
+        telemetry: window.clone(),
+        leading: leading.clone(),
+        mode,
+        approval_ttl_secs: policy.approval_ttl_secs,
+        wall_ms: Arc::new(wall_ms),
+        notifier: Notifier::start(cfg.notify.clone(), reqwest_client()?),
+        metrics: metrics.clone(),
+        poll: Duration::from_millis(cfg.poll_interval_ms),
+        shard: shard_value.clone(),
+    });
+
+    // The Incident controller: every Incident (of this shard), reconciled from its status.
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &cfg.namespace);
+    let mut wc = watcher::Config::default();
+    if let Some(s) = &selector {
+        wc = wc.labels(s);
+    }
+    let controller = tokio::spawn(
+        Controller::new(incidents, wc)
+            .run(controller::reconcile, controller::error_policy, ctx.clone())
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "Reconcile ended in error.");
+                }
+            }),
+    );
+
+    let pipeline = Pipeline::new().with_policy(policy, limits);
+    let mut opener = Opener {
+        ctx: ctx.clone(),
+        shard_cells: cfg.cells.iter().cloned().collect(),
+        backlog: Vec::new(),
+        was_leading: false,
+        selector: selector.clone(),
+    };
     let result = match cfg.source.split_once(':') {
         Some(("simulator", id)) => {
             let scn = cellwarden_simulator::scenario(id, None).with_context(|| format!("no scenario {id:?}"))?;
-            let cells: Vec<String> = scn.wallet().cell_names();
-            let operator = Operator {
-                recorder: Recorder::new(client.clone(), Reporter { controller: "cellwarden".into(), instance: std::env::var("POD_NAME").ok() }),
-                audit: AuditLog::new(std::io::stdout()),
-                actuator: Actuator::new(client.clone(), cells),
-                client: client.clone(),
-                namespace: cfg.namespace.clone(),
-                metrics: metrics.clone(),
-                mode,
-                waiting: Vec::new(),
-            };
             ready.store(true, Ordering::SeqCst);
-            simulate_through_api(&scn, operator, Pipeline::new().with_policy(policy, limits), cfg.clock_speed_x).await
+            simulate_through_api(&scn, &client, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x).await
         }
-        Some(("fixture", _)) | None if cfg.source != "live" => bail!("source {:?}: the fixture source of the daemon is not built yet; use `cellwarden replay <dir>` or simulator:<scenario>", cfg.source),
-        _ => bail!("source {:?}: the live source (scrape, Prometheus query, OTLP and remote_write receivers) arrives with the collector; use simulator:<scenario> for now", cfg.source),
+        Some(("fixture", dir)) => {
+            let fx = cellwarden_collector::fixture::load_dir(Path::new(dir)).with_context(|| format!("cannot load fixture {dir}"))?;
+            ready.store(true, Ordering::SeqCst);
+            replay_fixture(&fx, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x).await
+        }
+        _ if cfg.source == "live" => bail!(
+            "source \"live\": the collector's receivers and scrapers are not wired into the daemon yet; use fixture:<dir> or simulator:<scenario>"
+        ),
+        _ => bail!("source {:?}: expected live, fixture:<dir> or simulator:<scenario>", cfg.source),
     };
     result?;
-    tracing::info!("Source finished; serving admin endpoints until stopped.");
-    tokio::select! {
-        r = admin => { r??; }
-        _ = tokio::signal::ctrl_c() => {}
+    tracing::info!("Source finished; serving admin endpoints and reconciling Incidents until stopped.");
+    let outcome = tokio::select! {
+        r = admin => r.map_err(anyhow::Error::from).and_then(|r| r),
+        _ = shutdown_signal() => Ok(()),
+    };
+    let _ = stop_tx.send(true);
+    let _ = election.await;
+    controller.abort();
+    outcome
+}
+
+fn reqwest_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .build()
+        .context("cannot build the HTTP client for webhooks")
+}
+
+/// SIGINT or SIGTERM (Kubernetes stops pods with SIGTERM; the Lease is released on the way out).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     }
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Reads what the operator (or a person) set in the cluster and applies it to the simulated wallet.
@@ -501,7 +594,10 @@ async fn sync_from_api(client: &Client, w: &mut cellwarden_simulator::Wallet, re
                 .cloned();
             if let Some(at) = restarted {
                 let key = format!("{cell}/{name}");
-                if restarts_seen.get(&key) != Some(&at) {
+                // The annotation says when the restart happened: a wallet simulated again from
+                // the start (an operator restarted mid-incident) restarts its pods at that time.
+                let due = Timestamp::parse_rfc3339(&at).map_or(true, |t| t <= w.now());
+                if due && restarts_seen.get(&key) != Some(&at) {
                     restarts_seen.insert(key, at);
                     w.restart_deployment(&cell, &name);
                 }
@@ -526,21 +622,24 @@ async fn sync_from_api(client: &Client, w: &mut cellwarden_simulator::Wallet, re
 
 async fn simulate_through_api(
     scn: &cellwarden_simulator::Scenario,
-    mut op: Operator,
+    client: &Client,
+    opener: &mut Opener,
+    window: &SharedWindow,
+    metrics: &OperatorMetrics,
     mut pipeline: Pipeline,
     clock_speed: f64,
 ) -> Result<()> {
     let mut w = scn.wallet();
     let topology = w.topology();
-    let step = std::time::Duration::from_secs_f64(scn.cfg.step_secs as f64 / clock_speed);
+    let step = Duration::from_secs_f64(scn.cfg.step_secs as f64 / clock_speed);
     let mut restarts_seen = HashMap::new();
     for _ in 0..scn.steps() {
         let tick = tokio::time::Instant::now();
-        if let Err(e) = sync_from_api(&op.client, &mut w, &mut restarts_seen).await {
+        if let Err(e) = sync_from_api(client, &mut w, &mut restarts_seen).await {
             tracing::warn!(error = %e, "Could not read the cluster; the simulated wallet keeps its last state.");
         }
         w.step();
-        op.metrics.steps.inc();
+        metrics.steps.inc();
         let now = w.now();
         let (views, replicas) = crate::simulate::cell_views(&w);
         pipeline.set_cluster(views, replicas);
@@ -548,15 +647,14 @@ async fn simulate_through_api(
         let families = crate::simulate::recent(w.recorder.families(), since);
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
+        window.update(now, &prepared.series);
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
         let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
-        for (incident, plan) in opened.iter().zip(plans.iter()) {
-            if let Err(e) = op.handle(incident, plan, now).await {
-                tracing::error!(error = %format!("{e:#}"), incident = %incident.id, "Could not record or carry out an incident.");
-            }
+        for (incident, plan) in opened.into_iter().zip(plans) {
+            opener.offer(incident, plan, now).await;
         }
-        approvals(&mut op, now).await;
+        opener.flush(&mut pipeline).await;
         let spent = tick.elapsed();
         if spent < step {
             tokio::time::sleep(step - spent).await;
@@ -565,41 +663,53 @@ async fn simulate_through_api(
     Ok(())
 }
 
-/// Carries out actions whose Incident now carries `cellwarden.io/approved-by`.
-async fn approvals(op: &mut Operator, now: Timestamp) {
-    if op.waiting.is_empty() {
-        return;
+/// Replays a recorded fixture as if it arrived live: `clock_speed` simulated seconds per second,
+/// in 15-second steps. Nothing in the cluster feeds back into a recording.
+async fn replay_fixture(
+    fx: &cellwarden_models::fixture::Fixture,
+    opener: &mut Opener,
+    window: &SharedWindow,
+    metrics: &OperatorMetrics,
+    mut pipeline: Pipeline,
+    clock_speed: f64,
+) -> Result<()> {
+    const STEP_SECS: i64 = 15;
+    let prepared = pipeline::prepare(fx);
+    let topology = fx.topology.as_ref();
+    if let Some(t) = topology {
+        let (views, replicas) = pipeline::cluster_of(t);
+        pipeline.set_cluster(views, replicas);
     }
-    let api: Api<Incident> = Api::namespaced(op.client.clone(), &op.namespace);
-    let mut still = Vec::new();
-    for (incident, action) in std::mem::take(&mut op.waiting) {
-        let approved_by = api
-            .get_opt(&incident)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|i| i.metadata.annotations.and_then(|a| a.get("cellwarden.io/approved-by").cloned()));
-        let Some(by) = approved_by else {
-            still.push((incident, action));
-            continue;
-        };
-        let outcome = op.actuator.apply(&action, &now.to_rfc3339()).await;
-        let (state, text) = match &outcome {
-            Ok(w) => ("done", w.clone()),
-            Err(e) => ("failed", e.to_string()),
-        };
-        op.metrics.action(action.kind, state);
-        op.event(
-            &incident,
-            if outcome.is_ok() { EventType::Normal } else { EventType::Warning },
-            if outcome.is_ok() { "ActionTaken" } else { "ActionFailed" },
-            action.kind.as_str(),
-            format!("approved by {by}: {text}"),
-        )
-        .await;
-        op.audit(now, if outcome.is_ok() { "action_taken" } else { "action_failed" }, serde_json::json!({"incident": incident, "kind": action.kind.as_str(), "target": action.target, "approved_by": by, "result": text}));
+    let times = prepared
+        .series
+        .iter()
+        .flat_map(|s| s.points.first().into_iter().chain(s.points.last()))
+        .map(|p| p.t);
+    let (Some(start), Some(end)) = (times.clone().min(), times.max()) else {
+        bail!("the fixture has no samples");
+    };
+    let step = Duration::from_secs_f64(STEP_SECS as f64 / clock_speed);
+    let mut now = start;
+    // Verification reads only samples up to `now`, so the whole recording can be shared once.
+    window.update(now, &prepared.series);
+    while now <= end {
+        let tick = tokio::time::Instant::now();
+        metrics.steps.inc();
+        window.set_now(now);
+        let before = pipeline.incidents().len();
+        let plans = pipeline.advance(&prepared, topology, now, &mut |_, _| {});
+        let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
+        for (incident, plan) in opened.into_iter().zip(plans) {
+            opener.offer(incident, plan, now).await;
+        }
+        opener.flush(&mut pipeline).await;
+        now = now.plus_secs(STEP_SECS);
+        let spent = tick.elapsed();
+        if spent < step {
+            tokio::time::sleep(step - spent).await;
+        }
     }
-    op.waiting = still;
+    Ok(())
 }
 
 /// The objects a simulated wallet expects in the cluster (namespaces, Deployments, Cells), for

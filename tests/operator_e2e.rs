@@ -116,7 +116,7 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
                 .is_some_and(|s| s.planned.iter().any(|p| p.kind == "cordon" && p.state == "awaiting-approval"));
             if waiting {
                 let name = i.metadata.name.clone().unwrap();
-                let patch = serde_json::json!({"metadata": {"annotations": {"cellwarden.io/approved-by": "alice@oncall", "cellwarden.io/approved-at": "2026-03-02T09:46:00Z"}}});
+                let patch = serde_json::json!({"metadata": {"annotations": {"cellwarden.io/approved-by": "alice@oncall", "cellwarden.io/approved-at": now_rfc3339()}}});
                 incidents
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -136,6 +136,13 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
     let _ = child.wait();
     let audit_lines = audit_lines.join().unwrap();
 
+    for i in incidents.list(&ListParams::default()).await.unwrap().items {
+        eprintln!(
+            "Incident {}:\n{}",
+            i.metadata.name.clone().unwrap_or_default(),
+            serde_yaml_ng::to_string(&i.status).unwrap()
+        );
+    }
     // The zone's cell is drained and cordoned; the first incident blamed the zone.
     let cells: Api<Cell> = Api::all(c.clone());
     let cell2 = cells.get("cell-2").await.unwrap();
@@ -185,6 +192,14 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
             .any(|l| l.contains("\"approved_by\":\"alice@oncall\"") && l.contains("cordon")),
         "{lines:?}"
     );
+}
+
+fn now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    cellwarden_models::Timestamp(ms).to_rfc3339()
 }
 
 fn http_status(port: u16, path: &str) -> u16 {

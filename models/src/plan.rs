@@ -47,6 +47,22 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ActionKind; 7] = [
+        ActionKind::Scale,
+        ActionKind::RestartPods,
+        ActionKind::Reroute,
+        ActionKind::FailoverProvider,
+        ActionKind::CircuitBreak,
+        ActionKind::Cordon,
+        ActionKind::Notify,
+    ];
+
+    /// The kind named by [`ActionKind::as_str`].
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::Scale => "scale",

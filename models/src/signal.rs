@@ -40,6 +40,23 @@ impl Signal {
             Signal::Other => "other",
         }
     }
+
+    /// The signal named by [`Signal::as_str`].
+    pub fn parse(s: &str) -> Option<Signal> {
+        [
+            Signal::Memory,
+            Signal::MemoryLimit,
+            Signal::Cpu,
+            Signal::Latency,
+            Signal::ClientLatency,
+            Signal::ErrorRatio,
+            Signal::RequestRate,
+            Signal::QueueLag,
+            Signal::Other,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
 }
 
 impl fmt::Display for Signal {

@@ -6,18 +6,24 @@
 //! - `scale` — the Deployment's `spec.replicas` (+1 by default);
 //! - `restart_pods` — the pod template annotation `cellwarden.io/restartedAt` (a rolling restart,
 //!   so pods restart in the Deployment's own staggered batches);
-//! - `reroute` — the `Cell`'s `spec.weight` to 0 (status `Draining`, the previous weight kept);
+//! - `reroute` — the `Cell`'s `spec.weight` to 0 (status `Draining`, the previous weight kept), and
+//!   the backend weight of the cell's namespace in every Gateway API `HTTPRoute` to 0;
 //! - `cordon` — as reroute, then status `Cordoned` and the cell's nodes `spec.unschedulable`;
 //! - `failover_provider` — `cellwarden-provider-weights` in each cell namespace: the provider to "0";
 //! - `circuit_break` — `cellwarden-feature-flags` in each cell namespace: the feature to "off".
+//!
+//! Every change returns an [`Undo`]: what was there before, kept in the Incident's status so a
+//! failed verification can put it back (after a restart too). A rolling restart cannot be undone.
 
 use crate::crd::{Cell, CellState, CellStatus};
 use cellwarden_models::{Action, ActionKind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::Client;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const FIELD_MANAGER: &str = "cellwarden";
@@ -52,12 +58,59 @@ impl ActuateError {
     }
 }
 
+/// What an action changed, so that it can be put back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Undo {
+    /// A Deployment's replicas before a scale.
+    Replicas { namespace: String, name: String, replicas: i32 },
+    /// A cell before a reroute or cordon: its weight, its state, the nodes made unschedulable and
+    /// the HTTPRoute backend weights set to 0 (`namespace/route` → rule index → backend index → weight).
+    Cell {
+        cell: String,
+        weight: u32,
+        #[serde(default)]
+        nodes: Vec<String>,
+        #[serde(default)]
+        routes: BTreeMap<String, Vec<Vec<Option<i64>>>>,
+    },
+    /// A ConfigMap key before a failover or circuit break, per namespace (`None`: it was absent).
+    ConfigMapKey {
+        configmap: String,
+        key: String,
+        previous: BTreeMap<String, Option<String>>,
+    },
+}
+
+/// The result of carrying out an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// One sentence: what changed.
+    pub what: String,
+    /// How to put it back; `None` when it cannot be (a rolling restart) or nothing changed.
+    pub undo: Option<Undo>,
+    /// Whether anything changed (draining a drained cell changes nothing: no effect to verify).
+    pub changed: bool,
+}
+
+/// Gateway API `HTTPRoute` (v1), read and written as a dynamic object: cellwarden does not
+/// depend on the Gateway API crates, and clusters without it simply have no routes to move.
+pub fn httproute_resource() -> ApiResource {
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    }
+}
+
 fn retryable(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 || s.code == 429 || s.code >= 500)
 }
 
 /// Runs `f` up to 4 times, backing off 100 ms, 200 ms, 400 ms on 409/429/5xx.
-async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
+pub(crate) async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -84,6 +137,44 @@ pub struct Actuator {
     pub cell_namespaces: Vec<String>,
 }
 
+/// Adds to `body` every field `cellwarden` owns on `current` through server-side apply and the
+/// body does not set. An apply that leaves out a field its manager owned removes that field:
+/// a restart's apply would drop the replicas an earlier scale set, and a second feature flag
+/// would delete the first. So each apply carries all that cellwarden holds on the object.
+pub fn keep_owned(current: &serde_json::Value, body: &mut serde_json::Value) {
+    let Some(entries) = current.pointer("/metadata/managedFields").and_then(|m| m.as_array()) else {
+        return;
+    };
+    for e in entries {
+        if e.get("manager").and_then(|m| m.as_str()) == Some(FIELD_MANAGER) && e.get("operation").and_then(|o| o.as_str()) == Some("Apply")
+        {
+            if let Some(f) = e.get("fieldsV1") {
+                copy_owned(f, current, body);
+            }
+        }
+    }
+}
+
+fn copy_owned(fields: &serde_json::Value, current: &serde_json::Value, out: &mut serde_json::Value) {
+    let (Some(fields), Some(out)) = (fields.as_object(), out.as_object_mut()) else {
+        return;
+    };
+    for (k, sub) in fields {
+        // Only map fields (`f:`); list items (`k:`, `v:`, `i:`) are not used by cellwarden.
+        let Some(name) = k.strip_prefix("f:") else { continue };
+        let Some(value) = current.get(name) else { continue };
+        let leaf = sub.as_object().is_none_or(|o| o.keys().all(|k| k == "."));
+        if leaf {
+            out.entry(name.to_string()).or_insert_with(|| value.clone());
+        } else if value.is_object() {
+            let slot = out.entry(name.to_string()).or_insert_with(|| json!({}));
+            if slot.is_object() {
+                copy_owned(sub, value, slot);
+            }
+        }
+    }
+}
+
 fn apply_params() -> PatchParams {
     // Force: cellwarden owns the fields it changes once it acts (a Helm release set replicas first).
     PatchParams::apply(FIELD_MANAGER).force()
@@ -94,12 +185,20 @@ impl Actuator {
         Actuator { client, cell_namespaces }
     }
 
-    /// Carries out `action` at `now` (RFC 3339); returns what changed.
-    pub async fn apply(&self, action: &Action, now: &str) -> Result<String, ActuateError> {
+    /// Carries out `action` at `now` (RFC 3339); returns what changed and how to undo it.
+    pub async fn apply(&self, action: &Action, now: &str) -> Result<Applied, ActuateError> {
         match action.kind {
-            ActionKind::Notify => Ok("nothing to change (notification)".into()),
+            ActionKind::Notify => Ok(Applied {
+                what: "nothing to change (notification)".into(),
+                undo: None,
+                changed: false,
+            }),
             ActionKind::Scale => self.scale(action).await,
-            ActionKind::RestartPods => self.restart(action, now).await,
+            ActionKind::RestartPods => self.restart(action, now).await.map(|what| Applied {
+                what,
+                undo: None,
+                changed: true,
+            }),
             ActionKind::Reroute => self.drain(&action.target, false).await,
             ActionKind::Cordon => self.drain(&action.target, true).await,
             ActionKind::FailoverProvider => self.flag(PROVIDER_WEIGHTS, &action.target, "0").await,
@@ -120,7 +219,151 @@ impl Actuator {
             .ok_or_else(|| ActuateError::BadTarget(target.into(), "expected <cell>/<service>".into()))
     }
 
-    async fn scale(&self, action: &Action) -> Result<String, ActuateError> {
+    /// Puts back what an action changed.
+    pub async fn revert(&self, undo: &Undo) -> Result<String, ActuateError> {
+        match undo {
+            Undo::Replicas { namespace, name, replicas } => {
+                let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+                let mut body =
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"replicas": replicas}});
+                if let Some(current) = with_retries(|| api.get_opt(name)).await? {
+                    keep_owned(&serde_json::to_value(&current).unwrap_or_default(), &mut body);
+                }
+                let pp = apply_params();
+                let patch = Patch::Apply(&body);
+                with_retries(|| api.patch(name, &pp, &patch)).await?;
+                Ok(format!("deployment {namespace}/{name}: replicas back to {replicas}"))
+            }
+            Undo::Cell {
+                cell,
+                weight,
+                nodes,
+                routes,
+            } => {
+                let cells: Api<Cell> = Api::all(self.client.clone());
+                let body =
+                    json!({"apiVersion": "cellwarden.io/v1alpha1", "kind": "Cell", "metadata": {"name": cell}, "spec": {"weight": weight}});
+                {
+                    let pp = apply_params();
+                    let patch = Patch::Apply(&body);
+                    with_retries(|| cells.patch(cell, &pp, &patch)).await?;
+                }
+                let status = json!({"status": CellStatus { state: CellState::Active, previous_weight: None, incident: None }});
+                {
+                    let pp = PatchParams::default();
+                    let patch = Patch::Merge(&status);
+                    with_retries(|| cells.patch_status(cell, &pp, &patch)).await?;
+                }
+                let node_api: Api<Node> = Api::all(self.client.clone());
+                for n in nodes {
+                    let body = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}, "spec": {"unschedulable": false}});
+                    let pp = apply_params();
+                    let patch = Patch::Apply(&body);
+                    with_retries(|| node_api.patch(n, &pp, &patch)).await?;
+                }
+                let moved = self.set_route_weights(routes).await?;
+                Ok(format!(
+                    "cell {cell}: weight back to {weight}, Active, {} node(s) schedulable, {moved} route backend(s) restored",
+                    nodes.len()
+                ))
+            }
+            Undo::ConfigMapKey { configmap, key, previous } => {
+                for (ns, value) in previous {
+                    let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+                    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": configmap}, "data": {key: value}});
+                    let pp = PatchParams::default();
+                    let patch = Patch::Merge(&body);
+                    with_retries(|| api.patch(configmap, &pp, &patch)).await?;
+                }
+                Ok(format!("{configmap}: {key} restored in {} namespace(s)", previous.len()))
+            }
+        }
+    }
+
+    /// Sets backend weights of HTTPRoutes: `namespace/route` → rule → backend → weight (`None`
+    /// removes the weight, which means 1). Returns how many backends changed.
+    async fn set_route_weights(&self, routes: &BTreeMap<String, Vec<Vec<Option<i64>>>>) -> Result<usize, ActuateError> {
+        let mut changed = 0;
+        for (key, weights) in routes {
+            let Some((ns, name)) = key.split_once('/') else { continue };
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &httproute_resource());
+            let Some(mut route) = with_retries(|| api.get_opt(name)).await? else {
+                continue;
+            };
+            let Some(rules) = route.data.pointer_mut("/spec/rules").and_then(|r| r.as_array_mut()) else {
+                continue;
+            };
+            for (rule, ws) in rules.iter_mut().zip(weights) {
+                let Some(refs) = rule.get_mut("backendRefs").and_then(|b| b.as_array_mut()) else {
+                    continue;
+                };
+                for (r, w) in refs.iter_mut().zip(ws) {
+                    if let Some(obj) = r.as_object_mut() {
+                        match w {
+                            Some(w) => obj.insert("weight".into(), json!(w)),
+                            None => obj.remove("weight"),
+                        };
+                        changed += 1;
+                    }
+                }
+            }
+            let body = json!({"spec": {"rules": route.data["spec"]["rules"].clone()}});
+            let pp = PatchParams::default();
+            let patch = Patch::Merge(&body);
+            with_retries(|| api.patch(name, &pp, &patch)).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Drains the cell's namespace out of every HTTPRoute: its backends' weights to 0. Returns
+    /// the weights before (for [`Undo::Cell`]); no Gateway API in the cluster means no routes.
+    async fn drain_routes(&self, cell_ns: &str) -> Result<BTreeMap<String, Vec<Vec<Option<i64>>>>, ActuateError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &httproute_resource());
+        let lp = ListParams::default();
+        let list = match with_retries(|| api.list(&lp)).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut before = BTreeMap::new();
+        let mut after = BTreeMap::new();
+        for route in &list.items {
+            let ns = route.metadata.namespace.clone().unwrap_or_default();
+            let name = route.metadata.name.clone().unwrap_or_default();
+            let Some(rules) = route.data.pointer("/spec/rules").and_then(|r| r.as_array()) else {
+                continue;
+            };
+            let mut was = Vec::new();
+            let mut now = Vec::new();
+            let mut touches = false;
+            for rule in rules {
+                let refs = rule.get("backendRefs").and_then(|b| b.as_array()).cloned().unwrap_or_default();
+                let mut w0 = Vec::new();
+                let mut w1 = Vec::new();
+                for r in &refs {
+                    let w = r.get("weight").and_then(|w| w.as_i64());
+                    let backend_ns = r.get("namespace").and_then(|n| n.as_str()).unwrap_or(&ns);
+                    w0.push(w);
+                    if backend_ns == cell_ns && w != Some(0) {
+                        touches = true;
+                        w1.push(Some(0));
+                    } else {
+                        w1.push(w);
+                    }
+                }
+                was.push(w0);
+                now.push(w1);
+            }
+            if touches {
+                before.insert(format!("{ns}/{name}"), was);
+                after.insert(format!("{ns}/{name}"), now);
+            }
+        }
+        self.set_route_weights(&after).await?;
+        Ok(before)
+    }
+
+    async fn scale(&self, action: &Action) -> Result<Applied, ActuateError> {
         let (ns, name) = self.deployment_of(&action.target)?;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
         let current = with_retries(|| api.get_opt(name))
@@ -134,22 +377,32 @@ impl Actuator {
             .and_then(|(_, v)| v.trim_start_matches('+').parse().ok())
             .unwrap_or(1);
         let next = (now + delta).max(0);
-        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"replicas": next}});
+        let mut body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"replicas": next}});
+        keep_owned(&serde_json::to_value(&current).unwrap_or_default(), &mut body);
         {
             let pp = apply_params();
             let patch = Patch::Apply(&body);
             with_retries(|| api.patch(name, &pp, &patch)).await?;
         }
-        Ok(format!("deployment {ns}/{name}: replicas {now} → {next}"))
+        Ok(Applied {
+            what: format!("deployment {ns}/{name}: replicas {now} → {next}"),
+            undo: Some(Undo::Replicas {
+                namespace: ns.into(),
+                name: name.into(),
+                replicas: now,
+            }),
+            changed: next != now,
+        })
     }
 
     async fn restart(&self, action: &Action, now: &str) -> Result<String, ActuateError> {
         let (ns, name) = self.deployment_of(&action.target)?;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
-        if with_retries(|| api.get_opt(name)).await?.is_none() {
+        let Some(current) = with_retries(|| api.get_opt(name)).await? else {
             return Err(ActuateError::NotFound(format!("deployment {ns}/{name}")));
-        }
-        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
+        };
+        let mut body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
+        keep_owned(&serde_json::to_value(&current).unwrap_or_default(), &mut body);
         {
             let pp = apply_params();
             let patch = Patch::Apply(&body);
@@ -158,7 +411,7 @@ impl Actuator {
         Ok(format!("deployment {ns}/{name}: rolling restart at {now}"))
     }
 
-    async fn drain(&self, cell: &str, cordon: bool) -> Result<String, ActuateError> {
+    async fn drain(&self, cell: &str, cordon: bool) -> Result<Applied, ActuateError> {
         let cells: Api<Cell> = Api::all(self.client.clone());
         let current = with_retries(|| cells.get_opt(cell))
             .await?
@@ -171,7 +424,11 @@ impl Actuator {
         let was = current.status.as_ref().map(|s| s.state).unwrap_or_default();
         if !cordon && was != CellState::Active && current.spec.weight == 0 {
             // Draining an already drained or cordoned cell changes nothing (and must not undo a cordon).
-            return Ok(format!("cell {cell}: already {was:?}, weight 0"));
+            return Ok(Applied {
+                what: format!("cell {cell}: already {was:?}, weight 0"),
+                undo: None,
+                changed: false,
+            });
         }
         let body = json!({"apiVersion": "cellwarden.io/v1alpha1", "kind": "Cell", "metadata": {"name": cell}, "spec": {"weight": 0}});
         {
@@ -186,8 +443,26 @@ impl Actuator {
             let patch = Patch::Merge(&status);
             with_retries(|| cells.patch_status(cell, &pp, &patch)).await?;
         }
+        let routes = self.drain_routes(&current.spec.namespace).await?;
+        let mut undo = Undo::Cell {
+            cell: cell.into(),
+            weight: previous,
+            nodes: vec![],
+            routes,
+        };
+        let moved = match &undo {
+            Undo::Cell { routes, .. } => routes.len(),
+            _ => 0,
+        };
         if !cordon {
-            return Ok(format!("cell {cell}: weight {} → 0 (draining)", current.spec.weight));
+            return Ok(Applied {
+                what: format!(
+                    "cell {cell}: weight {} → 0 (draining), {moved} HTTPRoute(s) moved",
+                    current.spec.weight
+                ),
+                undo: Some(undo),
+                changed: true,
+            });
         }
         let nodes: Api<Node> = Api::all(self.client.clone());
         let selector = if current.spec.node_selector.is_empty() {
@@ -212,26 +487,80 @@ impl Actuator {
                 with_retries(|| nodes.patch(&name, &pp, &patch)).await?;
             }
         }
-        Ok(format!(
-            "cell {cell}: weight {} → 0, cordoned, {} node(s) unschedulable",
-            current.spec.weight,
-            list.items.len()
-        ))
+        if let Undo::Cell { nodes, .. } = &mut undo {
+            *nodes = list
+                .items
+                .iter()
+                .filter(|n| !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))
+                .filter_map(|n| n.metadata.name.clone())
+                .collect();
+        }
+        Ok(Applied {
+            what: format!(
+                "cell {cell}: weight {} → 0, cordoned, {} node(s) unschedulable, {moved} HTTPRoute(s) moved",
+                current.spec.weight,
+                list.items.len()
+            ),
+            undo: Some(undo),
+            changed: true,
+        })
     }
 
-    async fn flag(&self, configmap: &str, key: &str, value: &str) -> Result<String, ActuateError> {
+    async fn flag(&self, configmap: &str, key: &str, value: &str) -> Result<Applied, ActuateError> {
+        let mut previous = BTreeMap::new();
         for ns in &self.cell_namespaces {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-            let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": configmap}, "data": {key: value}});
+            let current = with_retries(|| api.get_opt(configmap)).await?;
+            let was = current.as_ref().and_then(|cm| cm.data.as_ref().and_then(|d| d.get(key).cloned()));
+            previous.insert(ns.clone(), was);
+            let mut body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": configmap}, "data": {key: value}});
+            if let Some(cm) = &current {
+                keep_owned(&serde_json::to_value(cm).unwrap_or_default(), &mut body);
+            }
             {
                 let pp = apply_params();
                 let patch = Patch::Apply(&body);
                 with_retries(|| api.patch(configmap, &pp, &patch)).await?;
             }
         }
-        Ok(format!(
-            "{configmap}: {key}={value} in {} cell namespace(s)",
-            self.cell_namespaces.len()
-        ))
+        Ok(Applied {
+            what: format!("{configmap}: {key}={value} in {} cell namespace(s)", self.cell_namespaces.len()),
+            undo: Some(Undo::ConfigMapKey {
+                configmap: configmap.into(),
+                key: key.into(),
+                previous,
+            }),
+            changed: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apply_keeps_the_fields_cellwarden_already_owns() {
+        let current = json!({
+            "metadata": {"name": "ledger", "managedFields": [
+                {"manager": "cellwarden", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "helm", "operation": "Apply", "fieldsV1": {"f:spec": {"f:paused": {}}}}
+            ]},
+            "spec": {"replicas": 4, "paused": false, "template": {"metadata": {"annotations": {"a": "b"}}}}
+        });
+        let mut body = json!({"metadata": {"name": "ledger"}, "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: "t"}}}}});
+        keep_owned(&current, &mut body);
+        assert_eq!(body["spec"]["replicas"], 4, "the replicas a scale set survive a restart");
+        assert!(body["spec"].get("paused").is_none(), "another manager's field is not taken over");
+        assert!(body["spec"]["template"]["metadata"]["annotations"].get("a").is_none());
+        // A field the body sets itself wins over the current value.
+        let mut scale = json!({"metadata": {"name": "ledger"}, "spec": {"replicas": 5}});
+        keep_owned(&current, &mut scale);
+        assert_eq!(scale["spec"]["replicas"], 5);
+        // Feature flags: the key set earlier stays when another is applied.
+        let cm = json!({"metadata": {"managedFields": [{"manager": "cellwarden", "operation": "Apply", "fieldsV1": {"f:data": {"f:loyalty": {}}}}]}, "data": {"loyalty": "off", "other": "on"}});
+        let mut flag = json!({"data": {"cashback": "off"}});
+        keep_owned(&cm, &mut flag);
+        assert_eq!(flag["data"], json!({"cashback": "off", "loyalty": "off"}));
     }
 }

@@ -280,11 +280,55 @@ pub struct ActionRecord {
     pub kind: String,
     pub target: String,
     pub at: String,
-    /// `planned`, `refused`, `awaiting-approval`, `done`, `failed`, `reverted`.
+    /// `planned` (dry-run), `refused`, `pending` (to carry out), `awaiting-approval`, `done`,
+    /// `failed`, `reverted`.
     pub state: String,
-    /// Why (for a refusal: the guard and its reason).
+    /// Why (for a refusal: the guard and its reason); for a taken action, what changed.
     #[serde(default)]
     pub reason: String,
+    /// The action in full, so that a restarted operator can carry it out or check it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PlannedAction>,
+    /// What the action changed, so that it can be put back (opaque JSON written by cellwarden).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
+}
+
+/// An action's parameters and promise, as planned.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedAction {
+    /// Kind-specific parameters (`replicas: "+1"`, `weight: "0"`, `feature: loyalty`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub needs_approval: bool,
+    /// The effect it should have, in words.
+    #[serde(default)]
+    pub expected_effect: String,
+    /// Seconds after the action by which the effect must show.
+    #[serde(default)]
+    pub verify_within_secs: u64,
+    /// The series watched to verify the effect (`None`: nothing checkable was promised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
+}
+
+/// The series an action's verification watches and the level it must reach.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Watch {
+    /// The series that showed the anomaly, as `name{label="value",...}`.
+    pub series: String,
+    /// The entity whose signal is watched (`<kind>:<name>`, e.g. `service:cell-2/ledger`):
+    /// the highest of its series at each time. Empty: the series itself.
+    #[serde(default)]
+    pub entity: String,
+    pub signal: String,
+    /// Its level when the incident was planned.
+    pub level_at_action: f64,
+    /// The level it must come back to or under.
+    pub wanted_at_most: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -298,11 +342,19 @@ pub struct Approval {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
+    /// `<kind> <target>` of the action checked.
     pub action: String,
+    /// What should be seen, in words.
     pub expected: String,
+    /// When the action was taken (telemetry time, RFC 3339).
+    #[serde(default)]
+    pub acted_at: String,
     pub deadline: String,
     /// `pending`, `passed`, `failed`.
     pub result: String,
+    /// What was seen.
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// The three CRDs as one multi-document YAML, as `cellwarden crd` prints it.

@@ -1,0 +1,244 @@
+//! The webhook notifier: new incidents, approval requests, failed verifications and failed
+//! actions go to the on-call engineers' tools — a generic JSON body, or a Slack-compatible one
+//! (`text` plus `blocks`; Slack incoming webhooks, Mattermost and Rocket.Chat accept it).
+//!
+//! Sending never blocks the operator: notifications go into a bounded queue (what does not fit
+//! is dropped and counted) and a background task posts them, retrying 5xx answers and
+//! connection errors with backoff.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    IncidentOpened,
+    ApprovalRequested,
+    ActionFailed,
+    VerificationFailed,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::IncidentOpened => "incident_opened",
+            NotificationKind::ApprovalRequested => "approval_requested",
+            NotificationKind::ActionFailed => "action_failed",
+            NotificationKind::VerificationFailed => "verification_failed",
+        }
+    }
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub kind: NotificationKind,
+    /// The Incident object's name.
+    pub incident: String,
+    /// The operator's namespace (where the Incident lives).
+    pub namespace: String,
+    /// When (RFC 3339, telemetry time).
+    pub at: String,
+    /// One or two sentences a person can act on.
+    pub text: String,
+    /// How to respond, when a person must (e.g. the kubectl command that approves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond: Option<String>,
+}
+
+/// The body format a webhook expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `{"kind", "incident", "namespace", "at", "text", "respond"}`.
+    #[default]
+    Json,
+    /// `{"text", "blocks"}` as Slack incoming webhooks take it.
+    Slack,
+}
+
+/// One webhook (`notify:` in the daemon's config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: String,
+    #[serde(default)]
+    pub format: Format,
+    /// Which kinds to send; empty for all.
+    #[serde(default)]
+    pub kinds: Vec<NotificationKind>,
+}
+
+/// The body of `n` in `format`.
+pub fn body(format: Format, n: &Notification) -> Value {
+    match format {
+        Format::Json => serde_json::to_value(n).expect("a notification serialises"),
+        Format::Slack => {
+            let title = match n.kind {
+                NotificationKind::IncidentOpened => ":rotating_light: Incident opened",
+                NotificationKind::ApprovalRequested => ":raised_hand: Approval requested",
+                NotificationKind::ActionFailed => ":x: Action failed",
+                NotificationKind::VerificationFailed => ":warning: Action did not have its effect",
+            };
+            let mut blocks = vec![
+                json!({"type": "header", "text": {"type": "plain_text", "text": title}}),
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}* (`{}`)\n{}", n.incident, n.namespace, n.text)}}),
+            ];
+            if let Some(r) = &n.respond {
+                blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{r}```")}}));
+            }
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("cellwarden · {}", n.at)}]}));
+            json!({"text": format!("{title}: {} — {}", n.incident, n.text), "blocks": blocks})
+        }
+    }
+}
+
+/// Counters of the notifier (exported by the daemon).
+#[derive(Debug, Default)]
+pub struct NotifyCounters {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    /// Dropped because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// The sending side, cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: Option<mpsc::Sender<Notification>>,
+    pub counters: Arc<NotifyCounters>,
+}
+
+/// Notifications waiting to be posted, at most.
+pub const QUEUE_CAPACITY: usize = 256;
+
+impl Notifier {
+    /// A notifier that sends nothing (no webhooks configured).
+    pub fn disabled() -> Notifier {
+        Notifier {
+            tx: None,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Starts the background sender for `hooks`; must run inside a Tokio runtime.
+    pub fn start(hooks: Vec<WebhookConfig>, client: reqwest::Client) -> Notifier {
+        if hooks.is_empty() {
+            return Notifier::disabled();
+        }
+        let (tx, mut rx) = mpsc::channel::<Notification>(QUEUE_CAPACITY);
+        let counters: Arc<NotifyCounters> = Arc::default();
+        let c = counters.clone();
+        tokio::spawn(async move {
+            while let Some(n) = rx.recv().await {
+                for h in hooks.iter().filter(|h| h.kinds.is_empty() || h.kinds.contains(&n.kind)) {
+                    if post(&client, h, &n).await {
+                        c.sent.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        c.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Notifier { tx: Some(tx), counters }
+    }
+
+    /// Queues `n`; never waits. A full queue drops it (counted and logged).
+    pub fn send(&self, n: Notification) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(e) = tx.try_send(n) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "Dropped a notification: the queue is full.");
+        }
+    }
+}
+
+/// Posts with up to 3 attempts (1 s, 2 s backoff) on connection errors and 5xx/429.
+async fn post(client: &reqwest::Client, hook: &WebhookConfig, n: &Notification) -> bool {
+    let payload = body(hook.format, n);
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=3 {
+        match client.post(&hook.url).json(&payload).timeout(Duration::from_secs(10)).send().await {
+            Ok(r) if r.status().is_success() => return true,
+            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                tracing::warn!(
+                    status = r.status().as_u16(),
+                    attempt,
+                    kind = n.kind.as_str(),
+                    "Webhook refused a notification; retrying."
+                );
+            }
+            Ok(r) => {
+                tracing::warn!(
+                    status = r.status().as_u16(),
+                    kind = n.kind.as_str(),
+                    "Webhook refused a notification."
+                );
+                return false;
+            }
+            Err(e) => tracing::warn!(error = %e, attempt, kind = n.kind.as_str(), "Could not reach the webhook; retrying."),
+        }
+        if attempt < 3 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approval() -> Notification {
+        Notification {
+            kind: NotificationKind::ApprovalRequested,
+            incident: "inc-1".into(),
+            namespace: "cellwarden".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            text: "cordon cell-2 waits for approval".into(),
+            respond: Some("kubectl -n cellwarden annotate incident inc-1 cellwarden.io/approved-by=$USER".into()),
+        }
+    }
+
+    #[test]
+    fn the_json_body_carries_every_field_and_slack_gets_text_and_blocks() {
+        let n = approval();
+        let j = body(Format::Json, &n);
+        assert_eq!(j["kind"], "approval_requested");
+        assert_eq!(j["incident"], "inc-1");
+        assert!(j["respond"].as_str().unwrap().contains("approved-by"));
+        let s = body(Format::Slack, &n);
+        assert!(s["text"].as_str().unwrap().contains("Approval requested: inc-1"));
+        let blocks = s["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(blocks.iter().any(|b| b.to_string().contains("kubectl -n cellwarden annotate")));
+    }
+
+    #[test]
+    fn the_config_names_formats_and_kinds_and_refuses_typos() {
+        let c: WebhookConfig = serde_yaml_ng::from_str("url: http://x\nformat: slack\nkinds: [verification_failed]\n").unwrap();
+        assert_eq!(c.format, Format::Slack);
+        assert_eq!(c.kinds, vec![NotificationKind::VerificationFailed]);
+        assert!(serde_yaml_ng::from_str::<WebhookConfig>("url: http://x\nfromat: slack\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let (tx, _rx) = mpsc::channel(1);
+        let n = Notifier {
+            tx: Some(tx),
+            counters: Arc::default(),
+        };
+        n.send(approval());
+        n.send(approval());
+        n.send(approval());
+        assert_eq!(n.counters.dropped.load(Ordering::Relaxed), 2);
+    }
+}

@@ -1,0 +1,370 @@
+//! Verification: every action states the effect it should have and by when, in a form the
+//! operator can check against fresh telemetry; an action whose effect does not come is reverted
+//! (where it can be) and escalated to a person.
+//!
+//! Pure: the caller passes the incident, the action, the time and the samples; nothing here reads
+//! a clock or the network.
+//!
+//! What is watched: the incident's anomaly that best matches the action — the target's own
+//! signal the action addresses (memory for a restart, latency or errors for a scale), else the
+//! incident's strongest anomaly (a reroute or a failover must bring the symptom that opened the
+//! incident back) — as the signal of its entity (the highest of the entity's series at each
+//! time: pods come and go with a restart, the service stays). The effect has come when it has
+//! closed at least half the gap between its level when the action was taken and its baseline;
+//! for a memory forecast (memory heading for its limit, not yet above a baseline) when it has
+//! fallen 20% below its level at the action and under 80% of the limit.
+
+use cellwarden_models::{Action, ActionKind, Anomaly, Entity, EntityKind, Incident, Sample, SeriesKey, Signal, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Share of the gap between the level at the action and the baseline that must close.
+const GAP_CLOSED: f64 = 0.5;
+/// Points averaged to judge the level after the action (a single good scrape proves nothing).
+const JUDGE_POINTS: usize = 3;
+
+/// What an action promised, in checkable form (stored in the Incident's status).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expectation {
+    /// The series that showed the anomaly (for people).
+    pub series: SeriesKey,
+    /// The entity whose signal is watched (`None`: the series itself).
+    pub entity: Option<Entity>,
+    pub signal: Signal,
+    /// Its level when the action was taken.
+    pub level_at_action: f64,
+    /// The level it must come back to (or under).
+    pub wanted_at_most: f64,
+    /// When the action was taken.
+    pub acted_at: Timestamp,
+    /// When the effect must have come.
+    pub deadline: Timestamp,
+}
+
+impl Expectation {
+    /// One sentence for the Incident status and the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} of {} from {} down to at most {} by {}",
+            self.signal.as_str(),
+            self.series,
+            fmt(self.level_at_action),
+            fmt(self.wanted_at_most),
+            self.deadline.to_rfc3339()
+        )
+    }
+}
+
+fn fmt(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// The verdict on an expectation at some time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Not decided yet: the deadline has not come and the effect has not shown.
+    Pending,
+    /// The effect came; the sentence says what was seen.
+    Passed(String),
+    /// The deadline passed without the effect.
+    Failed(String),
+}
+
+/// The signals an action addresses, most relevant first.
+fn signals_for(kind: ActionKind) -> &'static [Signal] {
+    match kind {
+        ActionKind::RestartPods => &[Signal::Memory, Signal::QueueLag, Signal::ErrorRatio, Signal::Latency],
+        ActionKind::Scale => &[Signal::Latency, Signal::Cpu, Signal::ErrorRatio, Signal::QueueLag],
+        ActionKind::FailoverProvider | ActionKind::Reroute | ActionKind::Cordon | ActionKind::CircuitBreak => {
+            &[Signal::ErrorRatio, Signal::Latency]
+        }
+        ActionKind::Notify => &[],
+    }
+}
+
+/// A memory forecast: the value is still under its limit (`expected` holds the limit) but
+/// heading for it.
+fn is_memory_forecast(a: &Anomaly) -> bool {
+    a.signal == Signal::Memory && a.detector == "forecast" && a.observed < a.expected
+}
+
+/// Whether an anomaly describes the action's target (`cell/service`, a cell, a provider).
+fn concerns(a: &Anomaly, target: &str) -> bool {
+    let Some(e) = &a.entity else { return false };
+    match e.kind {
+        EntityKind::Service => e.name == target || e.name.split('/').next() == Some(target),
+        _ => e.name == target,
+    }
+}
+
+/// The expectation of `action`, taken at `now`, for `incident`; `None` when nothing checkable
+/// was promised (a notification, or an incident without a hurting anomaly).
+pub fn expect(action: &Action, incident: &Incident, now: Timestamp) -> Option<Expectation> {
+    // A cordon's own effect (nodes unschedulable) is read back by the actuator; its traffic
+    // effect is the reroute's, verified there.
+    if matches!(action.kind, ActionKind::Notify | ActionKind::Cordon) || action.verify_within_secs == 0 {
+        return None;
+    }
+    // Node and zone health is not what an action can change (a reroute moves traffic off a
+    // broken node; the node stays broken): only series of user-facing work are watched.
+    let hurting: Vec<&Anomaly> = incident
+        .anomalies
+        .iter()
+        .filter(|a| (a.is_increase() || is_memory_forecast(a)) && a.observed.is_finite())
+        .filter(|a| {
+            !a.entity
+                .as_ref()
+                .is_some_and(|e| matches!(e.kind, EntityKind::Node | EntityKind::Zone))
+        })
+        .collect();
+    let mut chosen = None;
+    'outer: for s in signals_for(action.kind) {
+        for a in &hurting {
+            if a.signal == *s && concerns(a, &action.target) {
+                chosen = Some(*a);
+                break 'outer;
+            }
+        }
+    }
+    let a = chosen.or_else(|| {
+        hurting
+            .iter()
+            .filter(|a| signals_for(action.kind).contains(&a.signal))
+            .max_by(|x, y| x.score.total_cmp(&y.score))
+            .copied()
+    })?;
+    let wanted = if is_memory_forecast(a) {
+        (0.8 * a.observed).min(0.8 * a.expected)
+    } else {
+        a.expected + (1.0 - GAP_CLOSED) * (a.observed - a.expected)
+    };
+    Some(Expectation {
+        series: a.series.clone(),
+        entity: a.entity.clone(),
+        signal: a.signal,
+        level_at_action: a.observed,
+        wanted_at_most: wanted,
+        acted_at: now,
+        deadline: Timestamp(now.millis() + action.verify_within_secs as i64 * 1000),
+    })
+}
+
+/// Judges `exp` at `now` from the watched series' samples (any range; those after the action
+/// are used).
+pub fn judge(exp: &Expectation, samples: &[Sample], now: Timestamp) -> Verdict {
+    let after: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.t > exp.acted_at && s.t <= now && s.value.is_finite())
+        .map(|s| s.value)
+        .collect();
+    let level = (after.len() >= JUDGE_POINTS).then(|| after[after.len() - JUDGE_POINTS..].iter().sum::<f64>() / JUDGE_POINTS as f64);
+    match level {
+        Some(l) if l <= exp.wanted_at_most => Verdict::Passed(format!(
+            "{} of {} at {} (was {}, wanted at most {})",
+            exp.signal.as_str(),
+            exp.series,
+            fmt(l),
+            fmt(exp.level_at_action),
+            fmt(exp.wanted_at_most)
+        )),
+        _ if now < exp.deadline => Verdict::Pending,
+        Some(l) => Verdict::Failed(format!(
+            "{} of {} still at {} by the deadline (was {}, wanted at most {})",
+            exp.signal.as_str(),
+            exp.series,
+            fmt(l),
+            fmt(exp.level_at_action),
+            fmt(exp.wanted_at_most)
+        )),
+        // The series (nearly) stopped reporting: traffic left it (a drained cell, a failed-over
+        // provider) — the effect of moving traffic. A memory or queue series going silent
+        // proves nothing and fails below.
+        None if matches!(exp.signal, Signal::ErrorRatio | Signal::Latency) => Verdict::Passed(format!(
+            "{} stopped reporting ({} sample(s) since the action): its traffic has moved away",
+            exp.series,
+            after.len()
+        )),
+        None => Verdict::Failed(format!(
+            "{} of {}: only {} sample(s) since the action, too few to tell by the deadline",
+            exp.signal.as_str(),
+            exp.series,
+            after.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cellwarden_models::{Entity, IncidentClass};
+
+    fn anomaly(signal: Signal, entity: Entity, observed: f64, expected: f64, score: f64) -> Anomaly {
+        Anomaly {
+            t: Timestamp(0),
+            series: SeriesKey::new(format!("{}_{}", signal.as_str(), entity.name.replace('/', "_")), []),
+            signal,
+            entity: Some(entity),
+            score,
+            observed,
+            expected,
+            detector: "robust_z".into(),
+            explanation: String::new(),
+        }
+    }
+
+    fn incident(anomalies: Vec<Anomaly>) -> Incident {
+        Incident {
+            id: "inc-1".into(),
+            opened_at: Timestamp(0),
+            ranked_at: Timestamp(0),
+            class: IncidentClass::Fault,
+            anomalies,
+            candidates: vec![],
+        }
+    }
+
+    fn action(kind: ActionKind, target: &str) -> Action {
+        Action {
+            kind,
+            target: target.into(),
+            params: vec![],
+            reason: String::new(),
+            needs_approval: false,
+            expected_effect: String::new(),
+            verify_within_secs: 300,
+        }
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp(secs * 1000)
+    }
+
+    fn samples(from_secs: i64, values: &[f64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample {
+                t: at(from_secs + 15 * i as i64),
+                value: *v,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restart_watches_the_targets_memory_not_the_strongest_anomaly() {
+        let inc = incident(vec![
+            anomaly(Signal::Latency, Entity::service(Some("cell-2"), "api"), 0.9, 0.1, 0.99),
+            anomaly(Signal::Memory, Entity::service(Some("cell-2"), "ledger"), 900.0, 500.0, 0.7),
+        ]);
+        let e = expect(&action(ActionKind::RestartPods, "cell-2/ledger"), &inc, at(100)).unwrap();
+        assert_eq!(e.signal, Signal::Memory);
+        assert_eq!(e.wanted_at_most, 700.0);
+        assert_eq!(e.deadline, at(400));
+    }
+
+    #[test]
+    fn a_failover_watches_the_strongest_error_or_latency_anomaly() {
+        let inc = incident(vec![
+            anomaly(Signal::Memory, Entity::service(Some("cell-1"), "ledger"), 900.0, 500.0, 0.99),
+            anomaly(Signal::ErrorRatio, Entity::service(Some("cell-1"), "payments"), 0.3, 0.01, 0.9),
+        ]);
+        let e = expect(&action(ActionKind::FailoverProvider, "provider-a"), &inc, at(0)).unwrap();
+        assert_eq!(e.signal, Signal::ErrorRatio);
+        assert!((e.wanted_at_most - 0.155).abs() < 1e-12);
+        assert!(expect(&action(ActionKind::Notify, "x"), &inc, at(0)).is_none());
+    }
+
+    #[test]
+    fn the_verdict_waits_passes_early_and_fails_at_the_deadline() {
+        let inc = incident(vec![anomaly(Signal::Memory, Entity::service(Some("c"), "s"), 900.0, 500.0, 0.9)]);
+        let e = expect(&action(ActionKind::RestartPods, "c/s"), &inc, at(0)).unwrap();
+        // Still high before the deadline: pending.
+        let high = samples(15, &[910.0, 920.0, 930.0]);
+        assert_eq!(judge(&e, &high, at(60)), Verdict::Pending);
+        // Still high at the deadline: failed, and the sentence says by how much.
+        let still = samples(15, &[910.0; 20]);
+        match judge(&e, &still, at(300)) {
+            Verdict::Failed(why) => assert!(why.contains("910") && why.contains("700"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+        // Down after the restart: passed before the deadline.
+        let down = samples(15, &[510.0, 505.0, 500.0]);
+        assert!(matches!(judge(&e, &down, at(60)), Verdict::Passed(_)));
+        // Samples from before the action do not count.
+        let before = samples(-60, &[100.0, 100.0, 100.0]);
+        assert_eq!(judge(&e, &before, at(60)), Verdict::Pending);
+    }
+
+    #[test]
+    fn a_memory_forecast_wants_memory_well_below_its_level_and_the_limit() {
+        let mut a = anomaly(Signal::Memory, Entity::service(Some("cell-2"), "ledger"), 450.0, 512.0, 0.8);
+        a.detector = "forecast".into();
+        let e = expect(&action(ActionKind::RestartPods, "cell-2/ledger"), &incident(vec![a]), at(0)).unwrap();
+        assert_eq!(e.wanted_at_most, 360.0);
+        assert_eq!(e.entity, Some(Entity::service(Some("cell-2"), "ledger")));
+    }
+
+    #[test]
+    fn node_health_is_never_what_a_reroute_is_judged_by() {
+        let inc = incident(vec![
+            anomaly(
+                Signal::ErrorRatio,
+                Entity {
+                    kind: EntityKind::Node,
+                    name: "node-2-1".into(),
+                },
+                1.0,
+                0.0,
+                0.99,
+            ),
+            anomaly(
+                Signal::ErrorRatio,
+                Entity {
+                    kind: EntityKind::Cell,
+                    name: "cell-2".into(),
+                },
+                0.6,
+                0.0,
+                0.8,
+            ),
+        ]);
+        let e = expect(&action(ActionKind::Reroute, "cell-2"), &inc, at(0)).unwrap();
+        assert!(
+            e.series.to_string().contains("cell-2") && !e.series.to_string().contains("node"),
+            "{}",
+            e.series
+        );
+        assert!(expect(&action(ActionKind::Cordon, "cell-2"), &inc, at(0)).is_none());
+        let only_node = incident(vec![anomaly(
+            Signal::ErrorRatio,
+            Entity {
+                kind: EntityKind::Node,
+                name: "n".into(),
+            },
+            1.0,
+            0.0,
+            0.9,
+        )]);
+        assert!(expect(&action(ActionKind::Reroute, "cell-2"), &only_node, at(0)).is_none());
+    }
+
+    #[test]
+    fn a_series_that_stops_reporting_after_a_reroute_is_traffic_moved_away() {
+        let inc = incident(vec![anomaly(
+            Signal::ErrorRatio,
+            Entity::service(Some("cell-2"), "api"),
+            0.5,
+            0.0,
+            0.9,
+        )]);
+        let e = expect(&action(ActionKind::Reroute, "cell-2"), &inc, at(0)).unwrap();
+        assert!(matches!(judge(&e, &samples(-60, &[0.5, 0.5]), at(300)), Verdict::Passed(_)));
+        // A memory series going silent proves nothing.
+        let inc = incident(vec![anomaly(Signal::Memory, Entity::service(Some("c"), "s"), 900.0, 500.0, 0.9)]);
+        let e = expect(&action(ActionKind::RestartPods, "c/s"), &inc, at(0)).unwrap();
+        assert!(matches!(judge(&e, &[], at(300)), Verdict::Failed(_)));
+    }
+}

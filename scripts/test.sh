@@ -50,6 +50,16 @@ RENDERED="$(mktemp -d)"
 "$HELM" template cw "$CHART" --namespace cellwarden -f "$CHART/examples/four-cell-wallet.yaml" > "$RENDERED/example.yaml"
 kubernetes-validate --strict --quiet "$RENDERED/default.yaml" "$RENDERED/all-on.yaml" "$RENDERED/example.yaml"
 
+# --- collector: Prometheus ---
+# Debian's prometheus 2.42 (binaries `prometheus`, `promtool`): the collector's tests and tests/record.rs
+# start their own on a free 127.0.0.1 port (no systemd needed); they fail, never skip, without it.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  echo "== installing prometheus (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+prometheus --version 2>&1 | sed -n 1p
+# --- end collector: Prometheus ---
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

@@ -115,6 +115,8 @@ pub enum Command {
         #[arg(long, default_value = "cellwarden")]
         namespace: String,
     },
+    /// Record telemetry into a fixture folder: raw samples from a Prometheus, or what senders push to the receivers.
+    Record(crate::record::RecordArgs),
     /// Render a stored report.json for people.
     Report {
         /// A report.json written by replay or eval.
@@ -142,6 +144,7 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         } => run_eval(&fixtures, at_truth_start, json, out.as_deref()),
         Command::Report { report, format } => run_report(&report, format),
+        Command::Record(args) => crate::record::run(&args),
         Command::Run {
             config,
             kubeconfig,

@@ -13,6 +13,11 @@
 
 use crate::pipeline::{self, Pipeline};
 use anyhow::{bail, Context as _, Result};
+use cellwarden_collector::ingest::Ingest;
+use cellwarden_collector::query::{QueryConfig, QuerySource};
+use cellwarden_collector::receive::{self, ReceiverConfig};
+use cellwarden_collector::scrape::{ScrapeConfig, Scraper};
+use cellwarden_collector::store::WindowConfig;
 use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
@@ -28,7 +33,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, Controller};
 use kube::Client;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -38,7 +43,7 @@ use std::time::Duration;
 
 /// The daemon's configuration (`cellwarden.yaml`). Unknown keys are an error: a typo must not
 /// silently change what cellwarden does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where telemetry comes from: `live`, `fixture:<dir>` or `simulator:<scenario>`.
@@ -51,8 +56,19 @@ pub struct Config {
     pub namespace: String,
     /// Listener of `/metrics`, `/healthz` and `/readyz`.
     pub admin_listen: String,
-    /// Listener of the push receivers (OTLP, remote_write, Zipkin, Alertmanager); live source only.
-    pub receivers_listen: String,
+    /// The push receivers (OTLP, remote_write, Zipkin, Alertmanager) on one listener: address,
+    /// bearer token, TLS, body and rate limits. Live source only.
+    pub receivers: ReceiverConfig,
+    /// Scrape exposition endpoints (static targets, annotated pods); live source only.
+    pub scrape: Option<ScrapeConfig>,
+    /// Read signals from Prometheus' HTTP API, with backfill on start; live source only.
+    pub query: Option<QueryConfig>,
+    /// History each series keeps in memory (live source), seconds.
+    pub retention_secs: i64,
+    /// Most series tracked (live source); samples of further series are dropped and counted.
+    pub max_series: usize,
+    /// How often the live pipeline looks at the window, seconds.
+    pub evaluate_every_secs: u64,
     /// Simulated seconds per real second, for the fixture and simulator sources.
     pub clock_speed_x: f64,
     /// Cells this instance handles (a shard, with its own Lease); empty for all.
@@ -75,7 +91,12 @@ impl Default for Config {
             paused: false,
             namespace: "cellwarden".into(),
             admin_listen: "0.0.0.0:8081".into(),
-            receivers_listen: "0.0.0.0:4318".into(),
+            receivers: ReceiverConfig::default(),
+            scrape: None,
+            query: None,
+            retention_secs: 3600,
+            max_series: 100_000,
+            evaluate_every_secs: 15,
             clock_speed_x: 1.0,
             cells: vec![],
             lease_duration_secs: 15,
@@ -106,6 +127,9 @@ impl Config {
         }
         if self.poll_interval_ms == 0 {
             bail!("poll_interval_ms must be positive");
+        }
+        if self.evaluate_every_secs == 0 || self.retention_secs < 60 || self.max_series == 0 {
+            bail!("evaluate_every_secs and max_series must be positive and retention_secs at least 60");
         }
         Ok(())
     }
@@ -524,9 +548,13 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             ready.store(true, Ordering::SeqCst);
             replay_fixture(&fx, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x).await
         }
-        _ if cfg.source == "live" => bail!(
-            "source \"live\": the collector's receivers and scrapers are not wired into the daemon yet; use fixture:<dir> or simulator:<scenario>"
-        ),
+        _ if cfg.source == "live" => {
+            let live = live_source(&cfg, &client, &metrics, &ready, &mut opener, &window, pipeline);
+            tokio::select! {
+                r = live => r,
+                _ = shutdown_signal() => Ok(()),
+            }
+        }
         _ => bail!("source {:?}: expected live, fixture:<dir> or simulator:<scenario>", cfg.source),
     };
     result?;
@@ -539,6 +567,98 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let _ = election.await;
     controller.abort();
     outcome
+}
+
+/// The live source: the collector's receivers, scrapers and Prometheus queries fill one bounded
+/// window; every `evaluate_every_secs` the pipeline reads it (the last 45 minutes) and new
+/// incidents go to the Incident controller. Alertmanager alerts are noted on the timeline.
+async fn live_source(
+    cfg: &Config,
+    client: &Client,
+    metrics: &OperatorMetrics,
+    ready: &AtomicBool,
+    opener: &mut Opener,
+    window: &SharedWindow,
+    mut pipeline: Pipeline,
+) -> Result<()> {
+    let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(WindowConfig {
+        retention_secs: cfg.retention_secs,
+        max_series: cfg.max_series,
+    })));
+    {
+        let mut reg = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
+        ingest.register_metrics(&mut reg);
+    }
+    let clock = receive::system_clock();
+    let router = receive::router_with_clock(ingest.clone(), &cfg.receivers, clock.clone()).context("cannot set up the receivers")?;
+    let rcfg = cfg.receivers.clone();
+    // Every instance listens; the receivers' Service routes pushes to the Lease holder only.
+    let mut receivers = tokio::spawn(async move { receive::serve(&rcfg, router, std::future::pending()).await });
+    if let Some(sc) = &cfg.scrape {
+        let scraper = Scraper::new(sc.clone()).context("bad scrape config")?;
+        tokio::spawn(scraper.run(ingest.clone(), Some(client.clone()), clock.clone(), std::future::pending()));
+    }
+    if let Some(qc) = &cfg.query {
+        let source = QuerySource::new(qc.clone()).context("bad query config")?;
+        tokio::spawn(source.run(ingest.clone(), clock.clone(), std::future::pending()));
+    }
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(receivers = %cfg.receivers.listen, "Live source up.");
+    let mut span_cursor = 0;
+    let mut alert_cursor = 0;
+    let mut spans: std::collections::VecDeque<cellwarden_models::Span> = std::collections::VecDeque::new();
+    let every = Duration::from_secs(cfg.evaluate_every_secs);
+    loop {
+        tokio::select! {
+            r = &mut receivers => {
+                return match r {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(anyhow::Error::from(e).context("the receivers stopped")),
+                    Err(e) => Err(anyhow::Error::from(e).context("the receivers task failed")),
+                };
+            }
+            _ = tokio::time::sleep(every) => {}
+        }
+        let now = clock();
+        metrics.steps.inc();
+        let since = now.millis() - 45 * 60 * 1000;
+        let (new_spans, next) = ingest.spans_after(span_cursor);
+        span_cursor = next;
+        spans.extend(new_spans);
+        while spans.front().is_some_and(|s| s.start_ns < since * 1_000_000) {
+            spans.pop_front();
+        }
+        let (alerts, next) = ingest.alerts_after(alert_cursor);
+        alert_cursor = next;
+        for a in alerts {
+            let name = a.labels.get("alertname").cloned().unwrap_or_default();
+            let summary = a
+                .annotations
+                .get("summary")
+                .or(a.annotations.get("description"))
+                .cloned()
+                .unwrap_or_default();
+            pipeline.note(
+                now,
+                "alert",
+                format!("Alertmanager alert {name} ({:?}): {summary}", a.status)
+                    .trim_end_matches(": ")
+                    .to_string(),
+            );
+        }
+        let families = ingest.families(Timestamp(since));
+        let span_vec: Vec<cellwarden_models::Span> = spans.iter().cloned().collect();
+        let prepared = pipeline::prepare_parts(&families, Cow::Owned(span_vec), None);
+        window.update(now, &prepared.series);
+        let before = pipeline.incidents().len();
+        let plans = pipeline.advance(&prepared, None, now, &mut |_, _| {});
+        let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
+        for (incident, plan) in opened.into_iter().zip(plans) {
+            opener.offer(incident, plan, now).await;
+        }
+        opener.flush(&mut pipeline).await;
+        tracing::debug!(series = families.len(), spans = spans.len(), "Live step.");
+    }
 }
 
 fn reqwest_client() -> Result<reqwest::Client> {

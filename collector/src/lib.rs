@@ -1,11 +1,24 @@
 //! cellwarden's telemetry sources.
 //!
 //! Layout:
+//! - [`convert`]: counters into rates, histogram buckets into quantiles (pure, Prometheus' semantics).
 //! - [`fixture`]: recorded fixtures (FIXTURES.md) — open a folder, read it whole, write one back.
+//! - [`ingest`]: the shared sink every live source writes into (store, limiter, span/alert rings, metrics).
+//! - [`pull`]: what the pull sources share — clock, HTTP client, batched delivery into the ingest.
+//! - [`query`]: the Prometheus HTTP API source (query_range backfill and polling, raw range-vector reads).
+//! - [`receive`]: the push receivers on one listener — remote_write, OTLP/HTTP, Zipkin, Alertmanager.
+//! - [`record`]: telemetry into a fixture — raw samples from a Prometheus, or what the receivers got.
+//! - [`scrape`]: scraping exposition endpoints (static targets, Kubernetes pods), both text formats.
 //! - [`store`]: the bounded window store (Gorilla-compressed chunks, retention, series cap) and the ingest limiter.
 //!
-//! Live sources (Prometheus scrape and HTTP API, remote_write, OTLP, Zipkin, Alertmanager) and
-//! `record` arrive with the collector issue. Depends on `cellwarden-models`.
+//! Depends on `cellwarden-models` only among cellwarden's crates.
 
+pub mod convert;
 pub mod fixture;
+pub mod ingest;
+pub mod pull;
+pub mod query;
+pub mod receive;
+pub mod record;
+pub mod scrape;
 pub mod store;

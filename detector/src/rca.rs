@@ -9,11 +9,12 @@
 //! - the detectors' own findings for the incident;
 //! - a service's *self time* and own failures, and the latency and failures of callees seen only
 //!   from their callers' side — external providers, datastores ([`own`]): the part of the
-//!   slowness or failure that is not inherited from a callee;
+//!   slowness or failure that is not inherited from a callee (a self-time shift only beyond the
+//!   drift a median of requests shows anyway);
 //! - network gaps between a caller's client span and its callee's server span ([`network`]),
 //!   blamed on the end of the edge whose other edges moved too;
 //! - structure ([`structure`]): callers that stop short after a call, for faults that change
-//!   answers, not timings.
+//!   answers, not timings (a loop over fewer items is not stopping short).
 //!
 //! Span evidence compares requests after the start with those of up to a day before, per
 //! operation, leaving out a guard band just before the start when enough requests remain (effects
@@ -60,6 +61,9 @@ pub struct RcaParams {
     pub shrink_requests: f64,
     /// Weight of a drop in a service's self time (work skipped: failing fast, returning early).
     pub self_time_drop_weight: f64,
+    /// A pooled self-time shift (robust z) must exceed this to count: smaller ones are what the
+    /// median of a few requests drifts by anyway.
+    pub self_time_significant_z: f64,
     /// Structural evidence counts this much at most: it is indirect.
     pub structure_weight: f64,
     /// A service's score is multiplied by this when a callee's evidence is at least as strong.
@@ -78,6 +82,7 @@ impl Default for RcaParams {
             measured_latency_weight: 0.25,
             shrink_requests: 10.0,
             self_time_drop_weight: 0.5,
+            self_time_significant_z: 2.0,
             structure_weight: 0.5,
             victim_discount: 0.7,
         }
@@ -201,6 +206,7 @@ fn look(input: &RcaInput<'_>, start: Timestamp, seen: &[&Span], own_services: &B
         error_unit: 0.02,
         half_z: params.half_z,
         shrink_n: params.shrink_requests,
+        significant_z: params.self_time_significant_z,
         drop_weight: params.self_time_drop_weight,
     };
     let (self_time, measured) = own::self_time(&view.entries, &own_params);

@@ -12,7 +12,10 @@
 
 use crate::series::{escape_label_value, Family, MetricType, Sample, Series, SeriesKey};
 use crate::time::Timestamp;
+use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::{BufRead, Write};
 
 /// A sample line, parsed.
@@ -58,7 +61,7 @@ pub struct ParseOptions {
 pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition, LineError> {
     let mut families: Vec<Family> = Vec::new();
     // Index of each series within the current family, so samples of one series need not be adjacent.
-    let mut series_index: HashMap<SeriesKey, usize> = HashMap::new();
+    let mut series_index = SeriesIndex::default();
     // Families already started, to detect a family that comes back later (not contiguous).
     let mut seen: HashSet<String> = HashSet::new();
     let mut buf = String::new();
@@ -131,14 +134,15 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
         let fam = families.last_mut().expect("family exists");
         let key = SeriesKey::new(sample.name, sample.labels);
         let t = sample.timestamp.unwrap_or_default();
-        let idx = match series_index.get(&key) {
-            Some(&i) => i,
+        let hash = series_index.hash(&key);
+        let idx = match series_index.find(&fam.series, &key, hash) {
+            Some(i) => i,
             None => {
+                series_index.insert(&key, hash, fam.series.len());
                 fam.series.push(Series {
-                    key: key.clone(),
+                    key,
                     samples: Vec::new(),
                 });
-                series_index.insert(key, fam.series.len() - 1);
                 fam.series.len() - 1
             }
         };
@@ -164,10 +168,66 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
     Ok(Exposition { families })
 }
 
+/// Where each series of the current family is, found by the hash of its key so that looking a
+/// series up costs no copy of the key (the parser's hot path: a scrape is one new series a line).
+#[derive(Default)]
+struct SeriesIndex {
+    hasher: RandomState,
+    by_hash: HashMap<u64, usize, BuildHasherDefault<PrehashedKey>>,
+    /// Keys whose hash another key of the family already has (rare): found by the key itself.
+    collided: HashMap<SeriesKey, usize>,
+}
+
+impl SeriesIndex {
+    fn hash(&self, key: &SeriesKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn find(&self, series: &[Series], key: &SeriesKey, hash: u64) -> Option<usize> {
+        match self.by_hash.get(&hash) {
+            None => None,
+            Some(&i) if series[i].key == *key => Some(i),
+            Some(_) => self.collided.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: &SeriesKey, hash: u64, index: usize) {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.by_hash.entry(hash) {
+            v.insert(index);
+        } else {
+            self.collided.insert(key.clone(), index);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_hash.clear();
+        self.collided.clear();
+    }
+}
+
+/// A hasher for keys that are already hashes: passes the `u64` through.
+#[derive(Default)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in so the hasher stays correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 fn start_family(
     families: &mut Vec<Family>,
     seen: &mut HashSet<String>,
-    series_index: &mut HashMap<SeriesKey, usize>,
+    series_index: &mut SeriesIndex,
     name: &str,
 ) -> Result<(), String> {
     // A sample whose name carries a known suffix of an existing family reopens that family: report it.
@@ -240,6 +300,30 @@ pub fn parse_value(s: &str) -> Option<f64> {
 
 /// Parses one sample line: `name{label="value",...} value [timestamp] [# exemplar]`.
 pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
+    let mut labels = Vec::new();
+    let s = parse_sample_line_into(line, &mut labels)?;
+    Ok(SampleLine {
+        name: s.name.to_string(),
+        labels: labels.into_iter().map(|(k, v)| (k.to_string(), v.into_owned())).collect(),
+        value: s.value,
+        timestamp: s.timestamp,
+    })
+}
+
+/// A sample line parsed without copying: the name borrowed from the line, the labels appended to
+/// the caller's vector by [`parse_sample_line_into`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRef<'a> {
+    pub name: &'a str,
+    pub value: f64,
+    pub timestamp: Option<Timestamp>,
+}
+
+/// Parses one sample line like [`parse_sample_line`], appending its labels (in line order) to
+/// `labels` as slices of the line — owned only when a value holds escapes. The hot path of
+/// ingesting an exposition: a line costs no allocation. On error `labels` may hold part of the line.
+pub fn parse_sample_line_into<'a>(line: &'a str, labels: &mut Vec<(&'a str, Cow<'a, str>)>) -> Result<SampleRef<'a>, String> {
+    let first_label = labels.len();
     let bytes = line.as_bytes();
     let name_end = bytes
         .iter()
@@ -249,7 +333,6 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
     if !is_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));
     }
-    let mut labels: Vec<(String, String)> = Vec::new();
     let mut i = name_end;
     if bytes[i] == b'{' {
         i += 1;
@@ -272,17 +355,21 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
             if bytes.get(eq + 1) != Some(&b'"') {
                 return Err(format!("value of label {lname} in {name} is not quoted"));
             }
-            let mut j = eq + 2;
-            let mut value = String::new();
-            loop {
+            let start = eq + 2;
+            // Fast path: no escape before the closing quote, so the value is one slice, copied once.
+            let plain_end = bytes[start..].iter().position(|&b| b == b'"' || b == b'\\').map(|p| p + start);
+            let fast = plain_end.filter(|&e| bytes[e] == b'"');
+            let mut j = fast.unwrap_or(start);
+            let mut owned = String::new();
+            while fast.is_none() {
                 match bytes.get(j) {
                     None => return Err(format!("unterminated value of label {lname} in {name}")),
                     Some(b'"') => break,
                     Some(b'\\') => {
                         match bytes.get(j + 1) {
-                            Some(b'\\') => value.push('\\'),
-                            Some(b'"') => value.push('"'),
-                            Some(b'n') => value.push('\n'),
+                            Some(b'\\') => owned.push('\\'),
+                            Some(b'"') => owned.push('"'),
+                            Some(b'n') => owned.push('\n'),
                             _ => return Err(format!("bad escape in value of label {lname} in {name}")),
                         }
                         j += 2;
@@ -290,15 +377,19 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
                     Some(_) => {
                         // Copy one UTF-8 character.
                         let ch = line[j..].chars().next().expect("in bounds");
-                        value.push(ch);
+                        owned.push(ch);
                         j += ch.len_utf8();
                     }
                 }
             }
-            if labels.iter().any(|(k, _)| k == lname) {
+            if labels[first_label..].iter().any(|(k, _)| *k == lname) {
                 return Err(format!("label {lname} appears twice in {name}"));
             }
-            labels.push((lname.to_string(), value));
+            let value = match fast {
+                Some(e) => Cow::Borrowed(&line[start..e]),
+                None => Cow::Owned(owned),
+            };
+            labels.push((lname, value));
             i = j + 1;
             match bytes.get(i) {
                 Some(b',') => i += 1,
@@ -329,12 +420,7 @@ pub fn parse_sample_line(line: &str) -> Result<SampleLine, String> {
     if let Some(extra) = parts.next() {
         return Err(format!("unexpected {extra:?} after the timestamp of {name}"));
     }
-    Ok(SampleLine {
-        name: name.to_string(),
-        labels,
-        value,
-        timestamp,
-    })
+    Ok(SampleRef { name, value, timestamp })
 }
 
 /// Formats a value as OpenMetrics expects (shortest exact decimal, `+Inf`, `-Inf`, `NaN`).
@@ -399,6 +485,27 @@ mod tests {
 
     fn parse_str(s: &str) -> Result<Exposition, LineError> {
         parse(s.as_bytes(), ParseOptions { require_timestamps: true })
+    }
+
+    #[test]
+    fn the_series_index_finds_keys_whose_hashes_collide() {
+        let a = SeriesKey::new("m", [("a".to_string(), "1".to_string())]);
+        let b = SeriesKey::new("m", [("a".to_string(), "2".to_string())]);
+        let series = [a.clone(), b.clone()].map(|key| Series { key, samples: Vec::new() });
+        let mut index = SeriesIndex::default();
+        index.insert(&a, 7, 0);
+        index.insert(&b, 7, 1);
+        assert_eq!(index.find(&series, &a, 7), Some(0));
+        assert_eq!(index.find(&series, &b, 7), Some(1));
+        assert_eq!(index.find(&series, &SeriesKey::new("m", []), 7), None);
+        assert_eq!(index.find(&series, &a, 8), None);
+    }
+
+    #[test]
+    fn label_values_with_and_without_escapes() {
+        let l = parse_sample_line(r#"m{a="plain",b="q\"x\\y\nz",c="é"} 1"#).unwrap();
+        assert_eq!(l.labels, [("a".into(), "plain".into()), ("b".into(), "q\"x\\y\nz".into()), ("c".into(), "é".into())]);
+        assert!(parse_sample_line(r#"m{a="open} 1"#).is_err());
     }
 
     #[test]

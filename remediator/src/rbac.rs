@@ -53,16 +53,44 @@ pub const RULES: &[Rule] = &[
     Rule {
         api_group: "cellwarden.io",
         resource: "incidents",
-        verbs: &["create", "get", "list", "patch"],
+        verbs: &["create", "get", "list", "watch", "patch"],
         cluster_wide: false,
-        used_by: "run::Operator::handle, run::approvals, run::check_crds",
+        used_by: "controller::open, controller::reconcile (Controller watch), run::check_crds, run::history_from_incidents",
     },
     Rule {
         api_group: "cellwarden.io",
         resource: "incidents/status",
         verbs: &["patch"],
         cluster_wide: false,
-        used_by: "run::Operator::handle",
+        used_by: "controller::open, controller::reconcile",
+    },
+    Rule {
+        api_group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "create", "update"],
+        cluster_wide: false,
+        used_by: "lease::Elector (leader election)",
+    },
+    Rule {
+        api_group: "",
+        resource: "pods",
+        verbs: &["patch"],
+        cluster_wide: false,
+        used_by: "lease::Elector::label_pod (cellwarden.io/leader)",
+    },
+    Rule {
+        api_group: "",
+        resource: "pods",
+        verbs: &["list"],
+        cluster_wide: true,
+        used_by: "collector::scrape::discover_pods",
+    },
+    Rule {
+        api_group: "gateway.networking.k8s.io",
+        resource: "httproutes",
+        verbs: &["get", "list", "patch"],
+        cluster_wide: true,
+        used_by: "actuate::drain_routes, actuate::set_route_weights",
     },
     Rule {
         api_group: "cellwarden.io",
@@ -76,7 +104,7 @@ pub const RULES: &[Rule] = &[
         resource: "events",
         verbs: &["create", "patch"],
         cluster_wide: false,
-        used_by: "run::Operator::event (kube Recorder)",
+        used_by: "controller::Context::event (kube Recorder)",
     },
 ];
 

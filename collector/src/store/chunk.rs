@@ -11,9 +11,20 @@ struct BitWriter {
 }
 
 impl BitWriter {
+    /// Bytes added at a time when the buffer is full: a chunk grows in small steps instead of
+    /// doubling, so an open chunk wastes at most this much (sealed chunks are shrunk to fit).
+    const GROW_BYTES: usize = 32;
+
+    fn new_byte(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact(Self::GROW_BYTES);
+        }
+        self.bytes.push(0);
+    }
+
     fn push_bit(&mut self, bit: bool) {
         if self.used == 0 {
-            self.bytes.push(0);
+            self.new_byte();
         }
         if bit {
             let last = self.bytes.last_mut().expect("a byte");
@@ -22,10 +33,24 @@ impl BitWriter {
         self.used = (self.used + 1) % 8;
     }
 
+    /// Appends the low `n` bits of `value` (n ≤ 64), most significant first, a byte's worth at a time.
     fn push_bits(&mut self, value: u64, n: u8) {
-        for i in (0..n).rev() {
-            self.push_bit((value >> i) & 1 == 1);
+        let mut left = u32::from(n);
+        while left > 0 {
+            if self.used == 0 {
+                self.new_byte();
+            }
+            let free = 8 - u32::from(self.used);
+            let take = free.min(left);
+            let part = (value >> (left - take)) & ((1u64 << take) - 1);
+            *self.bytes.last_mut().expect("a byte") |= (part as u8) << (free - take);
+            self.used = ((u32::from(self.used) + take) % 8) as u8;
+            left -= take;
         }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
     }
 }
 
@@ -92,6 +117,11 @@ impl XorChunk {
     /// Bytes held (the encoded bits and the struct).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.bits.bytes.capacity()
+    }
+
+    /// Gives back the unused capacity (the store calls this when a chunk is full).
+    pub fn shrink_to_fit(&mut self) {
+        self.bits.shrink_to_fit();
     }
 
     /// Appends a sample; `t_ms` must be after the last one.

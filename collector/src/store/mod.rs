@@ -9,7 +9,9 @@ pub mod chunk;
 
 use cellwarden_models::{Sample, SeriesKey, Timestamp};
 use chunk::{AppendError, XorChunk};
-use std::collections::{HashMap, VecDeque};
+use hashbrown::{hash_table, HashTable};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
 
 /// Samples per chunk: ~30 min at 15 s, so dropping a whole old chunk frees memory in steps
 /// small next to a one-hour window.
@@ -45,11 +47,25 @@ pub struct StoreCounters {
     pub samples_out_of_order: u64,
 }
 
+/// One tracked series.
+#[derive(Debug)]
+struct Slot {
+    /// [`WindowStore::hash_of`] its name and labels, kept so the table never rehashes a key.
+    hash: u64,
+    key: SeriesKey,
+    chunks: VecDeque<XorChunk>,
+}
+
 /// The window of every series.
 #[derive(Debug, Default)]
 pub struct WindowStore {
     config: WindowConfig,
-    series: HashMap<SeriesKey, VecDeque<XorChunk>>,
+    /// Series found by a hash of their name and labels that is computed the same way from an owned
+    /// [`SeriesKey`] or from borrowed strings, so a sample of a known series costs no allocation
+    /// ([`WindowStore::append_labels`]). foldhash is seeded per process: senders cannot aim
+    /// collisions at it (and the series cap bounds the table anyway).
+    series: HashTable<Slot>,
+    hasher: foldhash::fast::RandomState,
     pub counters: StoreCounters,
 }
 
@@ -62,12 +78,20 @@ pub enum Appended {
     OutOfOrder,
 }
 
+/// What one call appending many samples did: (stored, out of order, dropped by the series cap).
+pub type AppendCounts = (u64, u64, u64);
+
+fn labels_eq<A: AsRef<str>, B: AsRef<str>>(key: &SeriesKey, metric: &str, labels: &[(A, B)]) -> bool {
+    key.metric == metric
+        && key.labels.len() == labels.len()
+        && key.labels.iter().zip(labels).all(|((k, v), (a, b))| k == a.as_ref() && v == b.as_ref())
+}
+
 impl WindowStore {
     pub fn new(config: WindowConfig) -> WindowStore {
         WindowStore {
             config,
-            series: HashMap::new(),
-            counters: StoreCounters::default(),
+            ..WindowStore::default()
         }
     }
 
@@ -75,47 +99,150 @@ impl WindowStore {
         self.series.len()
     }
 
+    /// The keys of every tracked series, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &SeriesKey> {
+        self.series.iter().map(|s| &s.key)
+    }
+
+    /// The hash of a series: its name, then each label name and value, with separators.
+    fn hash_of<A: AsRef<str>, B: AsRef<str>>(&self, metric: &str, labels: &[(A, B)]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(metric.as_bytes());
+        h.write_u8(0xff);
+        for (k, v) in labels {
+            h.write(k.as_ref().as_bytes());
+            h.write_u8(0xfe);
+            h.write(v.as_ref().as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
+    /// The chunks of a series, creating it from `make_key` when new (`None` when the cap refuses it).
+    fn chunks_for<A: AsRef<str>, B: AsRef<str>>(
+        &mut self,
+        metric: &str,
+        labels: &[(A, B)],
+        make_key: impl FnOnce() -> SeriesKey,
+    ) -> Option<&mut VecDeque<XorChunk>> {
+        let hash = self.hash_of(metric, labels);
+        let full = self.series.len() >= self.config.max_series;
+        match self.series.entry(hash, |s| labels_eq(&s.key, metric, labels), |s| s.hash) {
+            hash_table::Entry::Occupied(o) => Some(&mut o.into_mut().chunks),
+            hash_table::Entry::Vacant(_) if full => None,
+            hash_table::Entry::Vacant(v) => Some(
+                &mut v
+                    .insert(Slot {
+                        hash,
+                        key: make_key(),
+                        chunks: VecDeque::new(),
+                    })
+                    .into_mut()
+                    .chunks,
+            ),
+        }
+    }
+
     /// Appends one sample.
     pub fn append(&mut self, key: &SeriesKey, s: Sample) -> Appended {
-        if !self.series.contains_key(key) {
-            if self.series.len() >= self.config.max_series {
-                self.counters.samples_dropped_cardinality += 1;
-                self.counters.series_dropped += 1;
-                return Appended::DroppedCardinality;
+        let appended = match self.chunks_for(&key.metric, &key.labels, || key.clone()) {
+            Some(chunks) => append_to(chunks, s),
+            None => Appended::DroppedCardinality,
+        };
+        self.count(appended, 1);
+        self.counters.series_dropped += u64::from(appended == Appended::DroppedCardinality);
+        appended
+    }
+
+    /// Appends the samples of one series (in time order), taking the key so a new series costs no
+    /// copy of it; one lookup for all of them.
+    pub fn append_series(&mut self, key: SeriesKey, samples: &[Sample]) -> AppendCounts {
+        let hash = self.hash_of(&key.metric, &key.labels);
+        let full = self.series.len() >= self.config.max_series;
+        let chunks = match self.series.entry(hash, |s| s.key == key, |s| s.hash) {
+            hash_table::Entry::Occupied(o) => &mut o.into_mut().chunks,
+            hash_table::Entry::Vacant(_) if full => return self.dropped(samples.len()),
+            hash_table::Entry::Vacant(v) => {
+                &mut v
+                    .insert(Slot {
+                        hash,
+                        key,
+                        chunks: VecDeque::new(),
+                    })
+                    .into_mut()
+                    .chunks
             }
-            self.series.insert(key.clone(), VecDeque::new());
+        };
+        let counts = append_all(chunks, samples);
+        self.tally(counts)
+    }
+
+    /// Appends the samples of the series named `metric` with `labels` — sorted by name, unique —
+    /// borrowed from wherever they were decoded: a known series is found without allocating; a new
+    /// one is created from copies.
+    pub fn append_labels<A: AsRef<str>, B: AsRef<str>>(&mut self, metric: &str, labels: &[(A, B)], samples: &[Sample]) -> AppendCounts {
+        debug_assert!(labels.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()), "labels sorted and unique");
+        let make_key = || SeriesKey {
+            metric: metric.to_string(),
+            labels: labels.iter().map(|(a, b)| (a.as_ref().to_string(), b.as_ref().to_string())).collect(),
+        };
+        self.append_labels_with(metric, labels, samples, make_key)
+    }
+
+    fn append_labels_with<A: AsRef<str>, B: AsRef<str>>(
+        &mut self,
+        metric: &str,
+        labels: &[(A, B)],
+        samples: &[Sample],
+        make_key: impl FnOnce() -> SeriesKey,
+    ) -> AppendCounts {
+        match self.chunks_for(metric, labels, make_key) {
+            Some(chunks) => {
+                let counts = append_all(chunks, samples);
+                self.tally(counts)
+            }
+            None => self.dropped(samples.len()),
         }
-        let chunks = self.series.get_mut(key).expect("inserted");
-        if chunks.back().is_none_or(|c| c.len() >= SAMPLES_PER_CHUNK) {
-            chunks.push_back(XorChunk::default());
-        }
-        match chunks.back_mut().expect("a chunk").append(s.t.millis(), s.value) {
-            Ok(()) => {
-                self.counters.samples_appended += 1;
-                Appended::Stored
-            }
-            Err(AppendError::OutOfOrder { .. }) => {
-                self.counters.samples_out_of_order += 1;
-                Appended::OutOfOrder
-            }
+    }
+
+    fn tally(&mut self, (stored, late): (u64, u64)) -> AppendCounts {
+        self.count(Appended::Stored, stored);
+        self.count(Appended::OutOfOrder, late);
+        (stored, late, 0)
+    }
+
+    /// Counts the samples of a series the cap refused.
+    fn dropped(&mut self, n: usize) -> AppendCounts {
+        let n = n as u64;
+        self.count(Appended::DroppedCardinality, n);
+        self.counters.series_dropped += u64::from(n > 0);
+        (0, 0, n)
+    }
+
+    fn count(&mut self, what: Appended, n: u64) {
+        match what {
+            Appended::Stored => self.counters.samples_appended += n,
+            Appended::OutOfOrder => self.counters.samples_out_of_order += n,
+            Appended::DroppedCardinality => self.counters.samples_dropped_cardinality += n,
         }
     }
 
     /// Drops chunks wholly older than the retention before `now`, and series left empty.
     pub fn expire(&mut self, now: Timestamp) {
         let horizon = now.millis() - self.config.retention_secs * 1000;
-        self.series.retain(|_, chunks| {
-            while chunks.front().is_some_and(|c| c.last_t().is_some_and(|t| t < horizon)) {
-                chunks.pop_front();
+        self.series.retain(|slot| {
+            while slot.chunks.front().is_some_and(|c| c.last_t().is_some_and(|t| t < horizon)) {
+                slot.chunks.pop_front();
             }
-            !chunks.is_empty()
+            !slot.chunks.is_empty()
         });
     }
 
     /// The samples of `key` from `from` on.
     pub fn range(&self, key: &SeriesKey, from: Timestamp) -> Vec<Sample> {
-        let Some(chunks) = self.series.get(key) else { return Vec::new() };
-        chunks
+        let hash = self.hash_of(&key.metric, &key.labels);
+        let Some(slot) = self.series.find(hash, |s| s.key == *key) else { return Vec::new() };
+        slot.chunks
             .iter()
             .filter(|c| c.last_t().is_some_and(|t| t >= from.millis()))
             .flat_map(|c| c.samples())
@@ -124,17 +251,40 @@ impl WindowStore {
             .collect()
     }
 
-    /// Bytes of memory the window holds (chunks, keys and the map's entries), approximately.
+    /// Bytes of memory the window holds (chunks, keys and the table's entries), approximately.
     pub fn memory_bytes(&self) -> usize {
         self.series
             .iter()
-            .map(|(k, chunks)| {
-                let key = std::mem::size_of::<SeriesKey>()
-                    + k.metric.capacity()
-                    + k.labels.iter().map(|(a, b)| a.capacity() + b.capacity() + 48).sum::<usize>();
-                key + std::mem::size_of::<VecDeque<XorChunk>>() + chunks.iter().map(XorChunk::bytes).sum::<usize>() + 16
+            .map(|slot| {
+                let k = &slot.key;
+                let key_heap = k.metric.capacity() + k.labels.iter().map(|(a, b)| a.capacity() + b.capacity() + 48).sum::<usize>();
+                // The slot itself, a control byte and the table's spare room (it grows at 7/8 full).
+                std::mem::size_of::<Slot>() + 16 + key_heap + slot.chunks.iter().map(XorChunk::bytes).sum::<usize>()
             })
             .sum()
+    }
+}
+
+/// Appends samples in order; returns (stored, out of order).
+fn append_all(chunks: &mut VecDeque<XorChunk>, samples: &[Sample]) -> (u64, u64) {
+    let mut stored = 0;
+    for s in samples {
+        stored += u64::from(append_to(chunks, *s) == Appended::Stored);
+    }
+    (stored, samples.len() as u64 - stored)
+}
+
+/// Appends to the last chunk of a series, sealing it (shrunk to fit) and opening a new one when full.
+fn append_to(chunks: &mut VecDeque<XorChunk>, s: Sample) -> Appended {
+    if chunks.back().is_none_or(|c| c.len() >= SAMPLES_PER_CHUNK) {
+        if let Some(sealed) = chunks.back_mut() {
+            sealed.shrink_to_fit();
+        }
+        chunks.push_back(XorChunk::default());
+    }
+    match chunks.back_mut().expect("a chunk").append(s.t.millis(), s.value) {
+        Ok(()) => Appended::Stored,
+        Err(AppendError::OutOfOrder { .. }) => Appended::OutOfOrder,
     }
 }
 

@@ -23,6 +23,9 @@ pub(crate) struct OwnParams {
     pub half_z: f64,
     /// A shift pooled over n requests keeps √(n / (n + this)) of its z: few requests say little.
     pub shrink_n: f64,
+    /// A pooled self-time shift of fewer robust units than this is what a median of requests
+    /// drifts by anyway (workload mix, a baseline from another hour): evidence starts above it.
+    pub significant_z: f64,
     /// Weight of a drop in self time (work skipped: failing fast, returning early).
     pub drop_weight: f64,
 }
@@ -66,11 +69,14 @@ pub(crate) fn self_time(entries: &[Entry], p: &OwnParams) -> (Vec<Finding>, BTre
         let n = z.len() as f64;
         let z = median(&mut z) * (n / (n + p.shrink_n)).sqrt();
         let ratio = median(&mut ratio).exp();
+        if z.abs() <= p.significant_z {
+            continue;
+        }
         if z > 0.0 {
             out.push(Finding::service(
                 service,
                 "trace:self-time",
-                to_score(z, p.half_z),
+                to_score(z - p.significant_z, p.half_z),
                 format!(
                     "its own time per request (calls excluded) is ×{ratio:.2} its baseline (median over {} requests, robust z {z:.1}).",
                     n
@@ -81,7 +87,7 @@ pub(crate) fn self_time(entries: &[Entry], p: &OwnParams) -> (Vec<Finding>, BTre
             out.push(Finding::service(
                 service,
                 "trace:self-time",
-                p.drop_weight * to_score(-z, p.half_z),
+                p.drop_weight * to_score(-z - p.significant_z, p.half_z),
                 format!(
                     "its own time per request (calls excluded) fell to ×{ratio:.2} its baseline (median over {} requests, robust z {z:.1}): work skipped?",
                     n

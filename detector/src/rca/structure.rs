@@ -12,6 +12,11 @@
 //! the stop. The caller shares some of the blame after a call too. Only the excess over what the
 //! baseline frequency predicts counts, as a z of counts, so workload mix and rare patterns stay
 //! quiet; the reference leaves out the guard band before the start when it can.
+//!
+//! A loop counts once: calls repeated back to back (one callee, or a block of up to
+//! [`MAX_LOOP_BLOCK`] calls) are folded to one pass, so a request that loops over fewer items
+//! (fewer trips found, a shorter basket) does not look like one that stopped short after the
+//! loop's callee.
 
 use super::traces::{Entry, Phase};
 use super::{to_score, Finding};
@@ -42,12 +47,36 @@ fn common_prefix(a: &[(&str, bool)], b: &[(&str, bool)]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
+/// Longest block of calls folded as one loop iteration.
+const MAX_LOOP_BLOCK: usize = 4;
+
+/// Folds back-to-back repeats of a block of up to [`MAX_LOOP_BLOCK`] calls into one pass:
+/// `a b b b c` → `a b c`, `a b c b c d` → `a b c d`. Shorter blocks first, until nothing repeats.
+fn fold_loops<T: PartialEq>(pattern: &mut Vec<T>) {
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for len in 1..=MAX_LOOP_BLOCK {
+            let mut i = 0;
+            while i + 2 * len <= pattern.len() {
+                if pattern[i..i + len] == pattern[i + len..i + 2 * len] {
+                    pattern.drain(i + len..i + 2 * len);
+                    changed = true;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
 /// Structural evidence per service.
 pub(crate) fn evidence(entries: &[Entry], p: &StructureParams) -> Vec<Finding> {
     // (service, op) → pattern → [baseline, early baseline, test, test whose last call failed]
     let mut ops: BTreeMap<(&str, &str), HashMap<Pattern<'_>, [usize; 4]>> = BTreeMap::new();
     for e in entries {
-        let pattern: Pattern<'_> = e.calls.iter().map(|c| (c.callee.as_str(), c.external)).collect();
+        let mut pattern: Pattern<'_> = e.calls.iter().map(|c| (c.callee.as_str(), c.external)).collect();
+        fold_loops(&mut pattern);
         let last_failed = e.calls.last().is_some_and(|c| c.failed);
         let slot = ops
             .entry((e.service.as_str(), e.op.as_str()))
@@ -151,4 +180,26 @@ pub(crate) fn evidence(entries: &[Entry], p: &StructureParams) -> Vec<Finding> {
     }
     out.retain(|f| f.score > 0.0);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold_loops;
+
+    #[test]
+    fn back_to_back_repeats_fold_to_one_pass_and_other_order_stays() {
+        let fold = |s: &str| {
+            let mut v: Vec<char> = s.chars().collect();
+            fold_loops(&mut v);
+            v.into_iter().collect::<String>()
+        };
+        assert_eq!(fold("abbbc"), "abc");
+        assert_eq!(fold("abcbcbcd"), "abcd");
+        assert_eq!(fold("abcdabcde"), "abcde");
+        assert_eq!(fold("abab"), "ab");
+        // Not back to back, or a longer block than folded: left as it is.
+        assert_eq!(fold("abca"), "abca");
+        assert_eq!(fold("abcdeabcde"), "abcdeabcde");
+        assert_eq!(fold(""), "");
+    }
 }

@@ -377,3 +377,83 @@ fn an_estimated_start_also_looks_from_later_onsets() {
     assert_eq!(estimated[0].entity.name, "search", "{estimated:#?}");
     assert!(estimated[0].score > 0.3, "{estimated:#?}");
 }
+
+#[test]
+fn a_service_that_stops_calling_its_callee_ranks_above_the_callee_and_its_callers() {
+    // gateway → orders → payments. After the start, orders answers most requests without
+    // calling payments (a code fault in orders: it returns early); no status is recorded and
+    // nobody is slower.
+    let mut spans = Vec::new();
+    for (i, t, after) in trace_times() {
+        let tr = format!("{i:x}");
+        let skips = after && i % 4 != 0;
+        let own = 6.0 + jitter(i);
+        let pay = 12.0 + jitter(i + 3);
+        let orders = if skips { own } else { own + pay };
+        spans.push(SpanBuilder::new(&tr, "1", "", "gateway").at(t, orders + 4.0).build());
+        spans.push(
+            SpanBuilder::new(&tr, "2", "1", "orders")
+                .named("POST /orders")
+                .at(t + 2.0, orders)
+                .build(),
+        );
+        if !skips {
+            spans.push(SpanBuilder::new(&tr, "3", "2", "payments").at(t + 2.0 + own, pay).build());
+        }
+    }
+    let c = rank_spans(&spans);
+    assert_eq!(c[0].entity.name, "orders", "{c:#?}");
+    for other in ["payments", "gateway"] {
+        assert!(position(&c, other).is_none_or(|p| c[p].score < c[0].score), "{other}: {c:#?}");
+    }
+}
+
+#[test]
+fn a_caller_looping_over_fewer_items_has_not_stopped_short() {
+    // trips calls stock once per item found: two or six items, one or the other in turn before
+    // the start, mostly two after it (a quieter hour). The loop ends earlier; nothing broke.
+    let mut spans = Vec::new();
+    for (i, t, after) in trace_times() {
+        let tr = format!("{i:x}");
+        let items = if (after && i % 6 != 0) || (!after && i % 2 == 0) { 2 } else { 6 };
+        spans.push(
+            SpanBuilder::new(&tr, "1", "", "trips")
+                .named("GET /trips")
+                .at(t, 10.0 + 10.0 * items as f64)
+                .build(),
+        );
+        spans.push(SpanBuilder::new(&tr, "2", "1", "catalog").at(t + 1.0, 6.0 + jitter(i)).build());
+        for k in 0..items {
+            let id = format!("{:x}", 3 + k);
+            spans.push(
+                SpanBuilder::new(&tr, &id, "1", "stock")
+                    .at(t + 8.0 + 10.0 * k as f64, 8.0 + jitter(i + k))
+                    .build(),
+            );
+        }
+    }
+    let c = rank_spans(&spans);
+    for name in ["stock", "catalog", "trips"] {
+        assert!(position(&c, name).is_none_or(|p| c[p].score < 0.05), "{name}: {c:#?}");
+    }
+}
+
+#[test]
+fn self_time_within_the_baselines_spread_is_no_evidence() {
+    // ledger's own time wanders by a few percent (its baseline's own spread); a slowdown of
+    // five times is evidence.
+    let build = |slow: f64| {
+        let mut spans = Vec::new();
+        for (i, t, after) in trace_times() {
+            let wobble = 1.0 + 0.04 * (((i * 5) % 7) as f64 - 3.0) / 3.0;
+            let dur = 20.0 * wobble * if after { slow } else { 1.0 };
+            spans.push(SpanBuilder::new(&format!("{i:x}"), "1", "", "ledger").at(t, dur).build());
+        }
+        rank_spans(&spans)
+    };
+    let drift = build(1.06);
+    assert!(drift.iter().all(|c| c.score < 0.05), "{drift:#?}");
+    let slow = build(5.0);
+    assert_eq!(slow[0].entity.name, "ledger", "{slow:#?}");
+    assert!(slow[0].score > 0.5, "{slow:#?}");
+}

@@ -1,0 +1,765 @@
+//! The shared sink every live source writes into: pushed receivers (remote_write, OTLP, Zipkin,
+//! Alertmanager) and pulled sources (scrape, Prometheus query) alike.
+//!
+//! Layout of [`Ingest`]:
+//! - the [`WindowStore`] behind a mutex, fed whole batches after the [`IngestLimiter`] admits them
+//!   (a refused batch leaves the store untouched: the sender retries it whole);
+//! - metric metadata (`# TYPE`/`# HELP`, remote_write metadata) so [`Ingest::families`] can hand the
+//!   window back as [`Family`]s;
+//! - a bounded ring of spans and one of alerts, each entry with a sequence number, read through a
+//!   cursor ([`Ingest::spans_after`]); when a reader falls behind the ring drops the oldest and counts;
+//! - counters and gauges exported with `prometheus-client` ([`Ingest::register_metrics`]).
+//!
+//! No clock is read here: every call that needs time takes `now`.
+
+use crate::store::{Appended, IngestLimiter, WindowConfig, WindowStore};
+use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Span, Timestamp};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family as MetricFamily;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
+
+/// Where a batch came from; a label on every ingest metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Prometheus remote_write (`POST /api/v1/write`).
+    RemoteWrite,
+    /// OTLP/HTTP traces (`POST /v1/traces`).
+    Otlp,
+    /// Zipkin v2 JSON (`POST /api/v2/spans`).
+    Zipkin,
+    /// Alertmanager webhook (`POST /api/v1/alerts`).
+    Alertmanager,
+    /// Our own scrape of a `/metrics` endpoint.
+    Scrape,
+    /// The Prometheus HTTP query API (backfill).
+    Query,
+}
+
+impl Source {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::RemoteWrite => "remote_write",
+            Source::Otlp => "otlp",
+            Source::Zipkin => "zipkin",
+            Source::Alertmanager => "alertmanager",
+            Source::Scrape => "scrape",
+            Source::Query => "query",
+        }
+    }
+}
+
+/// Whether an alert is firing or resolved (Alertmanager's `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+/// One alert as Alertmanager's webhook (payload version 4) sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub status: AlertStatus,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: Option<Timestamp>,
+    /// `None` while firing (Alertmanager sends the zero time `0001-01-01T00:00:00Z`).
+    pub ends_at: Option<Timestamp>,
+    /// Alertmanager's identity of the alert (a hash of its labels).
+    pub fingerprint: String,
+    /// The link back to the rule that raised it.
+    pub generator_url: String,
+}
+
+/// Settings of the sink.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IngestConfig {
+    /// Retention and series cap of the window store.
+    pub window: WindowConfig,
+    /// Average samples per second admitted over all sources (bursts up to one second's worth);
+    /// beyond it batches are refused with a retry-after.
+    pub max_ingest_samples_per_sec: u64,
+    /// Average spans per second admitted over all sources (bursts up to one second's worth).
+    pub max_ingest_spans_per_sec: u64,
+    /// Spans kept for the pipeline to read. Sized for a few seconds of traffic between two reads
+    /// of the pipeline; beyond it the oldest are dropped and counted.
+    pub max_spans_buffered: usize,
+    /// Alerts kept for the pipeline to read (alerts are few; the ring only bounds a storm).
+    pub max_alerts_buffered: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            window: WindowConfig::default(),
+            max_ingest_samples_per_sec: 1_000_000,
+            max_ingest_spans_per_sec: 100_000,
+            max_spans_buffered: 200_000,
+            max_alerts_buffered: 10_000,
+        }
+    }
+}
+
+/// A batch refused by the limiter; nothing of it was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ingest rate limit reached; retry after {retry_after_secs} s")]
+pub struct Throttled {
+    /// When the sender should try again (HTTP `Retry-After`).
+    pub retry_after_secs: u64,
+}
+
+/// What became of an admitted batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PushOutcome {
+    /// Items stored.
+    pub accepted: u64,
+    /// Items of the batch not stored one by one (a sample out of order or over the series cap);
+    /// counted by reason in the metrics.
+    pub rejected: u64,
+    /// Older buffered items the ring evicted to make room (spans only).
+    pub evicted: u64,
+}
+
+/// Samples of many series whose names and labels are borrowed (from a request buffer or an
+/// exposition text), in flat vectors: the allocation-free path into the store for series it
+/// already knows ([`Ingest::push_borrowed`]). Label values are `Cow` so unescaped ones can be owned.
+#[derive(Debug, Default, Clone)]
+pub struct BorrowedBatch<'a> {
+    labels: Vec<(&'a str, Cow<'a, str>)>,
+    samples: Vec<Sample>,
+    /// (metric, range in `labels`, range in `samples`) per series.
+    series: Vec<(&'a str, Range<usize>, Range<usize>)>,
+}
+
+impl<'a> BorrowedBatch<'a> {
+    /// An empty batch with room for `series` series.
+    pub fn with_capacity(series: usize) -> BorrowedBatch<'a> {
+        BorrowedBatch {
+            labels: Vec::with_capacity(series * 4),
+            samples: Vec::with_capacity(series),
+            series: Vec::with_capacity(series),
+        }
+    }
+
+    /// Adds a series; its labels are sorted by name here (as [`SeriesKey::new`] does).
+    pub fn push(&mut self, metric: &'a str, labels: impl IntoIterator<Item = (&'a str, Cow<'a, str>)>, samples: impl IntoIterator<Item = Sample>) {
+        let l0 = self.labels.len();
+        self.labels.extend(labels);
+        self.labels[l0..].sort_unstable_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
+        let s0 = self.samples.len();
+        self.samples.extend(samples);
+        self.series.push((metric, l0..self.labels.len(), s0..self.samples.len()));
+    }
+
+    /// Samples over all series.
+    pub fn sample_count(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Series in the batch.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Each series: name, labels sorted by name, samples.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &[(&'a str, Cow<'a, str>)], &[Sample])> {
+        self.series
+            .iter()
+            .map(|(m, l, s)| (*m, &self.labels[l.clone()], &self.samples[s.clone()]))
+    }
+}
+
+/// A bounded ring with sequence numbers, read through cursors.
+#[derive(Debug)]
+struct Ring<T> {
+    items: VecDeque<T>,
+    /// Sequence number of `items[0]`.
+    first_seq: u64,
+    cap: usize,
+}
+
+impl<T: Clone> Ring<T> {
+    fn new(cap: usize) -> Ring<T> {
+        Ring {
+            items: VecDeque::new(),
+            first_seq: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Appends, evicting the oldest beyond the cap; returns how many were evicted.
+    fn push_all(&mut self, new: impl IntoIterator<Item = T>) -> u64 {
+        let mut evicted = 0;
+        for item in new {
+            if self.items.len() >= self.cap {
+                self.items.pop_front();
+                self.first_seq += 1;
+                evicted += 1;
+            }
+            self.items.push_back(item);
+        }
+        evicted
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.first_seq + self.items.len() as u64
+    }
+
+    fn after(&self, cursor: u64) -> (Vec<T>, u64) {
+        let skip = cursor.saturating_sub(self.first_seq) as usize;
+        (self.items.iter().skip(skip).cloned().collect(), self.next_seq())
+    }
+}
+
+type SourceLabels = [(&'static str, &'static str); 1];
+type ReasonLabels = [(&'static str, &'static str); 2];
+type TargetLabels = [(&'static str, String); 1];
+
+/// The sink's metrics (cheap clones share the same values, as prometheus-client metrics do).
+#[derive(Debug, Clone)]
+struct Metrics {
+    samples_accepted: MetricFamily<SourceLabels, Counter>,
+    samples_rejected: MetricFamily<ReasonLabels, Counter>,
+    spans_accepted: MetricFamily<SourceLabels, Counter>,
+    spans_rejected: MetricFamily<ReasonLabels, Counter>,
+    alerts_accepted: Counter,
+    throttled_batches: MetricFamily<SourceLabels, Counter>,
+    requests_rejected: MetricFamily<ReasonLabels, Counter>,
+    spans_dropped: Counter,
+    alerts_dropped: Counter,
+    series_tracked: Gauge,
+    store_memory_bytes: Gauge,
+    spans_buffered: Gauge,
+    alerts_buffered: Gauge,
+    scrape_duration: MetricFamily<TargetLabels, Histogram, fn() -> Histogram>,
+    scrapes_failed: MetricFamily<TargetLabels, Counter>,
+}
+
+fn scrape_histogram() -> Histogram {
+    // 5 ms .. ~20 s: a scrape slower than the interval shows in the top buckets.
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        Metrics {
+            samples_accepted: MetricFamily::default(),
+            samples_rejected: MetricFamily::default(),
+            spans_accepted: MetricFamily::default(),
+            spans_rejected: MetricFamily::default(),
+            alerts_accepted: Counter::default(),
+            throttled_batches: MetricFamily::default(),
+            requests_rejected: MetricFamily::default(),
+            spans_dropped: Counter::default(),
+            alerts_dropped: Counter::default(),
+            series_tracked: Gauge::default(),
+            store_memory_bytes: Gauge::default(),
+            spans_buffered: Gauge::default(),
+            alerts_buffered: Gauge::default(),
+            scrape_duration: MetricFamily::new_with_constructor(scrape_histogram),
+            scrapes_failed: MetricFamily::default(),
+        }
+    }
+}
+
+/// How often (of the callers' `now`) the store drops expired chunks while being written.
+const EXPIRE_EVERY_MS: i64 = 10_000;
+
+/// The window store's state that changes together.
+#[derive(Debug)]
+struct StoreState {
+    store: WindowStore,
+    limiter: IngestLimiter,
+    /// When `expire` last ran.
+    last_expire_ms: i64,
+}
+
+/// The shared sink; share it as `Arc<Ingest>`.
+#[derive(Debug)]
+pub struct Ingest {
+    config: IngestConfig,
+    state: Mutex<StoreState>,
+    span_limiter: Mutex<IngestLimiter>,
+    /// Metric family name → (type, help), from `# TYPE`/`# HELP` lines and remote_write metadata.
+    metadata: Mutex<HashMap<String, (MetricType, String)>>,
+    spans: Mutex<Ring<Span>>,
+    alerts: Mutex<Ring<Alert>>,
+    metrics: Metrics,
+}
+
+/// Locks, recovering from a poisoned mutex: the data behind it stays consistent because every
+/// critical section here either completes or changes nothing before it could panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Ingest {
+    /// An empty sink.
+    pub fn new(cfg: IngestConfig) -> Ingest {
+        Ingest {
+            config: cfg,
+            state: Mutex::new(StoreState {
+                store: WindowStore::new(cfg.window),
+                limiter: IngestLimiter::new(cfg.max_ingest_samples_per_sec),
+                last_expire_ms: i64::MIN,
+            }),
+            span_limiter: Mutex::new(IngestLimiter::new(cfg.max_ingest_spans_per_sec)),
+            metadata: Mutex::new(HashMap::new()),
+            spans: Mutex::new(Ring::new(cfg.max_spans_buffered)),
+            alerts: Mutex::new(Ring::new(cfg.max_alerts_buffered)),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// The settings it was made with.
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Stores a batch of samples. The whole batch is admitted or refused ([`Throttled`]) — never
+    /// half-stored. Of an admitted batch, samples out of order or over the series cap are not
+    /// stored and are counted by reason.
+    pub fn push_samples(&self, source: Source, batch: Vec<(SeriesKey, Sample)>, now: Timestamp) -> Result<PushOutcome, Throttled> {
+        self.push(source, batch.len() as u64, now, |store| {
+            let mut counts = (0, 0, 0);
+            for (key, sample) in &batch {
+                match store.append(key, *sample) {
+                    Appended::Stored => counts.0 += 1,
+                    Appended::OutOfOrder => counts.1 += 1,
+                    Appended::DroppedCardinality => counts.2 += 1,
+                }
+            }
+            counts
+        })
+    }
+
+    /// As [`Ingest::push_samples`], for samples grouped by series (as a scrape or a remote_write
+    /// request holds them): one key per series, moved into the store, so this is the faster path.
+    pub fn push_series(&self, source: Source, batch: Vec<Series>, now: Timestamp) -> Result<PushOutcome, Throttled> {
+        let n = batch.iter().map(|s| s.samples.len() as u64).sum();
+        self.push(source, n, now, |store| {
+            let mut counts = (0, 0, 0);
+            for series in batch {
+                let (stored, late, dropped) = store.append_series(series.key, &series.samples);
+                counts = (counts.0 + stored, counts.1 + late, counts.2 + dropped);
+            }
+            counts
+        })
+    }
+
+    /// As [`Ingest::push_series`], for a [`BorrowedBatch`]: the fastest path, no allocation for
+    /// a series the store already tracks.
+    pub fn push_borrowed(&self, source: Source, batch: &BorrowedBatch<'_>, now: Timestamp) -> Result<PushOutcome, Throttled> {
+        self.push(source, batch.sample_count() as u64, now, |store| {
+            let mut counts = (0, 0, 0);
+            for (metric, labels, samples) in batch.iter() {
+                let (stored, late, dropped) = store.append_labels(metric, labels, samples);
+                counts = (counts.0 + stored, counts.1 + late, counts.2 + dropped);
+            }
+            counts
+        })
+    }
+
+    /// Admits `n` samples, then lets `store_all` store them and return (stored, out of order,
+    /// over the cap); counts and expires.
+    fn push(
+        &self,
+        source: Source,
+        n: u64,
+        now: Timestamp,
+        store_all: impl FnOnce(&mut WindowStore) -> (u64, u64, u64),
+    ) -> Result<PushOutcome, Throttled> {
+        let mut st = lock(&self.state);
+        if let Err(retry_after_secs) = st.limiter.admit(n, now.millis()) {
+            drop(st);
+            self.metrics.throttled_batches.get_or_create(&[("source", source.as_str())]).inc();
+            return Err(Throttled { retry_after_secs });
+        }
+        let (accepted, out_of_order, over_cap) = store_all(&mut st.store);
+        if now.millis().saturating_sub(st.last_expire_ms) >= EXPIRE_EVERY_MS {
+            st.store.expire(now);
+            st.last_expire_ms = now.millis();
+            self.metrics.store_memory_bytes.set(st.store.memory_bytes() as i64);
+        }
+        self.metrics.series_tracked.set(st.store.series_count() as i64);
+        drop(st);
+        self.metrics.samples_accepted.get_or_create(&[("source", source.as_str())]).inc_by(accepted);
+        if out_of_order > 0 {
+            self.reject(source, "out_of_order", out_of_order);
+        }
+        if over_cap > 0 {
+            self.reject(source, "series_limit", over_cap);
+        }
+        Ok(PushOutcome {
+            accepted,
+            rejected: out_of_order + over_cap,
+            evicted: 0,
+        })
+    }
+
+    /// Remembers a metric family's type and help (later calls overwrite earlier ones; an empty
+    /// help keeps the one known).
+    pub fn note_metadata(&self, metric: &str, kind: MetricType, help: &str) {
+        let mut md = lock(&self.metadata);
+        match md.get_mut(metric) {
+            Some(entry) => {
+                entry.0 = kind;
+                if !help.is_empty() {
+                    entry.1 = help.to_string();
+                }
+            }
+            None => {
+                md.insert(metric.to_string(), (kind, help.to_string()));
+            }
+        }
+    }
+
+    /// Buffers spans for the pipeline. Refused whole ([`Throttled`]) beyond the span rate; when the
+    /// ring is full the oldest spans are evicted and counted (`evicted`).
+    pub fn push_spans(&self, source: Source, spans: Vec<Span>, now: Timestamp) -> Result<PushOutcome, Throttled> {
+        if let Err(retry_after_secs) = lock(&self.span_limiter).admit(spans.len() as u64, now.millis()) {
+            self.metrics.throttled_batches.get_or_create(&[("source", source.as_str())]).inc();
+            return Err(Throttled { retry_after_secs });
+        }
+        let accepted = spans.len() as u64;
+        let mut ring = lock(&self.spans);
+        let evicted = ring.push_all(spans);
+        self.metrics.spans_buffered.set(ring.items.len() as i64);
+        drop(ring);
+        self.metrics.spans_accepted.get_or_create(&[("source", source.as_str())]).inc_by(accepted);
+        self.metrics.spans_dropped.inc_by(evicted);
+        Ok(PushOutcome {
+            accepted,
+            rejected: 0,
+            evicted,
+        })
+    }
+
+    /// Buffers alerts for the pipeline (the oldest evicted beyond the ring's size, counted).
+    /// `now` is unused today: alerts are not rate limited (Alertmanager batches and retries itself).
+    pub fn push_alerts(&self, alerts: Vec<Alert>, _now: Timestamp) {
+        let n = alerts.len() as u64;
+        let mut ring = lock(&self.alerts);
+        let evicted = ring.push_all(alerts);
+        self.metrics.alerts_buffered.set(ring.items.len() as i64);
+        drop(ring);
+        self.metrics.alerts_accepted.inc_by(n);
+        self.metrics.alerts_dropped.inc_by(evicted);
+    }
+
+    /// Spans buffered from sequence number `cursor` on, and the cursor for the next call (start
+    /// with 0). Spans evicted before the reader got to them are skipped (and were counted).
+    pub fn spans_after(&self, cursor: u64) -> (Vec<Span>, u64) {
+        lock(&self.spans).after(cursor)
+    }
+
+    /// Alerts buffered from sequence number `cursor` on, and the next cursor (as [`Ingest::spans_after`]).
+    pub fn alerts_after(&self, cursor: u64) -> (Vec<Alert>, u64) {
+        lock(&self.alerts).after(cursor)
+    }
+
+    /// Runs `f` with the window store locked (keep `f` short: ingestion waits on it).
+    pub fn with_store<R>(&self, f: impl FnOnce(&WindowStore) -> R) -> R {
+        f(&lock(&self.state).store)
+    }
+
+    /// What the window holds from `from` on, grouped into families by the metadata known (a sample
+    /// name with no metadata becomes its own family of type unknown). Families sorted by name,
+    /// series by key; series with no sample since `from` are left out.
+    pub fn families(&self, from: Timestamp) -> Vec<Family> {
+        let metadata = lock(&self.metadata).clone();
+        let mut by_family: BTreeMap<String, Family> = BTreeMap::new();
+        self.with_store(|store| {
+            for key in store.keys() {
+                let samples = store.range(key, from);
+                if samples.is_empty() {
+                    continue;
+                }
+                let (name, kind, help) = family_of(&key.metric, &metadata);
+                let fam = by_family.entry(name.clone()).or_insert_with(|| Family {
+                    name,
+                    kind,
+                    help,
+                    unit: None,
+                    series: Vec::new(),
+                });
+                fam.series.push(Series { key: key.clone(), samples });
+            }
+        });
+        let mut out: Vec<Family> = by_family.into_values().collect();
+        for fam in &mut out {
+            fam.series.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        out
+    }
+
+    /// Counts `n` items refused for `reason` (a short static word: `malformed`, `too_large`,
+    /// `out_of_order`, …) from `source`. Span sources count as spans, the others as samples.
+    pub fn reject(&self, source: Source, reason: &'static str, n: u64) {
+        let labels = [("source", source.as_str()), ("reason", reason)];
+        match source {
+            Source::Otlp | Source::Zipkin => self.metrics.spans_rejected.get_or_create(&labels).inc_by(n),
+            _ => self.metrics.samples_rejected.get_or_create(&labels).inc_by(n),
+        };
+    }
+
+    /// Counts one whole request refused by a receiver for `reason` (`unauthorized`, `too_large`,
+    /// `unsupported_media_type`, `malformed`, `throttled` — the 429s sent, …).
+    pub fn reject_request(&self, source: Source, reason: &'static str) {
+        self.metrics.requests_rejected.get_or_create(&[("source", source.as_str()), ("reason", reason)]).inc();
+    }
+
+    /// Requests refused so far by a receiver of `source` for `reason`.
+    pub fn requests_rejected(&self, source: Source, reason: &'static str) -> u64 {
+        self.metrics.requests_rejected.get_or_create(&[("source", source.as_str()), ("reason", reason)]).get()
+    }
+
+    /// Records one scrape of `target`: how long it took and whether it failed.
+    pub fn observe_scrape(&self, target: &str, secs: f64, ok: bool) {
+        let labels = [("target", target.to_string())];
+        self.metrics.scrape_duration.get_or_create(&labels).observe(secs);
+        if !ok {
+            self.metrics.scrapes_failed.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Batches refused by the limiter so far from `source` (each answered 429 by a receiver).
+    pub fn throttled_batches(&self, source: Source) -> u64 {
+        self.metrics.throttled_batches.get_or_create(&[("source", source.as_str())]).get()
+    }
+
+    /// Samples refused by the limiter so far, over all sources.
+    pub fn samples_throttled(&self) -> u64 {
+        lock(&self.state).limiter.refused
+    }
+
+    /// Spans evicted from the ring before being read, so far.
+    pub fn spans_dropped(&self) -> u64 {
+        self.metrics.spans_dropped.get()
+    }
+
+    /// Registers the sink's metrics under the `collector` prefix.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("collector");
+        let m = self.metrics.clone();
+        r.register("samples_accepted", "Samples stored in the window, by source", m.samples_accepted);
+        r.register("samples_rejected", "Samples refused, by source and reason", m.samples_rejected);
+        r.register("spans_accepted", "Spans buffered for the pipeline, by source", m.spans_accepted);
+        r.register("spans_rejected", "Spans refused, by source and reason", m.spans_rejected);
+        r.register("alerts_accepted", "Alertmanager alerts buffered", m.alerts_accepted);
+        r.register(
+            "throttled_batches",
+            "Batches refused by the ingest limiter (each a 429 with Retry-After to a pushing sender), by source",
+            m.throttled_batches,
+        );
+        r.register(
+            "requests_rejected",
+            "Requests refused whole by a receiver, by source and reason (reason=\"throttled\" counts the 429s sent)",
+            m.requests_rejected,
+        );
+        r.register("spans_dropped", "Spans evicted from the full ring before the pipeline read them", m.spans_dropped);
+        r.register("alerts_dropped", "Alerts evicted from the full ring before the pipeline read them", m.alerts_dropped);
+        r.register("series_tracked", "Series in the window store", m.series_tracked);
+        r.register_with_unit(
+            "store_memory",
+            "Memory held by the window store (refreshed at expiry)",
+            prometheus_client::registry::Unit::Bytes,
+            m.store_memory_bytes,
+        );
+        r.register("spans_buffered", "Spans in the ring (queue depth)", m.spans_buffered);
+        r.register("alerts_buffered", "Alerts in the ring (queue depth)", m.alerts_buffered);
+        r.register_with_unit(
+            "scrape_duration",
+            "Duration of scrapes, by target",
+            prometheus_client::registry::Unit::Seconds,
+            m.scrape_duration,
+        );
+        r.register("scrapes_failed", "Scrapes that failed, by target", m.scrapes_failed);
+    }
+}
+
+/// The family a sample name belongs to: an exact metadata entry (a counter named `x_total`, as the
+/// classic text format and remote_write name it, becomes family `x`), else a known family whose type
+/// allows the suffix, else the sample name itself, type unknown.
+fn family_of(sample: &str, md: &HashMap<String, (MetricType, String)>) -> (String, MetricType, Option<String>) {
+    let help = |h: &String| (!h.is_empty()).then(|| h.clone());
+    if let Some((kind, h)) = md.get(sample) {
+        let name = match (kind, sample.strip_suffix("_total")) {
+            (MetricType::Counter, Some(base)) => base.to_string(),
+            _ => sample.to_string(),
+        };
+        return (name, *kind, help(h));
+    }
+    for suffix in ["_total", "_bucket", "_count", "_sum", "_created", "_info", "_gcount", "_gsum"] {
+        if let Some(base) = sample.strip_suffix(suffix) {
+            if let Some((kind, h)) = md.get(base) {
+                if kind.suffixes().contains(&suffix) {
+                    return (base.to_string(), *kind, help(h));
+                }
+            }
+        }
+    }
+    (sample.to_string(), MetricType::Unknown, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(metric: &str, pod: &str) -> SeriesKey {
+        SeriesKey::new(metric, [("pod".to_string(), pod.to_string())])
+    }
+
+    fn sample(ms: i64, value: f64) -> Sample {
+        Sample { t: Timestamp(ms), value }
+    }
+
+    fn small(rate: u64) -> Ingest {
+        Ingest::new(IngestConfig {
+            max_ingest_samples_per_sec: rate,
+            max_ingest_spans_per_sec: rate,
+            max_spans_buffered: 3,
+            max_alerts_buffered: 2,
+            ..IngestConfig::default()
+        })
+    }
+
+    fn span(id: u64) -> Span {
+        Span {
+            trace_id: format!("{id:032x}"),
+            span_id: format!("{id:016x}"),
+            parent_span_id: String::new(),
+            name: format!("op-{id}"),
+            kind: cellwarden_models::span::SpanKind::Server,
+            start_ns: 1,
+            end_ns: 2,
+            error: false,
+            resource: Default::default(),
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_refused_batch_leaves_the_store_untouched() {
+        let ing = small(10);
+        let first: Vec<_> = (0..8).map(|i| (key("up", "a"), sample(i * 1000, i as f64))).collect();
+        assert_eq!(ing.push_samples(Source::RemoteWrite, first, Timestamp(0)).unwrap().accepted, 8);
+        let second: Vec<_> = (0..5).map(|i| (key("up", "b"), sample(i * 1000, 1.0))).collect();
+        let err = ing.push_samples(Source::RemoteWrite, second, Timestamp(0)).unwrap_err();
+        assert_eq!(err.retry_after_secs, 1);
+        assert_eq!(ing.with_store(|s| s.series_count()), 1, "nothing of the refused batch was stored");
+        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0)).len()), 8);
+        assert_eq!(ing.throttled_batches(Source::RemoteWrite), 1);
+        assert_eq!(ing.samples_throttled(), 5);
+    }
+
+    #[test]
+    fn grouped_series_are_stored_like_single_samples() {
+        let ing = small(100);
+        let batch = vec![
+            Series {
+                key: key("up", "a"),
+                samples: vec![sample(1000, 1.0), sample(2000, 2.0), sample(1500, 9.0)],
+            },
+            Series {
+                key: key("up", "b"),
+                samples: vec![sample(1000, 3.0)],
+            },
+        ];
+        let out = ing.push_series(Source::RemoteWrite, batch, Timestamp(2000)).unwrap();
+        assert_eq!((out.accepted, out.rejected), (3, 1));
+        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))), [sample(1000, 1.0), sample(2000, 2.0)]);
+        let too_many = vec![Series {
+            key: key("up", "c"),
+            samples: (0..98).map(|i| sample(i, 0.0)).collect(),
+        }];
+        assert!(ing.push_series(Source::RemoteWrite, too_many, Timestamp(2000)).is_err(), "4 + 98 > 100");
+        assert_eq!(ing.with_store(|s| s.series_count()), 2);
+    }
+
+    #[test]
+    fn a_borrowed_batch_finds_the_series_an_owned_key_made() {
+        let ing = small(100);
+        ing.push_samples(Source::Scrape, vec![(key("up", "a"), sample(1000, 1.0))], Timestamp(1000)).unwrap();
+        let text = String::from("up pod a b");
+        let mut batch = BorrowedBatch::with_capacity(2);
+        batch.push(&text[..2], [("pod", Cow::Borrowed(&text[7..8]))], [sample(2000, 2.0)]);
+        batch.push(&text[..2], [("pod", Cow::Borrowed(&text[9..10])), ("job", Cow::Owned("x".into()))], [sample(2000, 3.0)]);
+        let out = ing.push_borrowed(Source::Scrape, &batch, Timestamp(2000)).unwrap();
+        assert_eq!((out.accepted, out.rejected), (2, 0));
+        assert_eq!(ing.with_store(|s| s.series_count()), 2, "`up{{pod=a}}` was found, not added again");
+        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))), [sample(1000, 1.0), sample(2000, 2.0)]);
+        let b = SeriesKey::new("up", [("pod".to_string(), "b".to_string()), ("job".to_string(), "x".to_string())]);
+        assert_eq!(ing.with_store(|s| s.range(&b, Timestamp(0))), [sample(2000, 3.0)], "labels were sorted");
+    }
+
+    #[test]
+    fn out_of_order_samples_are_counted_not_stored() {
+        let ing = small(100);
+        let batch = vec![
+            (key("up", "a"), sample(2000, 1.0)),
+            (key("up", "a"), sample(1000, 2.0)),
+            (key("up", "a"), sample(3000, 3.0)),
+        ];
+        let out = ing.push_samples(Source::Scrape, batch, Timestamp(3000)).unwrap();
+        assert_eq!((out.accepted, out.rejected), (2, 1));
+    }
+
+    #[test]
+    fn the_span_ring_drops_the_oldest_and_the_cursor_skips_them() {
+        let ing = small(100);
+        let out = ing.push_spans(Source::Otlp, (0..2).map(span).collect(), Timestamp(0)).unwrap();
+        assert_eq!(out.evicted, 0);
+        let (got, cursor) = ing.spans_after(0);
+        assert_eq!(got.len(), 2);
+        assert_eq!(cursor, 2);
+        let out = ing.push_spans(Source::Otlp, (2..6).map(span).collect(), Timestamp(0)).unwrap();
+        assert_eq!(out.evicted, 3, "ring of 3 held 2, took 4");
+        let (got, next) = ing.spans_after(cursor);
+        assert_eq!(got.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["op-3", "op-4", "op-5"]);
+        assert_eq!(next, 6);
+        assert_eq!(ing.spans_after(next).0.len(), 0);
+        assert_eq!(ing.spans_dropped(), 3);
+    }
+
+    #[test]
+    fn families_group_suffixes_by_metadata() {
+        let ing = small(100);
+        ing.note_metadata("lat", MetricType::Histogram, "latency");
+        ing.note_metadata("req_total", MetricType::Counter, "requests");
+        let batch = vec![
+            (key("lat_bucket", "a"), sample(1000, 1.0)),
+            (key("lat_sum", "a"), sample(1000, 0.5)),
+            (key("req_total", "a"), sample(1000, 7.0)),
+            (key("mystery", "a"), sample(1000, 3.0)),
+        ];
+        ing.push_samples(Source::RemoteWrite, batch, Timestamp(1000)).unwrap();
+        let fams = ing.families(Timestamp(0));
+        let summary: Vec<_> = fams.iter().map(|f| (f.name.as_str(), f.kind, f.series.len())).collect();
+        assert_eq!(
+            summary,
+            [("lat", MetricType::Histogram, 2), ("mystery", MetricType::Unknown, 1), ("req", MetricType::Counter, 1)]
+        );
+        assert_eq!(fams[2].help.as_deref(), Some("requests"));
+        assert_eq!(fams[2].series[0].samples, [sample(1000, 7.0)]);
+    }
+
+    #[test]
+    fn metrics_export_the_counters() {
+        let ing = small(100);
+        ing.reject(Source::Zipkin, "malformed", 4);
+        ing.observe_scrape("http://a:9100/metrics", 0.02, false);
+        let mut reg = Registry::default();
+        ing.register_metrics(&mut reg);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        assert!(text.contains("collector_spans_rejected_total{source=\"zipkin\",reason=\"malformed\"} 4"), "{text}");
+        assert!(text.contains("collector_scrapes_failed_total{target=\"http://a:9100/metrics\"} 1"), "{text}");
+    }
+}

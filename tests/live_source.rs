@@ -1,0 +1,167 @@
+//! End to end, the daemon's live source: the real `cellwarden run --source live` binary against
+//! the fake Kubernetes API (in process), its receivers pushed to over HTTP on 127.0.0.1. Checked:
+//! pushed spans and samples are accepted and counted on the admin `/metrics`; bad input gets a
+//! 4xx with a clear message and the daemon keeps running with what it accepted; the instance
+//! takes the leader Lease.
+
+use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
+use fakekube::{FakeKube, Options};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::{Client, CustomResourceExt};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A minimal HTTP/1.1 exchange: (status, body).
+fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn otlp_json(now_ns: u128) -> String {
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "wallet-api"}}]},
+        "scopeSpans": [{"spans": [
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "POST /pay", "kind": 2,
+             "startTimeUnixNano": now_ns.to_string(), "endTimeUnixNano": (now_ns + 20_000_000).to_string(), "status": {}},
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b175", "parentSpanId": "eee19b7ec3c1b174", "name": "charge", "kind": 3,
+             "startTimeUnixNano": (now_ns + 1_000_000).to_string(), "endTimeUnixNano": (now_ns + 15_000_000).to_string(),
+             "attributes": [{"key": "peer.service", "value": {"stringValue": "provider-a"}}], "status": {"code": 2}}
+        ]}]
+    }]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake = FakeKube::start(Options::default()).await.unwrap();
+    let c = Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    for crd in [Cell::crd(), RemediationPolicy::crd(), Incident::crd()] {
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "cellwarden"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    let (admin, recv) = (free_port(), free_port());
+    let cfg = dir.path().join("cellwarden.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source: live\nnamespace: cellwarden\nadmin_listen: 127.0.0.1:{admin}\nidentity: live-1\nlease_duration_secs: 3\n\
+             evaluate_every_secs: 1\nreceivers:\n  listen: 127.0.0.1:{recv}\n  max_body_bytes: 65536\n"
+        ),
+    )
+    .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Kill(
+        Command::new(env!("CARGO_BIN_EXE_cellwarden"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(admin, "GET", "/readyz", "text/plain", b"").0 != 200 {
+        assert!(Instant::now() < deadline, "the daemon never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // Good pushes: OTLP/JSON spans, Zipkin v2 spans.
+    let (st, body) = http(recv, "POST", "/v1/traces", "application/json", otlp_json(now_ns).as_bytes());
+    assert_eq!(st, 200, "{body}");
+    let zipkin = serde_json::json!([{"traceId": "a1b2c3d4e5f60718", "id": "0102030405060708", "name": "get /balance", "kind": "SERVER",
+        "timestamp": (now_ns / 1000) as u64, "duration": 1500, "localEndpoint": {"serviceName": "ledger"}}]);
+    let (st, body) = http(recv, "POST", "/api/v2/spans", "application/json", zipkin.to_string().as_bytes());
+    assert!(st == 202 || st == 200, "{st} {body}");
+    // Bad input: malformed JSON, wrong content type, oversized body, unknown path — each a 4xx
+    // that says what was wrong.
+    let (st, body) = http(recv, "POST", "/v1/traces", "application/json", b"{\"resourceSpans\": [");
+    assert_eq!(st, 400, "{body}");
+    assert!(!body.is_empty());
+    let (st, _) = http(recv, "POST", "/v1/traces", "text/plain", b"hello");
+    assert_eq!(st, 415);
+    let (st, _) = http(recv, "POST", "/api/v2/spans", "application/json", &vec![b' '; 70_000]);
+    assert_eq!(st, 413);
+    let (st, body) = http(
+        recv,
+        "POST",
+        "/api/v1/alerts",
+        "application/json",
+        b"{\"version\": \"3\", \"alerts\": []}",
+    );
+    assert_eq!(st, 400, "{body}");
+    // Still running, and what was accepted is counted on the admin endpoint.
+    assert_eq!(http(admin, "GET", "/healthz", "text/plain", b"").0, 200);
+    let (_, metrics) = http(admin, "GET", "/metrics", "text/plain", b"");
+    assert_eq!(
+        metric(&metrics, "cellwarden_collector_spans_accepted", "source=\"otlp\""),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "cellwarden_collector_spans_accepted", "source=\"zipkin\""),
+        1.0,
+        "{metrics}"
+    );
+    assert!(metric(&metrics, "cellwarden_collector_requests_rejected", "") >= 4.0, "{metrics}");
+    // The pipeline steps over the live window, and the instance leads.
+    let leases: Api<Lease> = Api::namespaced(c.clone(), "cellwarden");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m) = http(admin, "GET", "/metrics", "text/plain", b"");
+        let holder = leases
+            .get_opt("cellwarden-leader")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity);
+        if metric(&m, "cellwarden_pipeline_steps", "") >= 2.0 && holder.as_deref() == Some("live-1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pipeline steps or no Lease: {holder:?}\n{m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

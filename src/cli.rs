@@ -105,6 +105,10 @@ pub enum Command {
         /// Override the config's clock speed (simulated seconds per second).
         #[arg(long)]
         clock_speed: Option<f64>,
+        /// The cells this instance handles, comma-separated (a shard with its own Lease,
+        /// `cellwarden-leader-<cells>`); overrides the config's `cells`.
+        #[arg(long, value_delimiter = ',')]
+        cells: Option<Vec<String>>,
     },
     /// Create the namespaces, Deployments and Cells a simulated scenario expects (demos, tests).
     SeedCluster {
@@ -150,6 +154,7 @@ pub fn run(cli: Cli) -> Result<()> {
             kubeconfig,
             source,
             clock_speed,
+            cells,
         } => {
             let mut cfg = match &config {
                 Some(p) => crate::run::Config::load(p)?,
@@ -160,6 +165,9 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             if let Some(c) = clock_speed {
                 cfg.clock_speed_x = c;
+            }
+            if let Some(cells) = cells {
+                cfg.cells = cells.into_iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
             }
             tokio::runtime::Runtime::new()?.block_on(crate::run::run(cfg, kubeconfig.as_deref()))
         }

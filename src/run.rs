@@ -894,5 +894,80 @@ mod tests {
         assert!(err.contains("unknown field") && err.contains("mdoe"), "{err}");
         std::fs::write(&p, "mode: yolo\n").unwrap();
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("observe, dry-run or act"));
+        // The example's collector and operator settings are the defaults it documents.
+        assert_eq!(cfg.receivers.listen.port(), 4318);
+        assert_eq!(cfg.lease_duration_secs, 15);
+        assert!(cfg.notify.is_empty() && cfg.scrape.is_none() && cfg.query.is_none());
+        std::fs::write(&p, "receivers:\n  listne: 0.0.0.0:1\n").unwrap();
+        assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("listne"));
+        std::fs::write(&p, "notify:\n  - url: http://hooks\n    format: teams\n").unwrap();
+        assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("teams"));
+    }
+
+    #[test]
+    fn a_shard_has_its_own_lease_and_keeps_to_its_cells() {
+        let cfg = Config {
+            cells: vec!["cell-2".into(), "cell-1".into()],
+            ..Config::default()
+        };
+        assert_eq!(cfg.shard().as_deref(), Some("cell-1,cell-2"));
+        assert_eq!(lease_name(cfg.shard().as_deref()), "cellwarden-leader-cell-1-cell-2");
+        assert_eq!(Config::default().shard(), None);
+        let cells: HashSet<String> = cfg.cells.iter().cloned().collect();
+        let act = |kind, target: &str| Action {
+            kind,
+            target: target.into(),
+            params: vec![],
+            reason: String::new(),
+            needs_approval: false,
+            expected_effect: String::new(),
+            verify_within_secs: 0,
+        };
+        assert!(in_shard(&act(ActionKind::Scale, "cell-1/ledger"), &cells));
+        assert!(!in_shard(&act(ActionKind::Scale, "cell-3/ledger"), &cells));
+        assert!(!in_shard(&act(ActionKind::Cordon, "cell-3"), &cells));
+        assert!(
+            in_shard(&act(ActionKind::FailoverProvider, "provider-a"), &cells),
+            "each shard fails over in its own cells"
+        );
+        assert!(in_shard(&act(ActionKind::Cordon, "cell-3"), &HashSet::new()));
+    }
+
+    #[test]
+    fn the_window_reads_an_entity_as_its_highest_series_and_never_ahead_of_now() {
+        use cellwarden_detector::signals::SignalSeries;
+        use cellwarden_models::{Entity, SeriesKey, Signal};
+        let pod = |name: &str, pts: &[(i64, f64)]| SignalSeries {
+            key: SeriesKey::new("container_memory_working_set_bytes", [("pod".to_string(), name.to_string())]),
+            signal: Signal::Memory,
+            entity: Some(Entity::service(Some("cell-2"), "ledger")),
+            points: pts.iter().map(|&(t, value)| Sample { t: Timestamp(t), value }).collect(),
+        };
+        let w = SharedWindow::default();
+        // A restart: the old pod stops at t=2, the new one starts at t=3.
+        w.update(
+            Timestamp(3),
+            &[
+                pod("old", &[(1, 400.0), (2, 450.0)]),
+                pod("new", &[(2, 10.0), (3, 20.0), (4, 30.0)]),
+            ],
+        );
+        let got = w.samples("memory", "service:cell-2/ledger", "", Timestamp(2));
+        assert_eq!(
+            got,
+            vec![
+                Sample {
+                    t: Timestamp(2),
+                    value: 450.0
+                },
+                Sample {
+                    t: Timestamp(3),
+                    value: 20.0
+                }
+            ]
+        );
+        assert_eq!(w.now(), Timestamp(3));
+        let key = "container_memory_working_set_bytes{pod=\"new\"}";
+        assert_eq!(w.samples("memory", "", key, Timestamp(0)).len(), 2, "t=4 lies ahead of now");
     }
 }

@@ -248,7 +248,9 @@ impl Actuator {
                     let patch = Patch::Apply(&body);
                     with_retries(|| cells.patch(cell, &pp, &patch)).await?;
                 }
-                let status = json!({"status": CellStatus { state: CellState::Active, previous_weight: None, incident: None }});
+                // A merge patch only removes the fields it sets to null (`CellStatus` skips `None`):
+                // a previous weight left behind would be taken by the next drain as the one to restore.
+                let status = json!({"status": {"state": CellState::Active, "previousWeight": null, "incident": null}});
                 {
                     let pp = PatchParams::default();
                     let patch = Patch::Merge(&status);
@@ -287,30 +289,45 @@ impl Actuator {
         for (key, weights) in routes {
             let Some((ns, name)) = key.split_once('/') else { continue };
             let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &httproute_resource());
-            let Some(mut route) = with_retries(|| api.get_opt(name)).await? else {
-                continue;
-            };
-            let Some(rules) = route.data.pointer_mut("/spec/rules").and_then(|r| r.as_array_mut()) else {
-                continue;
-            };
-            for (rule, ws) in rules.iter_mut().zip(weights) {
-                let Some(refs) = rule.get_mut("backendRefs").and_then(|b| b.as_array_mut()) else {
-                    continue;
+            // Read, change, write with the resourceVersion read: a concurrent edit of the route
+            // (a deploy, a person) makes the write fail with 409 and it is read again.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let Some(mut route) = with_retries(|| api.get_opt(name)).await? else {
+                    break;
                 };
-                for (r, w) in refs.iter_mut().zip(ws) {
-                    if let Some(obj) = r.as_object_mut() {
-                        match w {
-                            Some(w) => obj.insert("weight".into(), json!(w)),
-                            None => obj.remove("weight"),
-                        };
-                        changed += 1;
+                let mut n = 0;
+                let Some(rules) = route.data.pointer_mut("/spec/rules").and_then(|r| r.as_array_mut()) else {
+                    break;
+                };
+                for (rule, ws) in rules.iter_mut().zip(weights) {
+                    let Some(refs) = rule.get_mut("backendRefs").and_then(|b| b.as_array_mut()) else {
+                        continue;
+                    };
+                    for (r, w) in refs.iter_mut().zip(ws) {
+                        if let Some(obj) = r.as_object_mut() {
+                            match w {
+                                Some(w) => obj.insert("weight".into(), json!(w)),
+                                None => obj.remove("weight"),
+                            };
+                            n += 1;
+                        }
                     }
                 }
+                let body = json!({"metadata": {"resourceVersion": route.metadata.resource_version}, "spec": {"rules": route.data["spec"]["rules"].clone()}});
+                match api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                    Ok(_) => {
+                        changed += n;
+                        break;
+                    }
+                    Err(e) if retryable(&e) && attempt < 4 => {
+                        tracing::warn!(error = %e, route = %key, "Retrying an HTTPRoute change on fresh state.");
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-            let body = json!({"spec": {"rules": route.data["spec"]["rules"].clone()}});
-            let pp = PatchParams::default();
-            let patch = Patch::Merge(&body);
-            with_retries(|| api.patch(name, &pp, &patch)).await?;
         }
         Ok(changed)
     }
@@ -416,9 +433,12 @@ impl Actuator {
         let current = with_retries(|| cells.get_opt(cell))
             .await?
             .ok_or_else(|| ActuateError::NotFound(format!("cell {cell}")))?;
+        // The weight to restore: the one kept when the cell was drained, if it still is; an
+        // Active cell's own weight otherwise (a leftover previousWeight is not trusted).
         let previous = current
             .status
             .as_ref()
+            .filter(|s| s.state != CellState::Active)
             .and_then(|s| s.previous_weight)
             .unwrap_or(current.spec.weight);
         let was = current.status.as_ref().map(|s| s.state).unwrap_or_default();

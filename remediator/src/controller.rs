@@ -6,8 +6,10 @@
 //! stopped and never repeats an action: the status is the state.
 //!
 //! Every decision becomes a Kubernetes Event, a hash-chained audit line and, where a person is
-//! needed, a webhook notification. Status writes carry the resourceVersion read, so a concurrent
-//! writer makes this one fail with 409 and the reconcile runs again on fresh state.
+//! needed, a webhook notification. Each reconcile reads the Incident afresh (the watch cache can
+//! lag behind our own last write); only the Lease holder reconciles and the runtime runs one
+//! reconcile per object at a time, so cellwarden is the status' only writer and its writes are
+//! plain merge patches, retried on 409/429/5xx.
 
 use crate::actuate::{Actuator, Undo};
 use crate::audit::AuditLog;
@@ -579,7 +581,8 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
             continue;
         };
         let exp = Expectation {
-            series: SeriesKey::new(w.series.clone(), []),
+            // What the verdict names: the entity's signal when one is watched, else the series.
+            series: SeriesKey::new(if w.entity.is_empty() { w.series.clone() } else { w.entity.clone() }, []),
             entity: None,
             signal: Signal::parse(&w.signal).unwrap_or(Signal::Other),
             level_at_action: w.level_at_action,

@@ -422,6 +422,27 @@ mod tests {
         assert!(p.refused.is_empty());
     }
 
+    /// The daemon's clock is the runtime's: with tokio's time paused and advanced by hand the
+    /// cooldown holds for exactly its 600 s, with nothing slept for real.
+    #[tokio::test(start_paused = true)]
+    async fn the_cooldown_runs_out_on_the_runtime_clock() {
+        let start = tokio::time::Instant::now();
+        let clock = || Timestamp(t(0).millis() + start.elapsed().as_millis() as i64);
+        let mut snap = cells(4);
+        snap.history.push(PastAction {
+            kind: ActionKind::RestartPods,
+            target: "cell-2/ledger".into(),
+            at: clock(),
+        });
+        let mut pol = policy();
+        pol.cooldown_secs.insert("restart_pods".into(), 600);
+        let again = || plan(vec![action(ActionKind::RestartPods, "cell-2/ledger")]);
+        tokio::time::advance(std::time::Duration::from_secs(599)).await;
+        assert_eq!(refused_by(&decide(again(), &pol, &act(), &snap, clock())), vec![guard::COOLDOWN]);
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        assert!(decide(again(), &pol, &act(), &snap, clock()).refused.is_empty());
+    }
+
     #[test]
     fn rate_limits_count_the_last_hour_globally_and_per_kind() {
         let mut pol = policy();

@@ -77,7 +77,7 @@ pub enum Verdict {
 fn signals_for(kind: ActionKind) -> &'static [Signal] {
     match kind {
         ActionKind::RestartPods => &[Signal::Memory, Signal::QueueLag, Signal::ErrorRatio, Signal::Latency],
-        ActionKind::Scale => &[Signal::Latency, Signal::Cpu, Signal::ErrorRatio, Signal::QueueLag],
+        ActionKind::Scale => &[Signal::Latency, Signal::Cpu, Signal::ErrorRatio, Signal::QueueLag, Signal::Memory],
         ActionKind::FailoverProvider | ActionKind::Reroute | ActionKind::Cordon | ActionKind::CircuitBreak => {
             &[Signal::ErrorRatio, Signal::Latency]
         }

@@ -60,6 +60,23 @@ fi
 prometheus --version 2>&1 | sed -n 1p
 # --- end collector: Prometheus ---
 
+# --- collector: OpenTelemetry SDK and Alertmanager ---
+# collector/tests/real_senders.rs sends spans with the OpenTelemetry Python SDK (collector/tests/otel/send_spans.py;
+# protobuf and JSON exporters, pinned so both install together) and has Debian's prometheus-alertmanager 0.25
+# deliver its webhook (started on a free 127.0.0.1 port, no systemd). Without them the tests fail, never skip.
+OTEL_PIP="opentelemetry-sdk==1.45.1 opentelemetry-exporter-otlp-proto-http==1.45.1 opentelemetry-exporter-otlp-json-http==0.66b1"
+if ! python3 -c "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.exporter.otlp.json.http.trace_exporter" 2>/dev/null; then
+  echo "== installing the OpenTelemetry Python SDK and OTLP/HTTP exporters"
+  # shellcheck disable=SC2086
+  python3 -m pip install -q $OTEL_PIP
+fi
+if ! command -v prometheus-alertmanager >/dev/null; then
+  echo "== installing prometheus-alertmanager (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager
+fi
+prometheus-alertmanager --version 2>&1 | sed -n 1p
+# --- end collector: OpenTelemetry SDK and Alertmanager ---
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

@@ -67,7 +67,8 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
         crds.create(&PostParams::default(), &crd).await.unwrap();
     }
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
-    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "cellwarden"}})).unwrap();
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "cellwarden"}})).unwrap();
     nss.create(&PostParams::default(), &ns).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");

@@ -126,12 +126,15 @@ pub struct PushOutcome {
     pub evicted: u64,
 }
 
+/// A label borrowed from a request or text; the value owned only when it had to be unescaped.
+pub type BorrowedLabel<'a> = (&'a str, Cow<'a, str>);
+
 /// Samples of many series whose names and labels are borrowed (from a request buffer or an
 /// exposition text), in flat vectors: the allocation-free path into the store for series it
 /// already knows ([`Ingest::push_borrowed`]). Label values are `Cow` so unescaped ones can be owned.
 #[derive(Debug, Default, Clone)]
 pub struct BorrowedBatch<'a> {
-    labels: Vec<(&'a str, Cow<'a, str>)>,
+    labels: Vec<BorrowedLabel<'a>>,
     samples: Vec<Sample>,
     /// (metric, range in `labels`, range in `samples`) per series.
     series: Vec<(&'a str, Range<usize>, Range<usize>)>,
@@ -148,7 +151,12 @@ impl<'a> BorrowedBatch<'a> {
     }
 
     /// Adds a series; its labels are sorted by name here (as [`SeriesKey::new`] does).
-    pub fn push(&mut self, metric: &'a str, labels: impl IntoIterator<Item = (&'a str, Cow<'a, str>)>, samples: impl IntoIterator<Item = Sample>) {
+    pub fn push(
+        &mut self,
+        metric: &'a str,
+        labels: impl IntoIterator<Item = BorrowedLabel<'a>>,
+        samples: impl IntoIterator<Item = Sample>,
+    ) {
         let l0 = self.labels.len();
         self.labels.extend(labels);
         self.labels[l0..].sort_unstable_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(&b.1)));
@@ -168,7 +176,7 @@ impl<'a> BorrowedBatch<'a> {
     }
 
     /// Each series: name, labels sorted by name, samples.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &[(&'a str, Cow<'a, str>)], &[Sample])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &[BorrowedLabel<'a>], &[Sample])> {
         self.series
             .iter()
             .map(|(m, l, s)| (*m, &self.labels[l.clone()], &self.samples[s.clone()]))
@@ -389,7 +397,10 @@ impl Ingest {
         }
         self.metrics.series_tracked.set(st.store.series_count() as i64);
         drop(st);
-        self.metrics.samples_accepted.get_or_create(&[("source", source.as_str())]).inc_by(accepted);
+        self.metrics
+            .samples_accepted
+            .get_or_create(&[("source", source.as_str())])
+            .inc_by(accepted);
         if out_of_order > 0 {
             self.reject(source, "out_of_order", out_of_order);
         }
@@ -432,7 +443,10 @@ impl Ingest {
         let evicted = ring.push_all(spans);
         self.metrics.spans_buffered.set(ring.items.len() as i64);
         drop(ring);
-        self.metrics.spans_accepted.get_or_create(&[("source", source.as_str())]).inc_by(accepted);
+        self.metrics
+            .spans_accepted
+            .get_or_create(&[("source", source.as_str())])
+            .inc_by(accepted);
         self.metrics.spans_dropped.inc_by(evicted);
         Ok(PushOutcome {
             accepted,
@@ -512,12 +526,18 @@ impl Ingest {
     /// Counts one whole request refused by a receiver for `reason` (`unauthorized`, `too_large`,
     /// `unsupported_media_type`, `malformed`, `throttled` — the 429s sent, …).
     pub fn reject_request(&self, source: Source, reason: &'static str) {
-        self.metrics.requests_rejected.get_or_create(&[("source", source.as_str()), ("reason", reason)]).inc();
+        self.metrics
+            .requests_rejected
+            .get_or_create(&[("source", source.as_str()), ("reason", reason)])
+            .inc();
     }
 
     /// Requests refused so far by a receiver of `source` for `reason`.
     pub fn requests_rejected(&self, source: Source, reason: &'static str) -> u64 {
-        self.metrics.requests_rejected.get_or_create(&[("source", source.as_str()), ("reason", reason)]).get()
+        self.metrics
+            .requests_rejected
+            .get_or_create(&[("source", source.as_str()), ("reason", reason)])
+            .get()
     }
 
     /// Records one scrape of `target`: how long it took and whether it failed.
@@ -563,8 +583,16 @@ impl Ingest {
             "Requests refused whole by a receiver, by source and reason (reason=\"throttled\" counts the 429s sent)",
             m.requests_rejected,
         );
-        r.register("spans_dropped", "Spans evicted from the full ring before the pipeline read them", m.spans_dropped);
-        r.register("alerts_dropped", "Alerts evicted from the full ring before the pipeline read them", m.alerts_dropped);
+        r.register(
+            "spans_dropped",
+            "Spans evicted from the full ring before the pipeline read them",
+            m.spans_dropped,
+        );
+        r.register(
+            "alerts_dropped",
+            "Alerts evicted from the full ring before the pipeline read them",
+            m.alerts_dropped,
+        );
         r.register("series_tracked", "Series in the window store", m.series_tracked);
         r.register_with_unit(
             "store_memory",
@@ -674,29 +702,47 @@ mod tests {
         ];
         let out = ing.push_series(Source::RemoteWrite, batch, Timestamp(2000)).unwrap();
         assert_eq!((out.accepted, out.rejected), (3, 1));
-        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))), [sample(1000, 1.0), sample(2000, 2.0)]);
+        assert_eq!(
+            ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))),
+            [sample(1000, 1.0), sample(2000, 2.0)]
+        );
         let too_many = vec![Series {
             key: key("up", "c"),
             samples: (0..98).map(|i| sample(i, 0.0)).collect(),
         }];
-        assert!(ing.push_series(Source::RemoteWrite, too_many, Timestamp(2000)).is_err(), "4 + 98 > 100");
+        assert!(
+            ing.push_series(Source::RemoteWrite, too_many, Timestamp(2000)).is_err(),
+            "4 + 98 > 100"
+        );
         assert_eq!(ing.with_store(|s| s.series_count()), 2);
     }
 
     #[test]
     fn a_borrowed_batch_finds_the_series_an_owned_key_made() {
         let ing = small(100);
-        ing.push_samples(Source::Scrape, vec![(key("up", "a"), sample(1000, 1.0))], Timestamp(1000)).unwrap();
+        ing.push_samples(Source::Scrape, vec![(key("up", "a"), sample(1000, 1.0))], Timestamp(1000))
+            .unwrap();
         let text = String::from("up pod a b");
         let mut batch = BorrowedBatch::with_capacity(2);
         batch.push(&text[..2], [("pod", Cow::Borrowed(&text[7..8]))], [sample(2000, 2.0)]);
-        batch.push(&text[..2], [("pod", Cow::Borrowed(&text[9..10])), ("job", Cow::Owned("x".into()))], [sample(2000, 3.0)]);
+        batch.push(
+            &text[..2],
+            [("pod", Cow::Borrowed(&text[9..10])), ("job", Cow::Owned("x".into()))],
+            [sample(2000, 3.0)],
+        );
         let out = ing.push_borrowed(Source::Scrape, &batch, Timestamp(2000)).unwrap();
         assert_eq!((out.accepted, out.rejected), (2, 0));
         assert_eq!(ing.with_store(|s| s.series_count()), 2, "`up{{pod=a}}` was found, not added again");
-        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))), [sample(1000, 1.0), sample(2000, 2.0)]);
+        assert_eq!(
+            ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))),
+            [sample(1000, 1.0), sample(2000, 2.0)]
+        );
         let b = SeriesKey::new("up", [("pod".to_string(), "b".to_string()), ("job".to_string(), "x".to_string())]);
-        assert_eq!(ing.with_store(|s| s.range(&b, Timestamp(0))), [sample(2000, 3.0)], "labels were sorted");
+        assert_eq!(
+            ing.with_store(|s| s.range(&b, Timestamp(0))),
+            [sample(2000, 3.0)],
+            "labels were sorted"
+        );
     }
 
     #[test]
@@ -744,7 +790,11 @@ mod tests {
         let summary: Vec<_> = fams.iter().map(|f| (f.name.as_str(), f.kind, f.series.len())).collect();
         assert_eq!(
             summary,
-            [("lat", MetricType::Histogram, 2), ("mystery", MetricType::Unknown, 1), ("req", MetricType::Counter, 1)]
+            [
+                ("lat", MetricType::Histogram, 2),
+                ("mystery", MetricType::Unknown, 1),
+                ("req", MetricType::Counter, 1)
+            ]
         );
         assert_eq!(fams[2].help.as_deref(), Some("requests"));
         assert_eq!(fams[2].series[0].samples, [sample(1000, 7.0)]);
@@ -759,7 +809,13 @@ mod tests {
         ing.register_metrics(&mut reg);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
-        assert!(text.contains("collector_spans_rejected_total{source=\"zipkin\",reason=\"malformed\"} 4"), "{text}");
-        assert!(text.contains("collector_scrapes_failed_total{target=\"http://a:9100/metrics\"} 1"), "{text}");
+        assert!(
+            text.contains("collector_spans_rejected_total{source=\"zipkin\",reason=\"malformed\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("collector_scrapes_failed_total{target=\"http://a:9100/metrics\"} 1"),
+            "{text}"
+        );
     }
 }

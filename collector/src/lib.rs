@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`convert`]: counters into rates, histogram buckets into quantiles (pure, Prometheus' semantics).
+//! - [`exposition`]: OpenMetrics text straight into the store, borrowing names and labels from the text.
 //! - [`fixture`]: recorded fixtures (FIXTURES.md) — open a folder, read it whole, write one back.
 //! - [`ingest`]: the shared sink every live source writes into (store, limiter, span/alert rings, metrics).
 //! - [`pull`]: what the pull sources share — clock, HTTP client, batched delivery into the ingest.
@@ -14,6 +15,7 @@
 //! Depends on `cellwarden-models` only among cellwarden's crates.
 
 pub mod convert;
+pub mod exposition;
 pub mod fixture;
 pub mod ingest;
 pub mod pull;

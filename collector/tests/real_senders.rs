@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PY_PACKAGES: &str = "opentelemetry-sdk==1.45.1 opentelemetry-exporter-otlp-proto-http==1.45.1 opentelemetry-exporter-otlp-json-http==0.66b1";
+const PY_PACKAGES: &str =
+    "opentelemetry-sdk==1.45.1 opentelemetry-exporter-otlp-proto-http==1.45.1 opentelemetry-exporter-otlp-json-http==0.66b1";
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
@@ -35,7 +36,10 @@ fn require_python_sdk() {
             String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""),
             python()
         ),
-        Err(e) => panic!("cannot run {} ({e}); install Python 3 and then `pip install {PY_PACKAGES}`", python()),
+        Err(e) => panic!(
+            "cannot run {} ({e}); install Python 3 and then `pip install {PY_PACKAGES}`",
+            python()
+        ),
     }
 }
 
@@ -43,7 +47,14 @@ fn send_spans(server: &Server, encoding: &str, service: &str, compression: &str)
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/otel/send_spans.py");
     let out = Command::new(python())
         .arg(&script)
-        .args(["--endpoint", &server.url("/v1/traces"), "--encoding", encoding, "--service", service])
+        .args([
+            "--endpoint",
+            &server.url("/v1/traces"),
+            "--encoding",
+            encoding,
+            "--service",
+            service,
+        ])
         .args(["--compression", compression])
         .output()
         .expect("run send_spans.py");
@@ -64,13 +75,21 @@ async fn the_python_sdk_spans_arrive_over_protobuf_and_json() {
         tokio::task::block_in_place(|| send_spans(&server, encoding, service, compression));
         let (spans, _) = server.ingest.spans_after(cursor);
         assert_eq!(spans.len(), 3, "{encoding}: {spans:#?}");
-        let by_name = |n: &str| spans.iter().find(|s| s.name == n).unwrap_or_else(|| panic!("{encoding}: no span {n}"));
+        let by_name = |n: &str| {
+            spans
+                .iter()
+                .find(|s| s.name == n)
+                .unwrap_or_else(|| panic!("{encoding}: no span {n}"))
+        };
         let (parent, child, failing) = (by_name("POST /pay"), by_name("charge"), by_name("debit"));
         for s in [parent, child, failing] {
             assert_eq!(s.resource.service, service, "{encoding}");
             assert_eq!(s.resource.cell.as_deref(), Some("cell-2"));
             assert_eq!(s.trace_id, parent.trace_id, "one trace");
-            assert!(s.end_ns > s.start_ns && s.start_ns > 1_700_000_000_000_000_000, "{encoding}: times in ns");
+            assert!(
+                s.end_ns > s.start_ns && s.start_ns > 1_700_000_000_000_000_000,
+                "{encoding}: times in ns"
+            );
         }
         assert_eq!(parent.parent_span_id, "", "{encoding}: the server span is the root");
         assert_eq!(parent.kind, SpanKind::Server);
@@ -99,7 +118,9 @@ fn alertmanager_bin() -> String {
     let bin = std::env::var("ALERTMANAGER_BIN").unwrap_or_else(|_| "prometheus-alertmanager".into());
     match Command::new(&bin).arg("--version").output() {
         Ok(out) if out.status.success() => bin,
-        _ => panic!("{bin} is not installed; run scripts/test.sh or `apt-get install -y prometheus-alertmanager` (or set ALERTMANAGER_BIN)"),
+        _ => {
+            panic!("{bin} is not installed; run scripts/test.sh or `apt-get install -y prometheus-alertmanager` (or set ALERTMANAGER_BIN)")
+        }
     }
 }
 

@@ -53,8 +53,9 @@ async fn ten_times_the_rate_is_refused_with_429_and_memory_stays_bounded() {
                 let body = write_body(
                     (0..SERIES_PER_SENDER)
                         .map(|s| {
-                            let samples: Vec<_> =
-                                (0..SAMPLES_PER_SERIES).map(|i| (base + i as i64 * 1000, (batch_no * 100 + i as i64) as f64)).collect();
+                            let samples: Vec<_> = (0..SAMPLES_PER_SERIES)
+                                .map(|i| (base + i as i64 * 1000, (batch_no * 100 + i as i64) as f64))
+                                .collect();
                             series("load_metric", &pod(sender, s), &samples)
                         })
                         .collect(),
@@ -93,7 +94,11 @@ async fn ten_times_the_rate_is_refused_with_429_and_memory_stays_bounded() {
                 .iter()
                 .flat_map(|b| (0..SAMPLES_PER_SERIES).map(move |i| t0_ms + b * 10_000 + i as i64 * 1000))
                 .collect();
-            assert_eq!(got.iter().map(|x| x.t.millis()).collect::<Vec<_>>(), want, "sender {sender} pod {s}");
+            assert_eq!(
+                got.iter().map(|x| x.t.millis()).collect::<Vec<_>>(),
+                want,
+                "sender {sender} pod {s}"
+            );
         }
     }
 
@@ -116,9 +121,18 @@ async fn ten_times_the_rate_is_refused_with_429_and_memory_stays_bounded() {
         sent / BATCH as u64,
         memory as f64 / accepted.max(1) as f64
     );
-    assert!(sent as f64 / elapsed > 5.0 * RATE as f64, "the test offered too little load to mean anything");
-    assert!(throttled > 0 && counted_429 == throttled, "429s sent {throttled}, counted {counted_429}");
+    assert!(
+        sent as f64 / elapsed > 5.0 * RATE as f64,
+        "the test offered too little load to mean anything"
+    );
+    assert!(
+        throttled > 0 && counted_429 == throttled,
+        "429s sent {throttled}, counted {counted_429}"
+    );
     assert!(accepted as f64 <= max_samples, "admitted {accepted} > {max_samples}");
-    assert!(accepted as f64 >= RATE as f64 * (elapsed - 1.0), "the limiter admitted too little: {accepted}");
+    assert!(
+        accepted as f64 >= RATE as f64 * (elapsed - 1.0),
+        "the limiter admitted too little: {accepted}"
+    );
     assert!((memory as f64) < bound, "store {memory} bytes over the bound {bound:.0}");
 }

@@ -41,7 +41,11 @@ async fn remote_write_stores_samples_and_notes_metadata() {
     let server = Server::start(ReceiverConfig::default()).await;
     let body = encode(&proto::WriteRequest {
         timeseries: vec![
-            series("container_memory_working_set_bytes", "ledger-1", &[(T0_MS, 3.0e8), (T0_MS + 15_000, 3.5e8)]),
+            series(
+                "container_memory_working_set_bytes",
+                "ledger-1",
+                &[(T0_MS, 3.0e8), (T0_MS + 15_000, 3.5e8)],
+            ),
             series("http_server_requests_total", "ledger-1", &[(T0_MS, 10.0)]),
         ],
         metadata: vec![proto::MetricMetadata {
@@ -84,14 +88,24 @@ async fn remote_write_refuses_bad_input_and_keeps_what_it_had() {
     let good = write_body(vec![series("up", "a", &[(T0_MS, 1.0)])]);
     assert_eq!(post_write(&c, &server, good).await.status(), 204);
 
-    expect(post_write(&c, &server, b"\xff\xff\xff\xff\xff\xff".to_vec()).await, 400, "not snappy").await;
+    expect(
+        post_write(&c, &server, b"\xff\xff\xff\xff\xff\xff".to_vec()).await,
+        400,
+        "not snappy",
+    )
+    .await;
     let raw = proto::WriteRequest {
         timeseries: vec![series("up", "b", &[(T0_MS, 1.0)])],
         metadata: vec![],
     }
     .encode_to_vec();
     let truncated = snap::raw::Encoder::new().compress_vec(&raw[..raw.len() - 4]).unwrap();
-    expect(post_write(&c, &server, truncated).await, 400, "not a valid remote_write WriteRequest").await;
+    expect(
+        post_write(&c, &server, truncated).await,
+        400,
+        "not a valid remote_write WriteRequest",
+    )
+    .await;
     // Pod names from an LCG, so snappy cannot shrink the body under the limit.
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let big: Vec<_> = (0..400)
@@ -130,7 +144,11 @@ async fn remote_write_refuses_bad_input_and_keeps_what_it_had() {
         .unwrap();
     expect(v2, 415, "only remote_write 1.0").await;
 
-    assert_eq!(server.ingest.with_store(|s| s.series_count()), 1, "nothing of the bad requests was stored");
+    assert_eq!(
+        server.ingest.with_store(|s| s.series_count()),
+        1,
+        "nothing of the bad requests was stored"
+    );
     let again = write_body(vec![series("up", "a", &[(T0_MS + 1000, 2.0)])]);
     assert_eq!(post_write(&c, &server, again).await.status(), 204, "still answering");
     assert_eq!(stored(&server, "up", "a").iter().map(|s| s.value).collect::<Vec<_>>(), [1.0, 2.0]);
@@ -154,7 +172,11 @@ async fn remote_write_answers_429_with_retry_after_and_stores_nothing_of_the_ref
     expect(refused, 429, "retry after 1 s").await;
     assert!(stored(&server, "up", "b").is_empty(), "the refused batch left the store untouched");
     server.advance_ms(1000);
-    assert_eq!(post_write(&c, &server, batch("b", 50)).await.status(), 204, "a second later it fits");
+    assert_eq!(
+        post_write(&c, &server, batch("b", 50)).await.status(),
+        204,
+        "a second later it fits"
+    );
     assert_eq!(stored(&server, "up", "b").len(), 50);
     assert_eq!(stored(&server, "up", "a").len(), 80);
     assert_eq!(server.ingest.requests_rejected(Source::RemoteWrite, "throttled"), 1);
@@ -316,7 +338,11 @@ async fn otlp_reports_rejected_spans_as_partial_success() {
     let answer = ExportTraceServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
     let partial = answer.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("`traceId` must be 16 bytes, got 3"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("`traceId` must be 16 bytes, got 3"),
+        "{}",
+        partial.error_message
+    );
     assert_eq!(server.ingest.spans_after(0).0.len(), 1, "the good span was kept");
 }
 
@@ -329,29 +355,59 @@ async fn otlp_refuses_bad_input_with_a_status_in_the_request_encoding() {
     .await;
     let c = client();
     let post = |ct: &'static str, body: Vec<u8>| c.post(server.url("/v1/traces")).header("Content-Type", ct).body(body).send();
-    assert_eq!(post("application/x-protobuf", otlp_request().encode_to_vec()).await.unwrap().status(), 200);
+    assert_eq!(
+        post("application/x-protobuf", otlp_request().encode_to_vec())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let full = otlp_request().encode_to_vec();
     let resp = post("application/x-protobuf", full[..full.len() - 7].to_vec()).await.unwrap();
     assert_eq!(resp.status(), 400);
     let st = RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(st.code, 3);
-    assert!(st.message.contains("not a valid OTLP ExportTraceServiceRequest (protobuf)"), "{}", st.message);
+    assert!(
+        st.message.contains("not a valid OTLP ExportTraceServiceRequest (protobuf)"),
+        "{}",
+        st.message
+    );
 
-    let resp = post("application/json", br#"{"resourceSpans": [{"scopeSpans": 7}]}"#.to_vec()).await.unwrap();
+    let resp = post("application/json", br#"{"resourceSpans": [{"scopeSpans": 7}]}"#.to_vec())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let st: serde_json::Value = resp.json().await.unwrap();
     assert!(st["message"].as_str().unwrap().contains("(JSON)"), "{st}");
 
-    expect(post("text/plain", b"hello".to_vec()).await.unwrap(), 415, "application/x-protobuf or application/json").await;
+    expect(
+        post("text/plain", b"hello".to_vec()).await.unwrap(),
+        415,
+        "application/x-protobuf or application/json",
+    )
+    .await;
     let mut big = otlp_request();
     big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(4000);
     let resp = post("application/x-protobuf", big.encode_to_vec()).await.unwrap();
     assert_eq!(resp.status(), 413);
-    assert!(RpcStatus::decode(resp.bytes().await.unwrap()).unwrap().message.contains("max_body_bytes"));
+    assert!(RpcStatus::decode(resp.bytes().await.unwrap())
+        .unwrap()
+        .message
+        .contains("max_body_bytes"));
 
-    assert_eq!(post("application/x-protobuf", otlp_request().encode_to_vec()).await.unwrap().status(), 200);
-    assert_eq!(server.ingest.spans_after(0).0.len(), 4, "the two good requests' spans, nothing else");
+    assert_eq!(
+        post("application/x-protobuf", otlp_request().encode_to_vec())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        server.ingest.spans_after(0).0.len(),
+        4,
+        "the two good requests' spans, nothing else"
+    );
 }
 
 #[tokio::test]
@@ -399,9 +455,19 @@ async fn zipkin_spans_arrive_and_bad_ones_are_refused() {
     assert_eq!(spans[0].resource.service, "wallet-api");
     assert_eq!((spans[0].end_ns - spans[0].start_ns), 20_000_000);
 
-    expect(post("application/json", "[{\"traceId\":").await.unwrap(), 400, "not a Zipkin v2 JSON list of spans").await;
+    expect(
+        post("application/json", "[{\"traceId\":").await.unwrap(),
+        400,
+        "not a Zipkin v2 JSON list of spans",
+    )
+    .await;
     let no_ts = r#"[{"traceId":"5af7183fb1d4cf5f","id":"6b221d5bc9e6496c"}]"#;
-    expect(post("application/json", no_ts).await.unwrap(), 400, "span 0 (id \"6b221d5bc9e6496c\"): no `timestamp`").await;
+    expect(
+        post("application/json", no_ts).await.unwrap(),
+        400,
+        "span 0 (id \"6b221d5bc9e6496c\"): no `timestamp`",
+    )
+    .await;
     expect(post("application/x-protobuf", "x").await.unwrap(), 415, "application/json").await;
     assert_eq!(post("application/json", good).await.unwrap().status(), 202, "still answering");
     assert_eq!(server.ingest.spans_after(0).0.len(), 4);
@@ -431,10 +497,19 @@ async fn alertmanager_v4_alerts_arrive_and_other_versions_are_refused() {
     let v3 = ALERT_V4.replacen("\"version\":\"4\"", "\"version\":\"3\"", 1);
     expect(post("application/json", v3).await.unwrap(), 400, "version \"3\" is not supported").await;
     let bad_status = ALERT_V4.replace("\"status\":\"firing\",\n    \"labels\"", "\"status\":\"burning\",\n    \"labels\"");
-    expect(post("application/json", bad_status).await.unwrap(), 400, "alert 0: `status` must be").await;
+    expect(
+        post("application/json", bad_status).await.unwrap(),
+        400,
+        "alert 0: `status` must be",
+    )
+    .await;
     expect(post("application/json", ALERT_V4[..100].into()).await.unwrap(), 400, "not JSON").await;
     expect(post("text/plain", ALERT_V4.into()).await.unwrap(), 415, "application/json").await;
-    assert_eq!(post("application/json", ALERT_V4.into()).await.unwrap().status(), 200, "still answering");
+    assert_eq!(
+        post("application/json", ALERT_V4.into()).await.unwrap().status(),
+        200,
+        "still answering"
+    );
     assert_eq!(server.ingest.alerts_after(0).0.len(), 2);
 }
 
@@ -452,7 +527,13 @@ async fn every_receiver_requires_the_bearer_token_when_one_is_configured() {
     .await;
     let c = client();
     for path in ["/api/v1/write", "/v1/traces", "/api/v2/spans", "/api/v1/alerts"] {
-        let resp = c.post(server.url(path)).header("Content-Type", "application/json").body("[]").send().await.unwrap();
+        let resp = c
+            .post(server.url(path))
+            .header("Content-Type", "application/json")
+            .body("[]")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.headers()["www-authenticate"], "Bearer");
         let text = expect(resp, 401, "missing `Authorization: Bearer <token>` header").await;
         assert!(!text.contains("s3cret"));
@@ -531,7 +612,10 @@ async fn the_listener_speaks_tls_with_the_configured_certificate() {
     assert_eq!(stored(&server, "up", "tls").len(), 1);
 
     let plain = client().post(server.url("/api/v1/write")).body("x").send().await;
-    assert!(plain.is_err() || plain.unwrap().status() != 204, "plain HTTP is not served on the TLS listener");
+    assert!(
+        plain.is_err() || plain.unwrap().status() != 204,
+        "plain HTTP is not served on the TLS listener"
+    );
     let resp = https.post(&url).body("x").send().await.unwrap();
     assert_eq!(resp.status(), 415, "still answering over TLS");
     server.stop().await;

@@ -139,10 +139,7 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
             Some(i) => i,
             None => {
                 series_index.insert(&key, hash, fam.series.len());
-                fam.series.push(Series {
-                    key,
-                    samples: Vec::new(),
-                });
+                fam.series.push(Series { key, samples: Vec::new() });
                 fam.series.len() - 1
             }
         };
@@ -224,12 +221,7 @@ impl Hasher for PrehashedKey {
     }
 }
 
-fn start_family(
-    families: &mut Vec<Family>,
-    seen: &mut HashSet<String>,
-    series_index: &mut SeriesIndex,
-    name: &str,
-) -> Result<(), String> {
+fn start_family(families: &mut Vec<Family>, seen: &mut HashSet<String>, series_index: &mut SeriesIndex, name: &str) -> Result<(), String> {
     // A sample whose name carries a known suffix of an existing family reopens that family: report it.
     if seen.contains(name) {
         return Err(format!(
@@ -356,7 +348,7 @@ pub fn parse_sample_line_into<'a>(line: &'a str, labels: &mut Vec<(&'a str, Cow<
                 return Err(format!("value of label {lname} in {name} is not quoted"));
             }
             let start = eq + 2;
-            // Fast path: no escape before the closing quote, so the value is one slice, copied once.
+            // Fast path: no escape before the closing quote, so the value is a slice of the line.
             let plain_end = bytes[start..].iter().position(|&b| b == b'"' || b == b'\\').map(|p| p + start);
             let fast = plain_end.filter(|&e| bytes[e] == b'"');
             let mut j = fast.unwrap_or(start);
@@ -504,7 +496,14 @@ mod tests {
     #[test]
     fn label_values_with_and_without_escapes() {
         let l = parse_sample_line(r#"m{a="plain",b="q\"x\\y\nz",c="é"} 1"#).unwrap();
-        assert_eq!(l.labels, [("a".into(), "plain".into()), ("b".into(), "q\"x\\y\nz".into()), ("c".into(), "é".into())]);
+        assert_eq!(
+            l.labels,
+            [
+                ("a".into(), "plain".into()),
+                ("b".into(), "q\"x\\y\nz".into()),
+                ("c".into(), "é".into())
+            ]
+        );
         assert!(parse_sample_line(r#"m{a="open} 1"#).is_err());
     }
 

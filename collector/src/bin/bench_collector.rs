@@ -9,6 +9,7 @@
 //! Run in release: `cargo run -j 1 --release -p cellwarden-collector --bin bench_collector`.
 //! Targets: ≥ 1,000,000 samples/s into the store; ≤ 1 KiB per series.
 
+use cellwarden_collector::exposition;
 use cellwarden_collector::ingest::{Ingest, IngestConfig, Source};
 use cellwarden_collector::receive::{otlp, remote_write};
 use cellwarden_collector::store::{WindowConfig, WindowStore};
@@ -32,7 +33,10 @@ const BUCKETS: [&str; 10] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -60,10 +64,26 @@ fn exposition(round: usize) -> String {
             let mut cum = 0u64;
             for le in BUCKETS {
                 cum += (rng.next() * 50.0) as u64 + round as u64;
-                writeln!(t, "http_server_request_duration_seconds_bucket{{{},route=\"{route}\",le=\"{le}\"}} {cum}", labels(p)).unwrap();
+                writeln!(
+                    t,
+                    "http_server_request_duration_seconds_bucket{{{},route=\"{route}\",le=\"{le}\"}} {cum}",
+                    labels(p)
+                )
+                .unwrap();
             }
-            writeln!(t, "http_server_request_duration_seconds_sum{{{},route=\"{route}\"}} {:.3}", labels(p), cum as f64 * 0.07).unwrap();
-            writeln!(t, "http_server_request_duration_seconds_count{{{},route=\"{route}\"}} {cum}", labels(p)).unwrap();
+            writeln!(
+                t,
+                "http_server_request_duration_seconds_sum{{{},route=\"{route}\"}} {:.3}",
+                labels(p),
+                cum as f64 * 0.07
+            )
+            .unwrap();
+            writeln!(
+                t,
+                "http_server_request_duration_seconds_count{{{},route=\"{route}\"}} {cum}",
+                labels(p)
+            )
+            .unwrap();
         }
     }
     t.push_str("# EOF\n");
@@ -114,14 +134,28 @@ fn prometheus_parse_to_batch(text: &str, now: Timestamp) -> Vec<Series> {
             }
             prometheus_parse::Value::Histogram(ref buckets) => {
                 for b in buckets {
-                    let le = if b.less_than.is_infinite() { "+Inf".to_string() } else { b.less_than.to_string() };
-                    batch.push(one(SeriesKey::new(format!("{}_bucket", s.metric), labels().chain([("le".to_string(), le)])), b.count));
+                    let le = if b.less_than.is_infinite() {
+                        "+Inf".to_string()
+                    } else {
+                        b.less_than.to_string()
+                    };
+                    batch.push(one(
+                        SeriesKey::new(format!("{}_bucket", s.metric), labels().chain([("le".to_string(), le)])),
+                        b.count,
+                    ));
                 }
             }
             prometheus_parse::Value::Summary(_) => {}
         }
     }
     batch
+}
+
+/// The streaming path: `exposition::parse_openmetrics` (models' `parse_sample_line_into`) into a
+/// borrowed batch, pushed with `push_borrowed`. Returns the samples stored.
+fn ours_streaming(ing: &Ingest, text: &str, now: Timestamp) -> usize {
+    let b = exposition::parse_openmetrics(text, now).expect("valid exposition");
+    ing.push_borrowed(Source::Scrape, &b.samples, now).expect("no limit").accepted as usize
 }
 
 fn rate(n: usize, secs: f64) -> String {
@@ -166,11 +200,14 @@ fn bench_exposition() {
         let store_secs = start.elapsed().as_secs_f64();
 
         // The store alone: batches parsed beforehand, only push_series timed.
-        let batches: Vec<_> = (0..ROUNDS).map(|r| to_batch(&texts[r % texts.len()], Timestamp(T0_MS + r as i64 * 15_000))).collect();
+        let batches: Vec<_> = (0..ROUNDS)
+            .map(|r| to_batch(&texts[r % texts.len()], Timestamp(T0_MS + r as i64 * 15_000)))
+            .collect();
         let ing = ingest();
         let start = Instant::now();
         for (r, batch) in batches.into_iter().enumerate() {
-            ing.push_series(Source::Scrape, batch, Timestamp(T0_MS + r as i64 * 15_000)).expect("no limit");
+            ing.push_series(Source::Scrape, batch, Timestamp(T0_MS + r as i64 * 15_000))
+                .expect("no limit");
         }
         let store_only_secs = start.elapsed().as_secs_f64();
         println!(
@@ -182,6 +219,33 @@ fn bench_exposition() {
             rate(n, store_only_secs)
         );
     }
+}
+
+fn bench_exposition_streaming() {
+    const ROUNDS: usize = 40;
+    let texts: Vec<String> = (0..8).map(exposition).collect();
+    let start = Instant::now();
+    let mut n = 0;
+    for r in 0..ROUNDS {
+        let b = exposition::parse_openmetrics(&texts[r % texts.len()], Timestamp(T0_MS + r as i64 * 15_000)).expect("valid");
+        n += b.samples.sample_count();
+        black_box(b);
+    }
+    let parse_secs = start.elapsed().as_secs_f64();
+    let ing = ingest();
+    let start = Instant::now();
+    let mut stored = 0;
+    for r in 0..ROUNDS {
+        stored += ours_streaming(&ing, &texts[r % texts.len()], Timestamp(T0_MS + r as i64 * 15_000));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "  {:<24} parse {:>9} samples/s | parse + store {:>9} samples/s ({} stored; names and labels borrowed)",
+        "exposition (streaming)",
+        rate(n, parse_secs),
+        rate(stored, secs),
+        stored
+    );
 }
 
 fn bench_remote_write() {
@@ -223,7 +287,10 @@ fn bench_remote_write() {
         let req = remote_write::decode(body, 64 << 20).expect("valid");
         let batch = remote_write::batch(&req).expect("valid");
         let now = Timestamp(T0_MS + (i / (SERIES / PER_REQUEST)) as i64 * 15_000);
-        n += ing.push_borrowed(Source::RemoteWrite, &batch.samples, now).expect("no limit").accepted as usize;
+        n += ing
+            .push_borrowed(Source::RemoteWrite, &batch.samples, now)
+            .expect("no limit")
+            .accepted as usize;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -251,7 +318,11 @@ fn bench_otlp() {
                 .map(|i| OtlpSpan {
                     trace_id: ((r * PER_REQUEST + i) as u128 / 4 + 1).to_be_bytes().to_vec(),
                     span_id: ((r * PER_REQUEST + i) as u64 + 1).to_be_bytes().to_vec(),
-                    parent_span_id: if i % 4 == 0 { vec![] } else { ((r * PER_REQUEST + i) as u64).to_be_bytes().to_vec() },
+                    parent_span_id: if i % 4 == 0 {
+                        vec![]
+                    } else {
+                        ((r * PER_REQUEST + i) as u64).to_be_bytes().to_vec()
+                    },
                     name: "POST /pay".into(),
                     kind: 2 + (i % 2) as i32,
                     start_time_unix_nano: 1_772_360_000_000_000_000 + i as u64 * 1_000_000,
@@ -267,7 +338,11 @@ fn bench_otlp() {
             ExportTraceServiceRequest {
                 resource_spans: vec![ResourceSpans {
                     resource: Some(Resource {
-                        attributes: vec![kv("service.name", "payments"), kv("k8s.pod.name", "payments-1"), kv("wallet.cell", "cell-2")],
+                        attributes: vec![
+                            kv("service.name", "payments"),
+                            kv("k8s.pod.name", "payments-1"),
+                            kv("wallet.cell", "cell-2"),
+                        ],
                         ..Default::default()
                     }),
                     scope_spans: vec![ScopeSpans {
@@ -290,16 +365,31 @@ fn bench_otlp() {
         n += ing.push_spans(Source::Otlp, spans, Timestamp(T0_MS)).expect("no limit").accepted as usize;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("otlp protobuf: {REQUESTS} requests of {PER_REQUEST} spans: decode + convert + buffer {} spans/s", rate(n, secs));
+    println!(
+        "otlp protobuf: {REQUESTS} requests of {PER_REQUEST} spans: decode + convert + buffer {} spans/s",
+        rate(n, secs)
+    );
 }
 
-fn bench_memory() {
-    const SERIES: usize = 10_000;
+/// How the values of a series move from one 15 s sample to the next.
+#[derive(Clone, Copy)]
+enum ValueModel {
+    /// cAdvisor's working set: whole 4 KiB pages, a random walk of ±1 MiB.
+    MemoryPages,
+    /// A request counter or histogram bucket: an integer growing by 0–40 a scrape.
+    IntegerCounter,
+    /// cAdvisor's CPU seconds: a float counter growing by a random fraction of 15 s.
+    FloatCounter,
+    /// Worst case for XOR compression: a random walk of whole bytes (20 noisy mantissa bits).
+    NoisyGauge,
+}
+
+fn memory_per_series(model: ValueModel, series: usize) -> f64 {
     let mut st = WindowStore::new(WindowConfig {
         retention_secs: 3600,
-        max_series: SERIES,
+        max_series: series,
     });
-    let keys: Vec<SeriesKey> = (0..SERIES)
+    let keys: Vec<SeriesKey> = (0..series)
         .map(|s| {
             SeriesKey::new(
                 "container_memory_working_set_bytes",
@@ -312,11 +402,16 @@ fn bench_memory() {
         })
         .collect();
     let mut rng = Lcg(11);
-    let mut values: Vec<f64> = (0..SERIES).map(|_| 3.0e8).collect();
-    // One hour at 15 s: 240 samples, a random walk of whole bytes as cAdvisor reports them.
+    let mut values: Vec<f64> = (0..series).map(|_| 3.0e8).collect();
+    // One hour at 15 s: 240 samples a series.
     for i in 0..240i64 {
         for (k, v) in keys.iter().zip(values.iter_mut()) {
-            *v = (*v + (rng.next() - 0.5) * 1.0e6).round();
+            *v = match model {
+                ValueModel::MemoryPages => *v + ((rng.next() - 0.5) * 512.0).round() * 4096.0,
+                ValueModel::IntegerCounter => *v + (rng.next() * 40.0).floor(),
+                ValueModel::FloatCounter => *v + rng.next() * 15.0,
+                ValueModel::NoisyGauge => (*v + (rng.next() - 0.5) * 1.0e6).round(),
+            };
             st.append(
                 k,
                 Sample {
@@ -326,16 +421,43 @@ fn bench_memory() {
             );
         }
     }
-    let per_series = st.memory_bytes() as f64 / st.series_count() as f64;
+    st.memory_bytes() as f64 / st.series_count() as f64
+}
+
+fn bench_memory() {
+    const SERIES: usize = 10_000;
+    println!("memory, 1 h window at 15 s (240 samples a series), {SERIES} series with 3 labels, bytes per series (all included):");
+    let mut mix = 0.0;
+    for (name, model, share) in [
+        ("memory gauge in 4 KiB pages", ValueModel::MemoryPages, 1.0),
+        ("integer counter / bucket", ValueModel::IntegerCounter, 24.0),
+        ("float cpu-seconds counter", ValueModel::FloatCounter, 1.0),
+        ("noisy gauge (worst case)", ValueModel::NoisyGauge, 0.0),
+    ] {
+        let per_series = memory_per_series(model, SERIES);
+        mix += per_series * share / 26.0;
+        println!(
+            "  {name:<28} {per_series:>6.0} bytes/series ({:.2} bytes/sample)",
+            per_series / 240.0
+        );
+    }
     println!(
-        "memory: {SERIES} series x 240 samples (1 h at 15 s): {per_series:.0} bytes per series ({:.2} bytes/sample incl. key)",
-        per_series / 240.0
+        "  {:<28} {mix:>6.0} bytes/series (the exposition's mix: 1 gauge, 1 cpu counter, 24 histogram series a pod)",
+        "mix"
     );
 }
 
 fn main() {
-    println!("bench_collector (single thread){}", if cfg!(debug_assertions) { " — DEBUG BUILD, use --release" } else { "" });
+    println!(
+        "bench_collector (single thread){}",
+        if cfg!(debug_assertions) {
+            " — DEBUG BUILD, use --release"
+        } else {
+            ""
+        }
+    );
     bench_exposition();
+    bench_exposition_streaming();
     bench_remote_write();
     bench_otlp();
     bench_memory();

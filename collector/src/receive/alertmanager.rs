@@ -56,8 +56,7 @@ fn time(v: Option<&str>, what: &str) -> Result<Option<Timestamp>, String> {
 
 /// Decodes a webhook body, refusing any payload version but "4".
 pub fn decode(body: &[u8]) -> Result<Vec<Alert>, Refusal> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Refusal::Malformed(format!("the body is not JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| Refusal::Malformed(format!("the body is not JSON: {e}")))?;
     match v.get("version") {
         Some(serde_json::Value::String(s)) if s == WEBHOOK_VERSION => {}
         Some(other) => {
@@ -71,8 +70,7 @@ pub fn decode(body: &[u8]) -> Result<Vec<Alert>, Refusal> {
             )))
         }
     }
-    let hook: Webhook =
-        serde_json::from_value(v).map_err(|e| Refusal::Malformed(format!("not an Alertmanager version 4 payload: {e}")))?;
+    let hook: Webhook = serde_json::from_value(v).map_err(|e| Refusal::Malformed(format!("not an Alertmanager version 4 payload: {e}")))?;
     hook.alerts
         .into_iter()
         .enumerate()

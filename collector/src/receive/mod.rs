@@ -57,7 +57,9 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// The wall clock, for the daemon.
 pub fn system_clock() -> Clock {
     Arc::new(|| {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(since.as_millis() as i64)
     })
 }
@@ -271,10 +273,9 @@ async fn require_bearer(State(st): State<ReceiverState>, req: Request, next: Nex
 
 /// Binds `cfg.listen` and serves `router` until `shutdown` completes (TLS when configured).
 pub async fn serve(cfg: &ReceiverConfig, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ReceiverError> {
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| ReceiverError::Bind {
-        addr: cfg.listen,
-        source,
-    })?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ReceiverError::Bind { addr: cfg.listen, source })?;
     serve_listener(listener, cfg, router, shutdown).await
 }
 
@@ -288,7 +289,10 @@ pub async fn serve_listener(
 ) -> Result<(), ReceiverError> {
     match tls::server_config(cfg)? {
         Some(tls_config) => tls::serve(listener, tls_config, router, shutdown).await,
-        None => axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(ReceiverError::Serve),
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ReceiverError::Serve),
     }
 }
 

@@ -52,8 +52,9 @@ pub fn decode_request(body: &[u8], encoding: Encoding) -> Result<ExportTraceServ
     match encoding {
         Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
             .map_err(|e| format!("the body is not a valid OTLP ExportTraceServiceRequest (protobuf): {e}")),
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| format!("the body is not a valid OTLP ExportTraceServiceRequest (JSON): {e}")),
+        Encoding::Json => {
+            serde_json::from_slice(body).map_err(|e| format!("the body is not a valid OTLP ExportTraceServiceRequest (JSON): {e}"))
+        }
     }
 }
 

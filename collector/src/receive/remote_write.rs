@@ -8,15 +8,15 @@
 
 use super::request::{self, Refusal};
 use super::ReceiverState;
+use crate::ingest::BorrowedBatch;
 use crate::ingest::Source;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crate::ingest::BorrowedBatch;
 use cellwarden_models::{MetricType, Sample, Timestamp};
-use std::borrow::Cow;
 use prost::Message;
+use std::borrow::Cow;
 
 /// The remote_write 1.0 messages (prometheus/prompb `types.proto` and `remote.proto`), only the
 /// fields cellwarden reads; prost skips the others.
@@ -136,7 +136,10 @@ fn metric_type(v: i32) -> MetricType {
 pub fn decode(body: &[u8], max_decoded_bytes: usize) -> Result<proto::WriteRequest, DecodeError> {
     let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
     if len > max_decoded_bytes {
-        return Err(DecodeError::TooLarge { len, max: max_decoded_bytes });
+        return Err(DecodeError::TooLarge {
+            len,
+            max: max_decoded_bytes,
+        });
     }
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
@@ -193,10 +196,14 @@ pub fn batch(req: &proto::WriteRequest) -> Result<WriteBatch<'_>, DecodeError> {
         .filter(|m| !m.metric_family_name.is_empty())
         .map(|m| (m.metric_family_name.as_str(), metric_type(m.r#type), m.help.as_str()))
         .collect();
-    out.skipped = [("stale_marker", stale), ("native_histogram", histograms), ("no_metric_name", nameless)]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    out.skipped = [
+        ("stale_marker", stale),
+        ("native_histogram", histograms),
+        ("no_metric_name", nameless),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
     Ok(out)
 }
 
@@ -314,7 +321,11 @@ mod tests {
         assert_eq!(series.len(), 1);
         let (metric, labels, samples) = series[0];
         assert_eq!(metric, "up");
-        assert_eq!(labels, [("job", Cow::Borrowed("ledger")), ("zone", Cow::Borrowed("b"))], "sorted by name");
+        assert_eq!(
+            labels,
+            [("job", Cow::Borrowed("ledger")), ("zone", Cow::Borrowed("b"))],
+            "sorted by name"
+        );
         assert_eq!(
             samples,
             [Sample {

@@ -85,7 +85,9 @@ pub fn media_type_param(headers: &HeaderMap, name: &str) -> Option<String> {
     let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     v.split(';').skip(1).find_map(|p| {
         let (k, val) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| val.trim().trim_matches('"').to_string())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"').to_string())
     })
 }
 
@@ -178,13 +180,19 @@ mod tests {
             decode_content(Bytes::from_static(b"not gzip"), Some("gzip"), 100),
             Err(Refusal::Malformed(_))
         ));
-        assert!(matches!(decode_content(Bytes::new(), Some("br"), 100), Err(Refusal::UnsupportedMediaType(_))));
+        assert!(matches!(
+            decode_content(Bytes::new(), Some("br"), 100),
+            Err(Refusal::UnsupportedMediaType(_))
+        ));
     }
 
     #[test]
     fn media_type_drops_parameters_and_case() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/X-Protobuf; proto=prometheus.WriteRequest"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/X-Protobuf; proto=prometheus.WriteRequest"),
+        );
         assert_eq!(media_type(&h).as_deref(), Some("application/x-protobuf"));
         assert_eq!(media_type_param(&h, "proto").as_deref(), Some("prometheus.WriteRequest"));
     }

@@ -70,7 +70,10 @@ fn convert(z: ZipkinSpan) -> Result<Span, String> {
         Some(p) => hex(p, &[16], "parentId")?,
     };
     let start_us = z.timestamp.ok_or("no `timestamp`")?;
-    let start_ns = i64::try_from(start_us).ok().and_then(|us| us.checked_mul(1000)).ok_or("`timestamp` out of range")?;
+    let start_ns = i64::try_from(start_us)
+        .ok()
+        .and_then(|us| us.checked_mul(1000))
+        .ok_or("`timestamp` out of range")?;
     let dur_ns = i64::try_from(z.duration.unwrap_or(0))
         .ok()
         .and_then(|us| us.checked_mul(1000))
@@ -198,7 +201,10 @@ mod tests {
     fn a_bad_span_is_named_by_index_and_reason() {
         let body = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","timestamp":1},
                         {"traceId":"463ac35c9f6413ad","id":"xyz","timestamp":1}]"#;
-        assert_eq!(decode(body).unwrap_err(), "span 1 (id \"xyz\"): `id` must be 16 hex characters, got \"xyz\"");
+        assert_eq!(
+            decode(body).unwrap_err(),
+            "span 1 (id \"xyz\"): `id` must be 16 hex characters, got \"xyz\""
+        );
         assert!(decode(b"[{\"traceId\": 12}]").unwrap_err().contains("not a Zipkin v2 JSON list"));
     }
 }

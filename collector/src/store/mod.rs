@@ -84,7 +84,11 @@ pub type AppendCounts = (u64, u64, u64);
 fn labels_eq<A: AsRef<str>, B: AsRef<str>>(key: &SeriesKey, metric: &str, labels: &[(A, B)]) -> bool {
     key.metric == metric
         && key.labels.len() == labels.len()
-        && key.labels.iter().zip(labels).all(|((k, v), (a, b))| k == a.as_ref() && v == b.as_ref())
+        && key
+            .labels
+            .iter()
+            .zip(labels)
+            .all(|((k, v), (a, b))| k == a.as_ref() && v == b.as_ref())
 }
 
 impl WindowStore {
@@ -181,10 +185,16 @@ impl WindowStore {
     /// borrowed from wherever they were decoded: a known series is found without allocating; a new
     /// one is created from copies.
     pub fn append_labels<A: AsRef<str>, B: AsRef<str>>(&mut self, metric: &str, labels: &[(A, B)], samples: &[Sample]) -> AppendCounts {
-        debug_assert!(labels.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()), "labels sorted and unique");
+        debug_assert!(
+            labels.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()),
+            "labels sorted and unique"
+        );
         let make_key = || SeriesKey {
             metric: metric.to_string(),
-            labels: labels.iter().map(|(a, b)| (a.as_ref().to_string(), b.as_ref().to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(a, b)| (a.as_ref().to_string(), b.as_ref().to_string()))
+                .collect(),
         };
         self.append_labels_with(metric, labels, samples, make_key)
     }
@@ -241,7 +251,9 @@ impl WindowStore {
     /// The samples of `key` from `from` on.
     pub fn range(&self, key: &SeriesKey, from: Timestamp) -> Vec<Sample> {
         let hash = self.hash_of(&key.metric, &key.labels);
-        let Some(slot) = self.series.find(hash, |s| s.key == *key) else { return Vec::new() };
+        let Some(slot) = self.series.find(hash, |s| s.key == *key) else {
+            return Vec::new();
+        };
         slot.chunks
             .iter()
             .filter(|c| c.last_t().is_some_and(|t| t >= from.millis()))
@@ -258,8 +270,15 @@ impl WindowStore {
             .map(|slot| {
                 let k = &slot.key;
                 let key_heap = k.metric.capacity() + k.labels.iter().map(|(a, b)| a.capacity() + b.capacity() + 48).sum::<usize>();
-                // The slot itself, a control byte and the table's spare room (it grows at 7/8 full).
-                std::mem::size_of::<Slot>() + 16 + key_heap + slot.chunks.iter().map(XorChunk::bytes).sum::<usize>()
+                // The slot itself, a control byte and the table's spare room (it grows at 7/8 full);
+                // the chunk ring's buffer, spare slots included; each chunk's encoded bits.
+                let ring = slot.chunks.capacity() * std::mem::size_of::<XorChunk>();
+                let bits = slot
+                    .chunks
+                    .iter()
+                    .map(|c| c.bytes() - std::mem::size_of::<XorChunk>())
+                    .sum::<usize>();
+                std::mem::size_of::<Slot>() + 16 + key_heap + ring + bits
             })
             .sum()
     }
@@ -279,6 +298,11 @@ fn append_to(chunks: &mut VecDeque<XorChunk>, s: Sample) -> Appended {
     if chunks.back().is_none_or(|c| c.len() >= SAMPLES_PER_CHUNK) {
         if let Some(sealed) = chunks.back_mut() {
             sealed.shrink_to_fit();
+        }
+        // One more slot at a time: a series holds a handful of chunks (3 for an hour at 15 s),
+        // and the default doubling would leave a chunk's worth of bytes or more unused in each.
+        if chunks.len() == chunks.capacity() {
+            chunks.reserve_exact(1);
         }
         chunks.push_back(XorChunk::default());
     }

@@ -848,6 +848,24 @@ pub async fn seed_cluster(client: &Client, scenario: &str, namespace: &str) -> R
         )
         .await?;
     }
+    // Nodes, labelled with their cell and zone, so that a cordon has nodes to mark unschedulable.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for n in &topo.nodes {
+        let mut labels = serde_json::Map::new();
+        if let Some(c) = &n.cell {
+            labels.insert(cellwarden_remediator::actuate::NODE_CELL_LABEL.into(), c.clone().into());
+        }
+        if let Some(z) = &n.zone {
+            labels.insert("topology.kubernetes.io/zone".into(), z.clone().into());
+        }
+        nodes
+            .patch(
+                &n.name,
+                &pp,
+                &Patch::Apply(serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name, "labels": labels}})),
+            )
+            .await?;
+    }
     let cells: Api<Cell> = Api::all(client.clone());
     for c in &topo.cells {
         let spec = CellSpec {

@@ -148,6 +148,21 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
     let cell2 = cells.get("cell-2").await.unwrap();
     assert_eq!(cell2.spec.weight, 0);
     assert_eq!(cell2.status.unwrap().state, cellwarden_remediator::crd::CellState::Cordoned);
+    // Its nodes are unschedulable; the other cells' nodes are not.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.clone());
+    let all_nodes = nodes.list(&ListParams::default()).await.unwrap().items;
+    assert!(!all_nodes.is_empty());
+    for n in &all_nodes {
+        let in_cell2 = n
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("cellwarden.io/cell"))
+            .map(String::as_str)
+            == Some("cell-2");
+        let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        assert_eq!(unschedulable, in_cell2, "{:?}", n.metadata.name);
+    }
     let first = incidents.get(&approved).await.unwrap().status.unwrap();
     assert_eq!(first.root_cause[0].entity, "zone-b");
     assert_eq!(first.root_cause[0].class, "infrastructure");

@@ -517,8 +517,12 @@ impl Actuator {
         }
         Ok(Applied {
             what: format!(
-                "cell {cell}: weight {} → 0, cordoned, {} node(s) unschedulable, {moved} HTTPRoute(s) moved",
-                current.spec.weight,
+                "cell {cell}: {}, cordoned, {} node(s) unschedulable, {moved} HTTPRoute(s) moved",
+                if current.spec.weight == 0 {
+                    format!("already at weight 0 ({previous} before the drain)")
+                } else {
+                    format!("weight {} → 0", current.spec.weight)
+                },
                 list.items.len()
             ),
             undo: Some(undo),

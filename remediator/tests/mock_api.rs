@@ -822,7 +822,7 @@ async fn cordon_without_the_gateway_api_cordons_the_cells_nodes_and_keeps_the_or
         .expect("cordon");
     assert_eq!(
         applied.what,
-        "cell cell-2: weight 0 → 0, cordoned, 2 node(s) unschedulable, 0 HTTPRoute(s) moved"
+        "cell cell-2: already at weight 0 (25 before the drain), cordoned, 2 node(s) unschedulable, 0 HTTPRoute(s) moved"
     );
     assert_eq!(
         applied.undo,

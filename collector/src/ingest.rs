@@ -177,9 +177,41 @@ impl<'a> BorrowedBatch<'a> {
 
     /// Each series: name, labels sorted by name, samples.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &[BorrowedLabel<'a>], &[Sample])> {
-        self.series
+        self.iter_range(0..self.series.len())
+    }
+
+    /// As [`BorrowedBatch::iter`], for the series at positions `series` (clamped to the batch).
+    pub fn iter_range(&self, series: Range<usize>) -> impl Iterator<Item = (&'a str, &[BorrowedLabel<'a>], &[Sample])> {
+        let end = series.end.min(self.series.len());
+        self.series[series.start.min(end)..end]
             .iter()
             .map(|(m, l, s)| (*m, &self.labels[l.clone()], &self.samples[s.clone()]))
+    }
+
+    /// Samples of the series at positions `series` (clamped to the batch).
+    pub fn samples_in(&self, series: Range<usize>) -> usize {
+        let end = series.end.min(self.series.len());
+        self.series[series.start.min(end)..end].iter().map(|(_, _, s)| s.len()).sum()
+    }
+
+    /// Cuts the batch into consecutive runs of series of at most `max_samples` samples each, for a
+    /// limiter that admits a batch whole or not at all. A series is never cut: one holding more
+    /// than `max_samples` is a run of its own (a scrape's series hold one sample each).
+    pub fn parts(&self, max_samples: usize) -> Vec<Range<usize>> {
+        let max = max_samples.max(1);
+        let mut out = Vec::with_capacity(self.samples.len() / max + 1);
+        let (mut start, mut room) = (0, max);
+        for (i, (_, _, s)) in self.series.iter().enumerate() {
+            if s.len() > room && i > start {
+                out.push(start..i);
+                (start, room) = (i, max);
+            }
+            room = room.saturating_sub(s.len());
+        }
+        if start < self.series.len() {
+            out.push(start..self.series.len());
+        }
+        out
     }
 }
 
@@ -364,9 +396,21 @@ impl Ingest {
     /// As [`Ingest::push_series`], for a [`BorrowedBatch`]: the fastest path, no allocation for
     /// a series the store already tracks.
     pub fn push_borrowed(&self, source: Source, batch: &BorrowedBatch<'_>, now: Timestamp) -> Result<PushOutcome, Throttled> {
-        self.push(source, batch.sample_count() as u64, now, |store| {
+        self.push_borrowed_range(source, batch, 0..batch.series_count(), now)
+    }
+
+    /// As [`Ingest::push_borrowed`], for the series at positions `series` of the batch (one of
+    /// [`BorrowedBatch::parts`]): admitted or refused as a whole, like any batch.
+    pub fn push_borrowed_range(
+        &self,
+        source: Source,
+        batch: &BorrowedBatch<'_>,
+        series: Range<usize>,
+        now: Timestamp,
+    ) -> Result<PushOutcome, Throttled> {
+        self.push(source, batch.samples_in(series.clone()) as u64, now, |store| {
             let mut counts = (0, 0, 0);
-            for (metric, labels, samples) in batch.iter() {
+            for (metric, labels, samples) in batch.iter_range(series) {
                 let (stored, late, dropped) = store.append_labels(metric, labels, samples);
                 counts = (counts.0 + stored, counts.1 + late, counts.2 + dropped);
             }
@@ -743,6 +787,29 @@ mod tests {
             [sample(2000, 3.0)],
             "labels were sorted"
         );
+    }
+
+    #[test]
+    fn a_borrowed_batch_is_cut_into_parts_of_whole_series() {
+        let mut batch = BorrowedBatch::with_capacity(4);
+        for (name, n) in [("a", 1), ("b", 1), ("c", 7), ("d", 1), ("e", 2)] {
+            batch.push(name, [], (0..n).map(|i| sample(i * 1000, 1.0)));
+        }
+        assert_eq!(batch.parts(4), [0..2, 2..3, 3..5], "c (7 samples) is a part of its own");
+        assert_eq!(batch.parts(100), vec![0..5]);
+        assert_eq!(batch.parts(0).len(), 5, "at least one series a part");
+        assert_eq!(batch.samples_in(2..4), 8);
+        assert_eq!(batch.samples_in(3..99), 3, "clamped");
+        let ing = small(100);
+        let out = ing.push_borrowed_range(Source::Scrape, &batch, 2..4, Timestamp(7000)).unwrap();
+        assert_eq!(out.accepted, 8);
+        let metrics: Vec<String> = ing.with_store(|s| s.keys().map(|k| k.metric.clone()).collect());
+        assert_eq!(metrics.len(), 2);
+        assert!(
+            metrics.contains(&"c".to_string()) && metrics.contains(&"d".to_string()),
+            "{metrics:?}"
+        );
+        assert!(BorrowedBatch::default().parts(4).is_empty());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What the pull sources ([`crate::scrape`], [`crate::query`]) share: the clock they are given,
 //! the HTTP client they build, and the delivery of samples into [`Ingest`] in batches the limiter
-//! can admit, waiting when it says "slow down" rather than losing the data at once.
+//! can admit, waiting when it says "slow down" rather than losing the data at once — owned
+//! series ([`deliver`]) or a batch borrowed from an exposition text ([`deliver_borrowed`]).
 
-use crate::ingest::{Ingest, Source};
-use cellwarden_models::Series;
+use crate::ingest::{BorrowedBatch, Ingest, PushOutcome, Source, Throttled};
+use cellwarden_models::{Series, Timestamp};
 use std::time::Duration;
 
 /// The time a live source stamps and schedules by — the receivers' clock type, so the daemon
@@ -73,14 +74,61 @@ pub struct Delivered {
 /// total; what is left then is dropped and counted as rejected with reason `throttled` (a pull
 /// source must not fall ever further behind).
 pub async fn deliver(ingest: &Ingest, source: Source, series: Vec<Series>, clock: &Clock, max_wait: Duration) -> Delivered {
+    let parts = batches(series, batch_limit(ingest))
+        .into_iter()
+        .map(|batch| (batch.iter().map(|s| s.samples.len() as u64).sum(), batch));
+    // The limiter consumes the batch even when it refuses it: push a copy, keep the batch for the retry.
+    deliver_parts(
+        ingest,
+        source,
+        parts,
+        |batch, now| ingest.push_series(source, batch.clone(), now),
+        clock,
+        max_wait,
+    )
+    .await
+}
+
+/// As [`deliver`], for a [`BorrowedBatch`] (the streaming path of an OpenMetrics scrape): pushed
+/// in runs of series ([`BorrowedBatch::parts`]) with [`Ingest::push_borrowed_range`], so nothing
+/// is copied, retried and dropped the same way.
+pub async fn deliver_borrowed(ingest: &Ingest, source: Source, batch: &BorrowedBatch<'_>, clock: &Clock, max_wait: Duration) -> Delivered {
+    let parts = batch
+        .parts(batch_limit(ingest))
+        .into_iter()
+        .map(|range| (batch.samples_in(range.clone()) as u64, range));
+    deliver_parts(
+        ingest,
+        source,
+        parts,
+        |range, now| ingest.push_borrowed_range(source, batch, range.clone(), now),
+        clock,
+        max_wait,
+    )
+    .await
+}
+
+/// Samples per batch: [`MAX_BATCH_SAMPLES`], or half the limiter's rate when that is less.
+fn batch_limit(ingest: &Ingest) -> usize {
     let per_sec = usize::try_from(ingest.config().max_ingest_samples_per_sec / 2).unwrap_or(usize::MAX);
+    MAX_BATCH_SAMPLES.min(per_sec).max(1)
+}
+
+/// Pushes each part — (its sample count, what `push` needs to push it) — retrying a throttled
+/// one as [`deliver`] describes.
+async fn deliver_parts<P>(
+    ingest: &Ingest,
+    source: Source,
+    parts: impl IntoIterator<Item = (u64, P)>,
+    mut push: impl FnMut(&P, Timestamp) -> Result<PushOutcome, Throttled>,
+    clock: &Clock,
+    max_wait: Duration,
+) -> Delivered {
     let mut out = Delivered::default();
     let mut waited = Duration::ZERO;
-    for batch in batches(series, MAX_BATCH_SAMPLES.min(per_sec)) {
-        let n: u64 = batch.iter().map(|s| s.samples.len() as u64).sum();
+    for (n, part) in parts {
         loop {
-            // The limiter consumes the batch even when it refuses it: keep a copy for the retry.
-            match ingest.push_series(source, batch.clone(), clock()) {
+            match push(&part, clock()) {
                 Ok(o) => {
                     out.accepted += o.accepted;
                     out.rejected += o.rejected;
@@ -183,5 +231,43 @@ mod tests {
             5,
             "4 tries of the third batch, 1 of the fourth"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_borrowed_batch_is_delivered_in_admissible_parts_and_throttled_like_owned_series() {
+        // As above, with the series borrowed: 10,000 one-sample series at 6,000 samples/s.
+        let names: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let mut batch = BorrowedBatch::with_capacity(names.len());
+        for n in &names {
+            batch.push(
+                "up",
+                [("i", std::borrow::Cow::Borrowed(n.as_str()))],
+                [Sample {
+                    t: Timestamp(1000),
+                    value: 1.0,
+                }],
+            );
+        }
+        let ingest = Ingest::new(IngestConfig {
+            max_ingest_samples_per_sec: 6_000,
+            ..IngestConfig::default()
+        });
+        let started = tokio::time::Instant::now();
+        let d = deliver_borrowed(&ingest, Source::Scrape, &batch, &fixed(1000), Duration::from_secs(3)).await;
+        assert_eq!((d.accepted, d.rejected, d.dropped_throttled), (6_000, 0, 4_000));
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        assert_eq!(ingest.throttled_batches(Source::Scrape), 5);
+        let first = SeriesKey::new("up", [("i".to_string(), "0".to_string())]);
+        assert_eq!(
+            ingest.with_store(|s| s.range(&first, Timestamp(0)).len()),
+            1,
+            "the first parts were stored"
+        );
+        assert_eq!(ingest.with_store(|s| s.series_count()), 6_000);
+
+        // Unthrottled, a batch larger than one part is stored whole.
+        let ingest = Ingest::new(IngestConfig::default());
+        let d = deliver_borrowed(&ingest, Source::Scrape, &batch, &fixed(1000), Duration::ZERO).await;
+        assert_eq!(d.accepted, 10_000);
     }
 }

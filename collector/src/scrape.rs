@@ -8,14 +8,20 @@
 //!   `application/openmetrics-text` with our parser (`cellwarden_models::openmetrics`), anything
 //!   else as the classic text format 0.0.4, tokenised by `prometheus-parse`. Pure.
 //! - [`target_series`]: a scrape's families as series with the target's labels. Pure.
+//! - [`ParsedScrape`]: a response body read for one target and stored — what the scrape loop runs.
+//!   OpenMetrics takes the streaming path ([`exposition::parse_scrape`], names and labels borrowed
+//!   from the body, then [`deliver_borrowed`]): no allocation per sample for a known series. The
+//!   classic format takes the family path ([`parse_exposition`] → [`target_series`] → [`deliver`]).
+//!   Both store the same series under the same keys, with the same metadata.
 //! - [`pod_target`] / [`discover_pods`]: Kubernetes pods as targets.
 //! - [`Scraper`]: one HTTP scrape of one target; [`Scraper::run`] the loop feeding [`Ingest`].
 //!
 //! A failing scrape is counted ([`Ingest::observe_scrape`]) and logged, never fatal. Samples carry
 //! the exposition's timestamp when it gives one, else the scrape time from the caller's clock.
 
+use crate::exposition::{self, unescape_help, ExpositionBatch, TargetLabels};
 use crate::ingest::{Ingest, Source};
-use crate::pull::{deliver, http_client, Clock};
+use crate::pull::{deliver, deliver_borrowed, http_client, Clock, Delivered};
 use cellwarden_models::openmetrics::{self, parse_sample_line, parse_value, LineError, ParseOptions};
 use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
@@ -343,24 +349,6 @@ fn parse_text_004(body: &str) -> Result<Vec<Family>, (usize, String)> {
     Ok(families)
 }
 
-/// Undoes the escapes of a HELP text (`\\` and `\n`), as both text formats write them.
-fn unescape_help(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
 fn truncate(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
@@ -392,15 +380,20 @@ fn owning_family(families: &[Family], by_name: &HashMap<String, usize>, sample: 
 /// The series of a scrape with the target's labels. A label the exposition already uses is kept
 /// under `exported_<name>`, as Prometheus does without `honor_labels`.
 pub fn target_series(families: Vec<Family>, target: &Target) -> Vec<Series> {
+    with_labels(families, &target.labels)
+}
+
+/// [`target_series`] with the target's labels given as a list, sorted by name.
+fn with_labels(families: Vec<Family>, target_labels: &[(String, String)]) -> Vec<Series> {
     let mut out = Vec::with_capacity(families.iter().map(|f| f.series.len()).sum());
     for fam in families {
         for s in fam.series {
             let mut labels: BTreeMap<String, String> = BTreeMap::new();
             for (k, v) in s.key.labels {
-                let taken = target.labels.iter().any(|(tk, _)| *tk == k);
+                let taken = target_labels.iter().any(|(tk, _)| *tk == k);
                 labels.insert(if taken { format!("exported_{k}") } else { k }, v);
             }
-            for (k, v) in &target.labels {
+            for (k, v) in target_labels {
                 labels.insert(k.clone(), v.clone());
             }
             out.push(Series {
@@ -510,6 +503,83 @@ pub struct Scraped {
     pub families: Vec<Family>,
 }
 
+fn malformed(url: &str, e: LineError) -> ScrapeError {
+    ScrapeError::Malformed {
+        url: url.to_string(),
+        line: e.line,
+        reason: e.reason,
+    }
+}
+
+/// A response body read for one target, to be stored ([`ParsedScrape::store`]): the step of
+/// [`Scraper::scrape_into`] between the HTTP request and the store (public for the benchmark).
+#[derive(Debug)]
+pub struct ParsedScrape<'a>(Parsed<'a>);
+
+#[derive(Debug)]
+enum Parsed<'a> {
+    /// OpenMetrics: names and labels borrowed from the body and from the target's labels.
+    Streaming(ExpositionBatch<'a>),
+    /// The classic text format: owned series with the target's labels, and the families'
+    /// (name, type, help).
+    Families {
+        metadata: Vec<(String, MetricType, String)>,
+        series: Vec<Series>,
+    },
+}
+
+impl<'a> ParsedScrape<'a> {
+    /// Reads `body` in `format` for a target with `labels`; samples without a timestamp get `now`.
+    pub fn parse(format: Format, body: &'a str, labels: &'a TargetLabels, now: Timestamp) -> Result<ParsedScrape<'a>, LineError> {
+        Ok(ParsedScrape(match format {
+            Format::OpenMetrics => Parsed::Streaming(exposition::parse_scrape(body, now, labels).map_err(|e| LineError {
+                line: e.line,
+                reason: e.reason,
+            })?),
+            Format::Text => {
+                let families = parse_exposition(format, body, now)?;
+                let metadata = families
+                    .iter()
+                    .map(|f| (f.name.clone(), f.kind, f.help.clone().unwrap_or_default()))
+                    .collect();
+                Parsed::Families {
+                    metadata,
+                    series: with_labels(families, labels.labels()),
+                }
+            }
+        }))
+    }
+
+    /// Samples to store.
+    pub fn sample_count(&self) -> usize {
+        match &self.0 {
+            Parsed::Streaming(b) => b.samples.sample_count(),
+            Parsed::Families { series, .. } => series.iter().map(|s| s.samples.len()).sum(),
+        }
+    }
+
+    /// Notes the families' types and help in `ingest`, then delivers the samples: a batch the
+    /// limiter refuses is retried after its Retry-After while the waits add up to at most
+    /// `max_wait`, then dropped and counted ([`deliver`]).
+    pub async fn store(self, ingest: &Ingest, clock: &Clock, max_wait: Duration) -> Delivered {
+        match self.0 {
+            Parsed::Streaming(batch) => {
+                // As the family path: a family is noted when it kept a sample or has a help text.
+                for f in batch.families.iter().filter(|f| f.samples > 0 || f.help.is_some()) {
+                    ingest.note_metadata(f.name, f.kind, f.help.as_deref().unwrap_or(""));
+                }
+                deliver_borrowed(ingest, Source::Scrape, &batch.samples, clock, max_wait).await
+            }
+            Parsed::Families { metadata, series } => {
+                for (name, kind, help) in &metadata {
+                    ingest.note_metadata(name, *kind, help);
+                }
+                deliver(ingest, Source::Scrape, series, clock, max_wait).await
+            }
+        }
+    }
+}
+
 impl Scraper {
     pub fn new(cfg: ScrapeConfig) -> Result<Scraper, ScrapeError> {
         let http = http_client(Duration::from_secs(cfg.scrape_timeout_secs.max(1))).map_err(ScrapeError::Client)?;
@@ -522,6 +592,13 @@ impl Scraper {
 
     /// Scrapes `url` once; samples without a timestamp get `now`.
     pub async fn scrape(&self, url: &str, now: Timestamp) -> Result<Scraped, ScrapeError> {
+        let (format, text) = self.fetch(url).await?;
+        let families = parse_exposition(format, &text, now).map_err(|e| malformed(url, e))?;
+        Ok(Scraped { format, families })
+    }
+
+    /// The body `url` answers, and its format by content type.
+    async fn fetch(&self, url: &str) -> Result<(Format, String), ScrapeError> {
         let accept = if self.cfg.prefer_openmetrics {
             ACCEPT_OPENMETRICS
         } else {
@@ -573,27 +650,24 @@ impl Scraper {
             line: 0,
             reason: format!("not UTF-8: {e}"),
         })?;
-        let families = parse_exposition(format, &text, now).map_err(|e| ScrapeError::Malformed {
-            url: url.to_string(),
-            line: e.line,
-            reason: e.reason,
-        })?;
-        Ok(Scraped { format, families })
+        Ok((format, text))
     }
 
-    /// Scrapes `target` and stores what it served in `ingest`; the scrape is timed and counted
-    /// either way. Returns the samples stored.
+    /// Scrapes `target` and stores what it served in `ingest` ([`ParsedScrape`]); the scrape
+    /// (request and parse) is timed and counted either way. A batch the ingest limiter refuses
+    /// is retried after its Retry-After for up to `scrape_interval_secs`, then dropped and
+    /// counted ([`deliver`]). Returns the samples stored.
     pub async fn scrape_into(&self, target: &Target, ingest: &Ingest, clock: &Clock) -> Result<u64, ScrapeError> {
         let started = Instant::now();
-        let result = self.scrape(&target.url, clock()).await;
-        ingest.observe_scrape(&target.url, started.elapsed().as_secs_f64(), result.is_ok());
-        let scraped = result?;
-        for fam in &scraped.families {
-            ingest.note_metadata(&fam.name, fam.kind, fam.help.as_deref().unwrap_or(""));
-        }
-        let series = target_series(scraped.families, target);
+        let now = clock();
+        let labels = TargetLabels::new(target.labels.iter().cloned());
+        let observe = |ok| ingest.observe_scrape(&target.url, started.elapsed().as_secs_f64(), ok);
+        let (format, text) = self.fetch(&target.url).await.inspect_err(|_| observe(false))?;
+        let parsed = ParsedScrape::parse(format, &text, &labels, now).map_err(|e| malformed(&target.url, e));
+        observe(parsed.is_ok());
+        let parsed = parsed?;
         let wait = Duration::from_secs(self.cfg.scrape_interval_secs.max(1));
-        Ok(deliver(ingest, Source::Scrape, series, clock, wait).await.accepted)
+        Ok(parsed.store(ingest, clock, wait).await.accepted)
     }
 
     /// The scrape loop: every `scrape_interval_secs` each target is scraped (concurrently); pods are
@@ -657,6 +731,7 @@ impl Scraper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::IngestConfig;
 
     const T: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -747,6 +822,124 @@ temperature{room=\"a \\\"big\\\" one\"} -3.5e1\n";
         assert_eq!(k.label("instance"), Some("10.0.0.7:9100"));
         assert_eq!(k.label("cell"), Some("cell-2"));
         assert_eq!(k.label("x"), Some("1"));
+    }
+
+    /// OpenMetrics with what tells the two paths apart if they differ: labels clashing with the
+    /// target's (`job`, `cell`, and an `exported_cell` of its own), `_created` samples of a
+    /// counter and an untyped `odd_created`, a family with only a type, one with only help, an
+    /// explicit timestamp and a zero one, escapes.
+    const OM: &str = "# HELP http_requests Requests \\\\ by code.\n# TYPE http_requests counter\n\
+http_requests_total{code=\"200\",job=\"inner\",path=\"/a,b=c\"} 1027 1699999940.5\n\
+http_requests_created{code=\"200\",job=\"inner\",path=\"/a,b=c\"} 1395000000\n\
+http_requests_total{code=\"500\",instance=\"x\",path=\"/\"} 3\n\
+# TYPE rpc_duration_seconds histogram\n\
+rpc_duration_seconds_bucket{le=\"0.1\"} 2\n\
+rpc_duration_seconds_bucket{le=\"+Inf\"} 5\n\
+rpc_duration_seconds_sum 1.5\n\
+rpc_duration_seconds_count 5\n\
+# TYPE only_typed gauge\n\
+# HELP only_help A family without samples.\n\
+temperature{room=\"a \\\"big\\\" one\",exported_job=\"own\",exported_cell=\"own-cell\",cell=\"c-9\"} -3.5e1 0\n\
+odd_created 1\n\
+# EOF\n";
+
+    /// What `scrape_into` did before the streaming path: families, target labels, metadata noted
+    /// family by family, owned series delivered.
+    async fn store_by_families(ingest: &Ingest, body: &str, target: &Target, clock: &Clock) -> Delivered {
+        let families = parse_exposition(Format::OpenMetrics, body, clock()).unwrap();
+        for fam in &families {
+            ingest.note_metadata(&fam.name, fam.kind, fam.help.as_deref().unwrap_or(""));
+        }
+        deliver(ingest, Source::Scrape, target_series(families, target), clock, Duration::ZERO).await
+    }
+
+    #[tokio::test]
+    async fn an_openmetrics_scrape_stores_what_the_family_path_stored() {
+        let clock: Clock = Arc::new(|| T);
+        let target = Target::new("http://10.0.0.7:9100/metrics", "node", [("cell".to_string(), "cell-2".to_string())]);
+        let labels = TargetLabels::new(target.labels.iter().cloned());
+        let (old, new) = (Ingest::new(Default::default()), Ingest::new(Default::default()));
+        let by_families = store_by_families(&old, OM, &target, &clock).await;
+        let parsed = ParsedScrape::parse(Format::OpenMetrics, OM, &labels, T).unwrap();
+        assert!(matches!(parsed.0, Parsed::Streaming(_)), "OpenMetrics takes the streaming path");
+        assert_eq!(parsed.sample_count(), 8, "2 counters, 4 histogram series, a gauge, odd_created");
+        let streaming = parsed.store(&new, &clock, Duration::ZERO).await;
+        assert_eq!(streaming, by_families);
+        assert_eq!(streaming.accepted, 8);
+        // Metadata of families without samples shows when samples of them come from elsewhere.
+        for ing in [&old, &new] {
+            let later = ["only_typed", "only_help"].map(|m| (SeriesKey::new(m, []), Sample { t: T, value: 1.0 }));
+            ing.push_samples(Source::RemoteWrite, later.to_vec(), T).unwrap();
+        }
+        let fams = new.families(Timestamp(0));
+        assert_eq!(fams, old.families(Timestamp(0)), "the same series, keys, samples, types and help");
+
+        let find = |metric: &str, label: &str, value: &str| {
+            fams.iter()
+                .flat_map(|f| &f.series)
+                .find(|s| s.key.metric == metric && s.key.label(label) == Some(value))
+                .unwrap_or_else(|| panic!("no {metric}{{{label}={value}}}"))
+        };
+        let ok = find("http_requests_total", "code", "200");
+        assert_eq!(
+            ok.key.labels,
+            [
+                ("cell", "cell-2"),
+                ("code", "200"),
+                ("exported_job", "inner"),
+                ("instance", "10.0.0.7:9100"),
+                ("job", "node"),
+                ("path", "/a,b=c")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert_eq!(ok.samples[0].t, Timestamp(1_699_999_940_500), "its own timestamp");
+        let room = find("temperature", "room", "a \"big\" one");
+        assert_eq!(
+            room.key.label("exported_cell"),
+            Some("own-cell"),
+            "the exposition's own label wins over the renamed `cell`"
+        );
+        assert_eq!(room.key.label("cell"), Some("cell-2"));
+        assert_eq!(room.samples[0].t, T, "timestamp 0 is the scrape time");
+        assert!(fams.iter().flat_map(|f| &f.series).all(|s| s.key.metric != "http_requests_created"));
+        let kinds: Vec<_> = fams.iter().map(|f| (f.name.as_str(), f.kind, f.help.as_deref())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("http_requests", MetricType::Counter, Some("Requests \\ by code.")),
+                ("odd_created", MetricType::Unknown, None),
+                ("only_help", MetricType::Unknown, Some("A family without samples.")),
+                ("only_typed", MetricType::Unknown, None),
+                ("rpc_duration_seconds", MetricType::Histogram, None),
+                ("temperature", MetricType::Unknown, None),
+            ],
+            "a type without samples or help is not noted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_openmetrics_scrape_over_the_limit_waits_then_drops_and_counts() {
+        // 4 samples/s: batches of 2; the bucket holds 4, the clock never moves: two batches pass,
+        // the third waits 1 s once (all `max_wait` allows) and is dropped, the fourth at once.
+        let ingest = Ingest::new(IngestConfig {
+            max_ingest_samples_per_sec: 4,
+            ..IngestConfig::default()
+        });
+        let clock: Clock = Arc::new(|| T);
+        let labels = TargetLabels::new([("job".to_string(), "j".to_string())]);
+        let body = "a 1\nb 2\nc 3\nd 4\ne 5\nf 6\ng 7\n# EOF\n";
+        let parsed = ParsedScrape::parse(Format::OpenMetrics, body, &labels, T).unwrap();
+        let started = tokio::time::Instant::now();
+        let d = parsed.store(&ingest, &clock, Duration::from_secs(1)).await;
+        assert_eq!((d.accepted, d.dropped_throttled), (4, 3));
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert_eq!(
+            ingest.throttled_batches(Source::Scrape),
+            3,
+            "2 tries of the third batch, 1 of the fourth"
+        );
+        assert_eq!(ingest.with_store(|s| s.series_count()), 4);
     }
 
     fn pod(name: &str, annotations: &[(&str, &str)], ip: Option<&str>, phase: &str) -> Pod {

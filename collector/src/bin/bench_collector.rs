@@ -1,7 +1,10 @@
 //! The collector's speed figures, single-threaded (so "per core"), with a baseline in the same run:
 //!
 //! 1. exposition text parsed, and parsed + stored: our OpenMetrics parser (models) beside
-//!    prometheus-parse 0.2.5 on the same text;
+//!    prometheus-parse 0.2.5 on the same text, the streaming path, and the scraper's own code on
+//!    the same text — its parse + store step (`scrape::ParsedScrape`, with a target's labels),
+//!    and a whole `Scraper::scrape_into` over HTTP from an axum server on 127.0.0.1 (server and
+//!    client on the same single thread);
 //! 2. remote_write decoded + stored (snappy + protobuf + the window store);
 //! 3. OTLP protobuf spans decoded + converted + buffered;
 //! 4. bytes of memory per tracked series for a one-hour window at 15 s resolution.
@@ -10,8 +13,11 @@
 //! Targets: ≥ 1,000,000 samples/s into the store; ≤ 1 KiB per series.
 
 use cellwarden_collector::exposition;
+use cellwarden_collector::exposition::TargetLabels;
 use cellwarden_collector::ingest::{Ingest, IngestConfig, Source};
+use cellwarden_collector::pull::{self, Clock};
 use cellwarden_collector::receive::{otlp, remote_write};
+use cellwarden_collector::scrape::{self, Format, ParsedScrape, ScrapeConfig, Scraper, Target};
 use cellwarden_collector::store::{WindowConfig, WindowStore};
 use cellwarden_models::openmetrics::{self, ParseOptions};
 use cellwarden_models::{Sample, Series, SeriesKey, Timestamp};
@@ -22,7 +28,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as O
 use prost::Message;
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::time::Instant;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const T0_MS: i64 = 1_772_360_000_000;
 const PODS: usize = 500;
@@ -248,6 +256,130 @@ fn bench_exposition_streaming() {
     );
 }
 
+/// A clock the bench moves by hand: one scrape every 15 s.
+fn bench_clock() -> (Arc<AtomicI64>, Clock) {
+    let now = Arc::new(AtomicI64::new(T0_MS));
+    let read = now.clone();
+    (now, Arc::new(move || Timestamp(read.load(Ordering::Relaxed))))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The scraper's step between the HTTP response and the store, as `Scraper::scrape_into` runs
+/// it: parse for a target (its `job` and `instance` on every series), note the metadata, deliver
+/// in batches the limiter admits. OpenMetrics goes the streaming way, 0.0.4 the family way; the
+/// second line gives the target a `namespace` label every series of the text also has, so each
+/// line takes the renaming (`exported_namespace`) branch.
+fn bench_scrape_path() {
+    const ROUNDS: usize = 40;
+    let texts: Vec<String> = (0..8).map(exposition).collect();
+    let rt = runtime();
+    for (name, format, extra) in [
+        ("scrape path, OpenMetrics", Format::OpenMetrics, None),
+        ("  + a clashing label", Format::OpenMetrics, Some(("namespace", "cell-9"))),
+        ("scrape path, text 0.0.4", Format::Text, None),
+    ] {
+        let target = Target::new(
+            "http://127.0.0.1:9100/metrics",
+            "cadvisor",
+            extra.map(|(k, v): (&str, &str)| (k.to_string(), v.to_string())),
+        );
+        let labels = TargetLabels::new(target.labels.iter().cloned());
+        let ing = ingest();
+        let (now, clock) = bench_clock();
+        let start = Instant::now();
+        let stored = rt.block_on(async {
+            let mut stored = 0;
+            for (r, text) in texts.iter().cycle().take(ROUNDS).enumerate() {
+                now.store(T0_MS + r as i64 * 15_000, Ordering::Relaxed);
+                let parsed = ParsedScrape::parse(format, text, &labels, clock()).expect("valid exposition");
+                stored += parsed.store(&ing, &clock, Duration::ZERO).await.accepted as usize;
+            }
+            stored
+        });
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "  {name:<24} parse + store {:>9} samples/s ({stored} stored; scrape::ParsedScrape, job + instance{})",
+            rate(stored, secs),
+            if extra.is_some() { " + namespace" } else { "" }
+        );
+    }
+
+    // What the scraper ran on OpenMetrics before the streaming path, for comparison.
+    let target = Target::new("http://127.0.0.1:9100/metrics", "cadvisor", []);
+    let ing = ingest();
+    let (now, clock) = bench_clock();
+    let start = Instant::now();
+    let stored = rt.block_on(async {
+        let mut stored = 0;
+        for (r, text) in texts.iter().cycle().take(ROUNDS).enumerate() {
+            now.store(T0_MS + r as i64 * 15_000, Ordering::Relaxed);
+            let families = scrape::parse_exposition(Format::OpenMetrics, text, clock()).expect("valid exposition");
+            for fam in &families {
+                ing.note_metadata(&fam.name, fam.kind, fam.help.as_deref().unwrap_or(""));
+            }
+            let series = scrape::target_series(families, &target);
+            stored += pull::deliver(&ing, Source::Scrape, series, &clock, Duration::ZERO).await.accepted as usize;
+        }
+        stored
+    });
+    println!(
+        "  {:<24} parse + store {:>9} samples/s ({stored} stored; the family path the scraper took before)",
+        "  OpenMetrics, before",
+        rate(stored, start.elapsed().as_secs_f64())
+    );
+}
+
+/// A whole scrape as the scrape loop runs it, `Scraper::scrape_into`, against an axum server on
+/// 127.0.0.1 serving the same texts as OpenMetrics; server, client and store share one thread.
+fn bench_scrape_http() {
+    const ROUNDS: usize = 40;
+    let texts: Arc<Vec<axum::body::Bytes>> = Arc::new((0..8).map(|r| exposition(r).into()).collect());
+    let rt = runtime();
+    let ing = ingest();
+    let (now, clock) = bench_clock();
+    let (stored, secs) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
+        let addr = listener.local_addr().expect("bound");
+        let served = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = texts[served.fetch_add(1, Ordering::Relaxed) % texts.len()].clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let scraper = Scraper::new(ScrapeConfig::default()).expect("an HTTP client");
+        let target = Target::new(&format!("http://{addr}/metrics"), "cadvisor", []);
+        let start = Instant::now();
+        let mut stored = 0;
+        for r in 0..ROUNDS {
+            now.store(T0_MS + r as i64 * 15_000, Ordering::Relaxed);
+            stored += scraper.scrape_into(&target, &ing, &clock).await.expect("scraped") as usize;
+        }
+        (stored, start.elapsed().as_secs_f64())
+    });
+    println!(
+        "  {:<24} HTTP + parse + store {:>9} samples/s ({stored} stored; Scraper::scrape_into from axum on 127.0.0.1, same thread)",
+        "scrape, OpenMetrics",
+        rate(stored, secs)
+    );
+}
+
 fn bench_remote_write() {
     const SERIES: usize = 10_000;
     const ROUNDS: usize = 40;
@@ -458,6 +590,8 @@ fn main() {
     );
     bench_exposition();
     bench_exposition_streaming();
+    bench_scrape_path();
+    bench_scrape_http();
     bench_remote_write();
     bench_otlp();
     bench_memory();

@@ -280,6 +280,9 @@ pub fn run_replay(dir: &Path, out: Option<&Path>) -> Result<()> {
         writeln!(so, "{}  {:<8} {}", hhmmss(e.t), e.kind, e.text)?;
         if e.kind == "incident" {
             if let Some(ir) = incidents.next() {
+                if ir.incident.ranked_at != ir.incident.opened_at {
+                    writeln!(so, "{:>22}ranked on telemetry up to {}:", "", hhmmss(ir.incident.ranked_at))?;
+                }
                 for (i, c) in ir.incident.candidates.iter().enumerate() {
                     let ev = c
                         .evidence

@@ -1,5 +1,11 @@
 //! The offline pipeline: a fixture in memory → signals → streaming detector → incidents ranked and
 //! planned → a report. The same stages the daemon runs live, with time taken from the telemetry.
+//!
+//! An incident is ranked when it opens, and ranked again [`RERANK_AFTER_SECS`] after that, each
+//! time on the telemetry up to that moment only (its `ranked_at`): the streaming loop runs a due
+//! re-rank before it feeds the first point after it. A re-rank keeps the incident's id, opening
+//! time, anomalies and plan (the plan is decided once, at opening), and notes its new top
+//! candidate on the timeline.
 
 use cellwarden_detector::alarms::{Detector, DetectorEvent, DetectorParams};
 use cellwarden_detector::graph;
@@ -15,10 +21,19 @@ use cellwarden_remediator::crd::{CellState, RemediationPolicySpec};
 use cellwarden_remediator::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
 use cellwarden_remediator::rules;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// How many candidates an incident keeps.
 pub const TOP_K: usize = 5;
+/// Seconds after an incident opens at which it is ranked again, each time on the telemetry up to
+/// then. Why: an alarm opens within seconds of the first anomalies (1–40 s after the fault's start
+/// on Train Ticket), when few spans of the trouble have ended and few metric points follow its
+/// onset, so the ranking at opening sees little of it. A minute later a scrape or two and about a
+/// minute of finished requests are in; three minutes covers the first minutes of the trouble,
+/// about what a ranker at the true start is shown (a fault's first 3–5 minutes). Later rankings
+/// would increasingly see the effects of the plan's own actions (and of whatever happens next),
+/// so re-ranking stops there. One setting for every incident.
+pub const RERANK_AFTER_SECS: [i64; 2] = [60, 180];
 /// Most anomaly lines in a report's timeline (the count of all is kept beside it).
 const MAX_TIMELINE_ANOMALIES: usize = 200;
 
@@ -116,6 +131,8 @@ pub struct Pipeline {
     // Last anomaly time per series, so the timeline shows the first of each burst only.
     last_anomaly: HashMap<SeriesKey, Timestamp>,
     events: Vec<DetectorEvent>,
+    // Re-ranks still to do, as (when, index into `incidents`), earliest first.
+    reranks: BTreeSet<(Timestamp, usize)>,
     // The policy the guards apply, the daemon-wide limits, and what the engine knows of the
     // cluster (the history of decided actions is kept here, for cooldowns and rate limits).
     policy: RemediationPolicySpec,
@@ -141,6 +158,7 @@ impl Pipeline {
             timeline_anomalies: 0,
             last_anomaly: HashMap::new(),
             events: Vec::new(),
+            reranks: BTreeSet::new(),
             policy: default_policy(),
             limits: ConfigLimits::default(),
             cluster: ClusterSnapshot::default(),
@@ -187,7 +205,9 @@ impl Pipeline {
     }
 
     /// Feeds every point of `p` after the last call and up to `until`, in time order; returns the
-    /// plans of the incidents opened meanwhile. `progress(done, total)` is called now and then.
+    /// plans of the incidents opened meanwhile (a re-rank makes no plan). Incidents whose re-rank
+    /// falls due up to `until` are re-ranked on the way, each on `p` up to its due time only.
+    /// `progress(done, total)` is called now and then.
     pub fn advance(
         &mut self,
         p: &Prepared<'_>,
@@ -214,6 +234,8 @@ impl Pipeline {
             if n % 50_000 == 0 {
                 progress(n, total);
             }
+            // Every point up to a due re-rank's time has been fed: rank before this later one.
+            self.rerank_due(p, |due| due < t);
             let s = &p.series[si as usize];
             self.detector
                 .observe(s, p.limits[si as usize], s.points[pi as usize], &mut self.events);
@@ -252,8 +274,64 @@ impl Pipeline {
                 }
             }
         }
+        self.rerank_due(p, |due| due <= until);
         progress(total, total);
         plans
+    }
+
+    /// Runs the pending re-ranks whose time `ready` accepts, earliest first.
+    fn rerank_due(&mut self, p: &Prepared<'_>, ready: impl Fn(Timestamp) -> bool) {
+        while let Some(&(due, i)) = self.reranks.first() {
+            if !ready(due) {
+                break;
+            }
+            self.reranks.pop_first();
+            self.rerank(p, i, due);
+        }
+    }
+
+    /// Ranks incident `i` again on the telemetry up to `at`, from the same onset estimate and
+    /// anomalies as at opening; notes the outcome on the timeline. The plan is left as decided.
+    fn rerank(&mut self, p: &Prepared<'_>, i: usize, at: Timestamp) {
+        let Some(ir) = self.incidents.get_mut(i) else { return };
+        let incident = &mut ir.incident;
+        let start = incident.anomalies.iter().map(|a| a.t).min().unwrap_or(incident.opened_at);
+        let before = incident.candidates.first().map(|c| (c.entity.name.clone(), c.class));
+        incident.candidates = rank_at(p, start, at, &incident.anomalies);
+        incident.ranked_at = at;
+        let after_s = at.secs_since(incident.opened_at);
+        let top = match incident.candidates.first() {
+            None => "no candidate".to_string(),
+            Some(c) => {
+                let mut text = format!("top candidate {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score);
+                if !incident.blames_root_cause() {
+                    text.push_str(", not blamed: a capacity incident");
+                }
+                match &before {
+                    Some((name, _)) if *name == c.entity.name => text.push_str(", unchanged"),
+                    Some((name, _)) => text.push_str(&format!(", was {name}")),
+                    None => {}
+                }
+                if let Some((_, class)) = before.filter(|(_, class)| *class != c.class) {
+                    text.push_str(&format!(
+                        "; its class changed from {} to {}, the plan decided at opening stands",
+                        class.as_str(),
+                        c.class.as_str()
+                    ));
+                }
+                text
+            }
+        };
+        let text = format!(
+            "{} re-ranked at {} ({after_s:.0} s after opening) on telemetry up to then: {top}.",
+            incident.id,
+            at.to_rfc3339()
+        );
+        self.timeline.push(TimelineEntry {
+            t: at,
+            kind: "rerank".into(),
+            text,
+        });
     }
 
     fn open_incident(
@@ -284,7 +362,12 @@ impl Pipeline {
             });
         }
         let top = match incident.candidates.first() {
-            Some(c) if incident.blames_root_cause() => format!("; top candidate {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score),
+            Some(c) if incident.blames_root_cause() => format!(
+                "; top candidate at opening {} ({}, {:.2})",
+                c.entity.name,
+                c.class.as_str(),
+                c.score
+            ),
             _ => String::new(),
         };
         self.timeline.push(TimelineEntry {
@@ -312,6 +395,9 @@ impl Pipeline {
             kind: "plan".into(),
             text: format!("{} ({}): {}.", incident.id, plan.mode.as_str(), actions.join(", ")),
         });
+        let index = self.incidents.len();
+        self.reranks
+            .extend(RERANK_AFTER_SECS.iter().map(|secs| (t.plus_secs(*secs), index)));
         self.incidents.push(IncidentReport {
             incident,
             plan: plan.clone(),
@@ -444,5 +530,133 @@ pub fn replay(source: &str, fx: &Fixture, p: &Prepared<'_>, progress: &mut dyn F
     ReplayOutcome {
         report: pipeline.report(source, p),
         warnings: pipeline.warnings.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cellwarden_models::{Entity, Sample};
+
+    /// Points come every 15 s; the fault of `a` starts at `T0`, a worse one of `b` at `T0 + 120 s`.
+    const STEP_SECS: i64 = 15;
+    const T0_SECS: i64 = 3600;
+    const B_ONSET_SECS: i64 = T0_SECS + 120;
+    const END_SECS: i64 = T0_SECS + 600;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp(secs * 1000)
+    }
+
+    /// The error ratio of `service`: a little noise around 0, then `level` from `onset_secs` on.
+    fn errors(service: &str, onset_secs: i64, level: f64) -> SignalSeries {
+        SignalSeries {
+            key: SeriesKey::new("errors", [("service".to_string(), service.to_string())]),
+            signal: Signal::ErrorRatio,
+            entity: Some(Entity::service(None, service)),
+            points: (0..=END_SECS / STEP_SECS)
+                .map(|i| {
+                    let secs = i * STEP_SECS;
+                    let value = if secs >= onset_secs { level } else { (i % 3) as f64 * 0.001 };
+                    Sample { t: at(secs), value }
+                })
+                .collect(),
+        }
+    }
+
+    fn prepared() -> Prepared<'static> {
+        let series = vec![errors("a", T0_SECS, 0.15), errors("b", B_ONSET_SECS, 1.0)];
+        Prepared {
+            limits: vec![None; series.len()],
+            samples: series.iter().map(|s| s.points.len()).sum(),
+            raw_series: series.len(),
+            series,
+            spans: Cow::Owned(Vec::new()),
+        }
+    }
+
+    fn top(pipeline: &Pipeline) -> String {
+        pipeline.incidents()[0].incident.candidates[0].entity.name.clone()
+    }
+
+    #[test]
+    fn a_rerank_sees_only_the_telemetry_up_to_its_time() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        // a's errors open an incident, ranked on what is known then: a.
+        let plans = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert_eq!(plans.len(), 1);
+        assert_eq!(pipeline.incidents().len(), 1);
+        let opened = pipeline.incidents()[0].incident.clone();
+        assert!(opened.opened_at >= at(T0_SECS) && opened.opened_at < at(T0_SECS + 60));
+        assert_eq!(opened.ranked_at, opened.opened_at);
+        assert_eq!(top(&pipeline), "a");
+
+        // Fed past b's onset, but the first re-rank is due before it: b is not among the
+        // candidates, and the ranking is exactly the ranker's on the data up to its time.
+        let plans = pipeline.advance(&p, None, at(B_ONSET_SECS + 30), &mut |_, _| {});
+        assert!(plans.is_empty(), "a re-rank makes no plan");
+        let first = pipeline.incidents()[0].incident.clone();
+        let first_at = opened.opened_at.plus_secs(RERANK_AFTER_SECS[0]);
+        assert!(first_at < at(B_ONSET_SECS), "the test needs the first re-rank before b's onset");
+        assert_eq!(first.ranked_at, first_at);
+        assert_eq!(top(&pipeline), "a");
+        assert!(first.candidates.iter().all(|c| c.entity.name != "b"), "{:?}", first.candidates);
+        assert_eq!(first.candidates, rank_at(&p, at(T0_SECS), first_at, &opened.anomalies));
+
+        // The second re-rank, after b's onset, puts b first.
+        pipeline.advance(&p, None, at(END_SECS), &mut |_, _| {});
+        let last = pipeline.incidents()[0].incident.clone();
+        let last_at = opened.opened_at.plus_secs(RERANK_AFTER_SECS[1]);
+        assert!(last_at > at(B_ONSET_SECS));
+        assert_eq!(last.ranked_at, last_at);
+        assert_eq!(top(&pipeline), "b");
+        assert_eq!(last.candidates, rank_at(&p, at(T0_SECS), last_at, &opened.anomalies));
+        // The incident is the same one: id, opening and anomalies kept; still one incident.
+        assert_eq!(pipeline.incidents().len(), 1);
+        assert_eq!(
+            (&last.id, last.opened_at, &last.anomalies),
+            (&opened.id, opened.opened_at, &opened.anomalies)
+        );
+
+        let reranks: Vec<&TimelineEntry> = pipeline.timeline.iter().filter(|e| e.kind == "rerank").collect();
+        assert_eq!(reranks.len(), 2);
+        assert_eq!((reranks[0].t, reranks[1].t), (first_at, last_at));
+        assert!(reranks[0].text.contains("top candidate a ") && reranks[0].text.contains("unchanged"));
+        assert!(
+            reranks[1].text.contains("top candidate b ") && reranks[1].text.contains("was a"),
+            "{}",
+            reranks[1].text
+        );
+    }
+
+    #[test]
+    fn replaying_at_once_or_step_by_step_ranks_alike() {
+        let p = prepared();
+        let mut whole = Pipeline::new();
+        whole.advance(&p, None, at(END_SECS), &mut |_, _| {});
+        let mut stepped = Pipeline::new();
+        for secs in (0..=END_SECS).step_by(45) {
+            stepped.advance(&p, None, at(secs), &mut |_, _| {});
+        }
+        assert_eq!(whole.incidents(), stepped.incidents());
+        assert_eq!(whole.timeline.len(), stepped.timeline.len());
+    }
+
+    #[test]
+    fn no_rerank_is_due_before_telemetry_reaches_it() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        pipeline.advance(&p, None, at(T0_SECS + 45), &mut |_, _| {});
+        let opened_at = pipeline.incidents()[0].incident.opened_at;
+        // Fed up to one millisecond before the first re-rank: still the ranking at opening.
+        pipeline.advance(
+            &p,
+            None,
+            Timestamp(opened_at.plus_secs(RERANK_AFTER_SECS[0]).millis() - 1),
+            &mut |_, _| {},
+        );
+        assert_eq!(pipeline.incidents()[0].incident.ranked_at, opened_at);
+        assert!(pipeline.timeline.iter().all(|e| e.kind != "rerank"));
     }
 }

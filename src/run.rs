@@ -324,6 +324,8 @@ struct Opener {
     was_leading: bool,
     /// The label selector of this shard's Incidents.
     selector: Option<String>,
+    /// When each incident offered was last ranked, to write later rankings to its Incident.
+    ranked: HashMap<String, Timestamp>,
 }
 
 impl Opener {
@@ -342,7 +344,28 @@ impl Opener {
             plan.actions.retain(|a| in_shard(a, &self.shard_cells));
             plan.refused.retain(|r| in_shard(&r.action, &self.shard_cells));
         }
+        self.ranked.insert(incident.id.clone(), incident.ranked_at);
         self.backlog.push((incident, plan, now));
+    }
+
+    /// Writes the pipeline's later rankings of recent incidents to their Incidents (leader only;
+    /// after the backlog is flushed, so the objects exist).
+    async fn reranked(&mut self, pipeline: &Pipeline) {
+        if !self.ctx.leading.load(Ordering::SeqCst) || !self.backlog.is_empty() {
+            return;
+        }
+        for r in pipeline.incidents().iter().rev().take(16) {
+            let Some(seen) = self.ranked.get_mut(&r.incident.id) else {
+                continue;
+            };
+            if r.incident.ranked_at <= *seen {
+                continue;
+            }
+            match controller::update_root_cause(&self.ctx, &r.incident).await {
+                Ok(()) => *seen = r.incident.ranked_at,
+                Err(e) => tracing::warn!(error = %e, incident = %r.incident.id, "Could not write a later ranking; trying again next step."),
+            }
+        }
     }
 
     /// Writes waiting incidents when this instance leads. On taking the Lease it first reads
@@ -536,6 +559,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         backlog: Vec::new(),
         was_leading: false,
         selector: selector.clone(),
+        ranked: HashMap::new(),
     };
     let result = match cfg.source.split_once(':') {
         Some(("simulator", id)) => {
@@ -657,6 +681,7 @@ async fn live_source(
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut pipeline).await;
+        opener.reranked(&pipeline).await;
         tracing::debug!(series = families.len(), spans = spans.len(), "Live step.");
     }
 }
@@ -775,6 +800,7 @@ async fn simulate_through_api(
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut pipeline).await;
+        opener.reranked(&pipeline).await;
         let spent = tick.elapsed();
         if spent < step {
             tokio::time::sleep(step - spent).await;
@@ -823,6 +849,7 @@ async fn replay_fixture(
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut pipeline).await;
+        opener.reranked(&pipeline).await;
         now = now.plus_secs(STEP_SECS);
         let spent = tick.elapsed();
         if spent < step {

@@ -262,10 +262,7 @@ fn action_of(r: &ActionRecord) -> Option<Action> {
 /// then carries out). Returns `false` when the Incident already exists — a restarted operator
 /// seeing the same incident again — and then writes nothing: the object's status is the truth.
 pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Timestamp) -> Result<bool, Error> {
-    let name = match &ctx.shard {
-        Some(s) => format!("{}-{s}", incident.id),
-        None => incident.id.clone(),
-    };
+    let name = incident_name(ctx, incident);
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let spec = IncidentSpec {
         opened_at: incident.opened_at.to_rfc3339(),
@@ -319,16 +316,7 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
                 incident.anomalies.len()
             ),
         }],
-        root_cause: incident
-            .candidates
-            .iter()
-            .map(|c| RootCauseCandidate {
-                entity: c.entity.name.clone(),
-                kind: c.entity.kind.as_str().into(),
-                class: c.class.as_str().into(),
-                score: format!("{:.3}", c.score),
-            })
-            .collect(),
+        root_cause: root_cause(incident),
         ..IncidentStatus::default()
     };
     for r in &plan.refused {
@@ -398,6 +386,44 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
     let patch = json!({"status": status});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     Ok(true)
+}
+
+/// The Incident object's name for a pipeline incident (a shard's carry its suffix).
+pub fn incident_name(ctx: &Context, incident: &ModelIncident) -> String {
+    match &ctx.shard {
+        Some(s) => format!("{}-{s}", incident.id),
+        None => incident.id.clone(),
+    }
+}
+
+fn root_cause(incident: &ModelIncident) -> Vec<RootCauseCandidate> {
+    incident
+        .candidates
+        .iter()
+        .map(|c| RootCauseCandidate {
+            entity: c.entity.name.clone(),
+            kind: c.entity.kind.as_str().into(),
+            class: c.class.as_str().into(),
+            score: format!("{:.3}", c.score),
+        })
+        .collect()
+}
+
+/// Writes a later ranking of an open incident (more telemetry since it opened) into its
+/// Incident's `status.rootCause`, with an audit line. The plan made at opening stands.
+pub async fn update_root_cause(ctx: &Context, incident: &ModelIncident) -> Result<(), Error> {
+    let name = incident_name(ctx, incident);
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let patch = json!({"status": {"rootCause": root_cause(incident)}});
+    let pp = PatchParams::default();
+    let p = Patch::Merge(&patch);
+    crate::actuate::with_retries(|| api.patch_status(&name, &pp, &p)).await?;
+    ctx.audit(
+        incident.ranked_at,
+        "reranked",
+        json!({"incident": name, "ranked_at": incident.ranked_at.to_rfc3339(), "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
+    );
+    Ok(())
 }
 
 /// The approval on `inc`, if any holds at `wall_ms`: (who, when).
@@ -709,7 +735,13 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
 /// retried on 409/429/5xx so that what was done is not lost to a passing API error.
 async fn persist(ctx: &Context, name: &str, status: &IncidentStatus) -> Result<(), Error> {
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let patch = json!({"status": status});
+    // The ranking is the pipeline's to update (`update_root_cause`), never the reconciler's:
+    // leaving it out of this patch means a re-rank written meanwhile is not overwritten.
+    let mut body = serde_json::to_value(status).expect("a status serialises");
+    if let Some(o) = body.as_object_mut() {
+        o.remove("rootCause");
+    }
+    let patch = json!({"status": body});
     let pp = PatchParams::default();
     let p = Patch::Merge(&patch);
     crate::actuate::with_retries(|| api.patch_status(name, &pp, &p)).await?;

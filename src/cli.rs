@@ -441,9 +441,12 @@ fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_
         so,
         "ranking protocol: {}",
         if at_truth_start {
-            "at the true fault start (telemetry up to its end)"
+            "at the true fault start (telemetry up to its end)".to_string()
         } else {
-            "at cellwarden's own first alarm in the detection window"
+            format!(
+                "cellwarden's own first alarm in the detection window, as last ranked (at most {} s after it opened, on telemetry up to then)",
+                crate::pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0)
+            )
         }
     )?;
     writeln!(

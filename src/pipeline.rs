@@ -520,6 +520,12 @@ pub fn cluster_of(topology: &Topology) -> (Vec<CellView>, std::collections::BTre
 /// Replays a prepared fixture in time order. `progress(done, total)` is called now and then.
 pub fn replay(source: &str, fx: &Fixture, p: &Prepared<'_>, progress: &mut dyn FnMut(usize, usize)) -> ReplayOutcome {
     let mut pipeline = Pipeline::new();
+    // The guards judge plans against the recorded platform (cells, replicas), not an empty one:
+    // without it a blast-radius guard sees a one-cell platform and refuses every reroute.
+    if let Some(t) = &fx.topology {
+        let (cells, replicas) = cluster_of(t);
+        pipeline.set_cluster(cells, replicas);
+    }
     let end = p
         .series
         .iter()

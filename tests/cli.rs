@@ -26,6 +26,26 @@ fn run(cmd: &mut Command) -> Output {
 
 const BUNDLED: &str = "fixtures/memory-leak";
 
+/// The guards see the recorded platform (four cells), so a zone outage's reroute is allowed and
+/// its cordon waits for approval, and each incident's later rankings are shown with their time.
+#[test]
+fn replay_of_a_zone_outage_plans_what_the_guards_allow_on_the_recorded_platform() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run(bin()
+        .arg("replay")
+        .arg(root().join("fixtures/zone-outage"))
+        .arg("--out")
+        .arg(out_dir.path()));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("reroute cell-2, cordon cell-2 (needs approval)"), "{text}");
+    assert!(!text.contains("refused by blast-radius"), "{text}");
+    assert!(
+        text.contains("re-ranked at") && text.contains("ranked on telemetry up to"),
+        "{text}"
+    );
+}
+
 #[test]
 fn replay_of_bundled_fixture_prints_incidents_candidates_and_a_dry_run_plan() {
     let out_dir = tempfile::tempdir().unwrap();

@@ -152,23 +152,14 @@ fn parse<'a>(text: &'a str, now: Timestamp, target: &'a TargetLabels, scrape: bo
             return Err(err("empty line (OpenMetrics allows none)".into()));
         }
         if let Some(comment) = line.strip_prefix('#') {
-            if comment == " EOF" {
-                eof_at = Some(i);
-                continue;
-            }
-            let mut parts = comment.trim_start().splitn(3, ' ');
-            let keyword = parts.next().unwrap_or("");
-            if !matches!(keyword, "TYPE" | "HELP" | "UNIT") {
-                continue; // a plain comment
-            }
-            let name = parts
-                .next()
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| err(format!("`# {keyword}` without a metric name")))?;
-            if !is_metric_name(name) {
-                return Err(err(format!("invalid metric name {name:?}")));
-            }
-            let value = parts.next().unwrap_or("");
+            let (keyword, name, value) = match openmetrics::parse_comment(comment).map_err(err)? {
+                openmetrics::Comment::Eof => {
+                    eof_at = Some(i);
+                    continue;
+                }
+                openmetrics::Comment::Plain => continue,
+                openmetrics::Comment::Meta { keyword, name, value } => (keyword, name, value),
+            };
             // A family takes its metadata before its samples, and one `# TYPE`.
             let same = out
                 .families
@@ -182,7 +173,7 @@ fn parse<'a>(text: &'a str, now: Timestamp, target: &'a TargetLabels, scrape: bo
                 "TYPE" => {
                     fam.kind = MetricType::parse(value).ok_or_else(|| err(format!("unknown metric type {value:?} for {name}")))?;
                 }
-                "HELP" => fam.help = Some(unescape_help(value)),
+                "HELP" => fam.help = Some(openmetrics::unescape_help(value)),
                 _ => {} // `# UNIT`: not kept
             }
             continue;
@@ -260,31 +251,6 @@ impl<'a> Families<'a> {
 /// Whether a sample called `sample` belongs to family `f` ([`cellwarden_models::Family::owns`]).
 fn owns(f: &FamilyMeta<'_>, sample: &str) -> bool {
     sample == f.name || sample.strip_prefix(f.name).is_some_and(|rest| f.kind.suffixes().contains(&rest))
-}
-
-fn is_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// Undoes the escapes of a HELP text (`\\` and `\n`; any other escaped character stands for
-/// itself), as both text formats write them.
-pub(crate) fn unescape_help(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
 }
 
 /// The label values of a batch as owned strings (for tests and callers that keep them).

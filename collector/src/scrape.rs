@@ -19,9 +19,10 @@
 //! A failing scrape is counted ([`Ingest::observe_scrape`]) and logged, never fatal. Samples carry
 //! the exposition's timestamp when it gives one, else the scrape time from the caller's clock.
 
-use crate::exposition::{self, unescape_help, ExpositionBatch, TargetLabels};
+use crate::exposition::{self, ExpositionBatch, TargetLabels};
 use crate::ingest::{Ingest, Source};
 use crate::pull::{deliver, deliver_borrowed, http_client, Clock, Delivered};
+use cellwarden_models::openmetrics::unescape_help;
 use cellwarden_models::openmetrics::{self, parse_sample_line, parse_value, LineError, ParseOptions};
 use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Timestamp};
 use k8s_openapi::api::core::v1::Pod;

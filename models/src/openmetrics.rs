@@ -87,23 +87,14 @@ pub fn parse<R: BufRead>(mut reader: R, opts: ParseOptions) -> Result<Exposition
             return Err(err("empty line (OpenMetrics allows none)".into()));
         }
         if let Some(rest) = line.strip_prefix('#') {
-            if rest == " EOF" {
-                eof_seen = true;
-                continue;
-            }
-            let mut parts = rest.trim_start().splitn(3, ' ');
-            let keyword = parts.next().unwrap_or("");
-            if !matches!(keyword, "TYPE" | "HELP" | "UNIT") {
-                continue; // a plain comment
-            }
-            let name = parts
-                .next()
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| err(format!("`# {keyword}` without a metric name")))?;
-            if !is_metric_name(name) {
-                return Err(err(format!("invalid metric name {name:?}")));
-            }
-            let value = parts.next().unwrap_or("");
+            let (keyword, name, value) = match parse_comment(rest).map_err(err)? {
+                Comment::Eof => {
+                    eof_seen = true;
+                    continue;
+                }
+                Comment::Plain => continue,
+                Comment::Meta { keyword, name, value } => (keyword, name, value),
+            };
             let needs_new = families
                 .last()
                 .is_none_or(|f| f.name != name || (keyword == "TYPE" && f.kind != MetricType::Unknown) || !f.series.is_empty());
@@ -245,7 +236,44 @@ fn start_family(families: &mut Vec<Family>, seen: &mut HashSet<String>, series_i
     Ok(())
 }
 
-fn is_metric_name(s: &str) -> bool {
+/// A comment line of an exposition (what follows its `#`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comment<'a> {
+    /// `# EOF`: the end of an OpenMetrics exposition.
+    Eof,
+    /// A comment that carries no metadata.
+    Plain,
+    /// `# TYPE|HELP|UNIT <name> <value>` (value may be empty).
+    Meta { keyword: &'a str, name: &'a str, value: &'a str },
+}
+
+/// Splits a comment line (`rest`: the text after `#`), checking the metric name it names; the
+/// error says what is wrong. Shared by [`parse`] and the collector's streaming parser.
+pub fn parse_comment(rest: &str) -> Result<Comment<'_>, String> {
+    if rest == " EOF" {
+        return Ok(Comment::Eof);
+    }
+    let mut parts = rest.trim_start().splitn(3, ' ');
+    let keyword = parts.next().unwrap_or("");
+    if !matches!(keyword, "TYPE" | "HELP" | "UNIT") {
+        return Ok(Comment::Plain);
+    }
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("`# {keyword}` without a metric name"))?;
+    if !is_metric_name(name) {
+        return Err(format!("invalid metric name {name:?}"));
+    }
+    Ok(Comment::Meta {
+        keyword,
+        name,
+        value: parts.next().unwrap_or(""),
+    })
+}
+
+/// Whether `s` is a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
+pub fn is_metric_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
@@ -256,7 +284,9 @@ fn is_label_name(s: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn unescape_help(s: &str) -> String {
+/// Undoes the escapes of a HELP text (`\\` and `\n`; any other escaped character stands for
+/// itself), as both text formats write them.
+pub fn unescape_help(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut it = s.chars();
     while let Some(c) = it.next() {

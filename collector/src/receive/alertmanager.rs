@@ -95,18 +95,14 @@ pub fn decode(body: &[u8]) -> Result<Vec<Alert>, Refusal> {
 }
 
 async fn receive(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<Response, Refusal> {
-    match request::media_type(headers).as_deref() {
-        Some("application/json") => {}
-        other => {
-            return Err(Refusal::UnsupportedMediaType(format!(
-                "the Alertmanager webhook is application/json, got {}",
-                other.map_or("no Content-Type".to_string(), |t| format!("{t:?}"))
-            )))
-        }
-    }
-    let content_encoding = request::content_encoding(headers)?;
-    let raw = request::read_body(headers, body, st.max_body_bytes).await?;
-    let raw = request::decode_content(raw, content_encoding.as_deref(), st.max_decoded_bytes)?;
+    let raw = request::json_body(
+        headers,
+        body,
+        st.max_body_bytes,
+        st.max_decoded_bytes,
+        "the Alertmanager webhook is application/json",
+    )
+    .await?;
     let alerts = decode(&raw)?;
     st.ingest.push_alerts(alerts, st.now());
     Ok(StatusCode::OK.into_response())

@@ -129,6 +129,30 @@ pub async fn read_body(headers: &HeaderMap, mut body: Body, max_body_bytes: usiz
     Ok(Bytes::from(buf))
 }
 
+/// The decoded body of a JSON-only receiver: 415 (`wrong_type` says what it expects) unless the
+/// content type is `application/json`, then read under `max_body_bytes` and decompressed under
+/// `max_decoded_bytes`.
+pub async fn json_body(
+    headers: &HeaderMap,
+    body: Body,
+    max_body_bytes: usize,
+    max_decoded_bytes: usize,
+    wrong_type: &str,
+) -> Result<Bytes, Refusal> {
+    match media_type(headers).as_deref() {
+        Some("application/json") => {}
+        other => {
+            return Err(Refusal::UnsupportedMediaType(format!(
+                "{wrong_type}, got {}",
+                other.map_or("no Content-Type".to_string(), |t| format!("{t:?}"))
+            )))
+        }
+    }
+    let encoding = content_encoding(headers)?;
+    let raw = read_body(headers, body, max_body_bytes).await?;
+    decode_content(raw, encoding.as_deref(), max_decoded_bytes)
+}
+
 /// Undoes a `gzip` content encoding (none: the body as is), refusing other encodings (415) and
 /// output past `max_decoded_bytes` (413).
 pub fn decode_content(body: Bytes, encoding: Option<&str>, max_decoded_bytes: usize) -> Result<Bytes, Refusal> {

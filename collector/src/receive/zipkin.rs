@@ -143,18 +143,14 @@ pub fn decode(body: &[u8]) -> Result<Vec<Span>, String> {
 }
 
 async fn receive(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<Response, Refusal> {
-    match request::media_type(headers).as_deref() {
-        Some("application/json") => {}
-        other => {
-            return Err(Refusal::UnsupportedMediaType(format!(
-                "Zipkin v2 spans must be application/json (the protobuf encoding is not supported), got {}",
-                other.map_or("no Content-Type".to_string(), |t| format!("{t:?}"))
-            )))
-        }
-    }
-    let content_encoding = request::content_encoding(headers)?;
-    let raw = request::read_body(headers, body, st.max_body_bytes).await?;
-    let raw = request::decode_content(raw, content_encoding.as_deref(), st.max_decoded_bytes)?;
+    let raw = request::json_body(
+        headers,
+        body,
+        st.max_body_bytes,
+        st.max_decoded_bytes,
+        "Zipkin v2 spans must be application/json (the protobuf encoding is not supported)",
+    )
+    .await?;
     let spans = decode(&raw).map_err(Refusal::Malformed)?;
     let per_sec = st.ingest.config().max_ingest_spans_per_sec;
     request::check_batch_size(spans.len(), per_sec, "spans", "max_ingest_spans_per_sec")?;

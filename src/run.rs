@@ -170,33 +170,28 @@ pub use cellwarden_remediator::controller::SHARD_LABEL;
 #[derive(Default)]
 struct Window {
     now: Timestamp,
-    /// By series key (`name{label="value",...}`): (signal, entity as `<kind>:<name>`, points).
-    series: HashMap<String, (String, String, Vec<Sample>)>,
+    /// The pipeline's signal series of the last step, handed over whole (not copied): they are
+    /// read only when a verification is due, so finding one by a scan is cheap enough.
+    series: Vec<cellwarden_detector::signals::SignalSeries>,
 }
 
 #[derive(Default)]
 struct SharedWindow(RwLock<Window>);
 
 impl SharedWindow {
-    fn update(&self, now: Timestamp, series: &[cellwarden_detector::signals::SignalSeries]) {
+    fn update(&self, now: Timestamp, series: Vec<cellwarden_detector::signals::SignalSeries>) {
         let mut w = self.0.write().unwrap_or_else(|p| p.into_inner());
         w.now = now;
-        w.series = series
-            .iter()
-            .map(|s| {
-                let entity = s
-                    .entity
-                    .as_ref()
-                    .map(|e| format!("{}:{}", e.kind.as_str(), e.name))
-                    .unwrap_or_default();
-                (s.key.to_string(), (s.signal.as_str().to_string(), entity, s.points.clone()))
-            })
-            .collect();
+        w.series = series;
     }
 
     fn set_now(&self, now: Timestamp) {
         self.0.write().unwrap_or_else(|p| p.into_inner()).now = now;
     }
+}
+
+fn entity_text(e: &Option<cellwarden_models::Entity>) -> String {
+    e.as_ref().map(|e| format!("{}:{}", e.kind.as_str(), e.name)).unwrap_or_default()
 }
 
 impl Telemetry for SharedWindow {
@@ -205,21 +200,25 @@ impl Telemetry for SharedWindow {
     }
     fn samples(&self, signal: &str, entity: &str, series: &str, from: Timestamp) -> Vec<Sample> {
         let w = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let in_range = |p: &&Sample| p.t >= from && p.t <= w.now && p.value.is_finite();
         if entity.is_empty() {
             return w
                 .series
-                .get(series)
-                .map(|(_, _, pts)| pts.iter().filter(|p| p.t >= from && p.t <= w.now).copied().collect())
+                .iter()
+                .find(|s| s.key.to_string() == series)
+                .map(|s| s.points.iter().filter(in_range).copied().collect())
                 .unwrap_or_default();
         }
         // The highest of the entity's series at each time (pods come and go; the service stays).
         let mut by_t: BTreeMap<Timestamp, f64> = BTreeMap::new();
-        for (sig, ent, pts) in w.series.values() {
-            if sig == signal && ent == entity {
-                for p in pts.iter().filter(|p| p.t >= from && p.t <= w.now && p.value.is_finite()) {
-                    let v = by_t.entry(p.t).or_insert(f64::NEG_INFINITY);
-                    *v = v.max(p.value);
-                }
+        for s in w
+            .series
+            .iter()
+            .filter(|s| s.signal.as_str() == signal && entity_text(&s.entity) == entity)
+        {
+            for p in s.points.iter().filter(in_range) {
+                let v = by_t.entry(p.t).or_insert(f64::NEG_INFINITY);
+                *v = v.max(p.value);
             }
         }
         by_t.into_iter().map(|(t, value)| Sample { t, value }).collect()
@@ -673,9 +672,9 @@ async fn live_source(
         let families = ingest.families(Timestamp(since));
         let span_vec: Vec<cellwarden_models::Span> = spans.iter().cloned().collect();
         let prepared = pipeline::prepare_parts(&families, Cow::Owned(span_vec), None);
-        window.update(now, &prepared.series);
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, None, now, &mut |_, _| {});
+        window.update(now, prepared.series);
         let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
         for (incident, plan) in opened.into_iter().zip(plans) {
             opener.offer(incident, plan, now).await;
@@ -792,9 +791,9 @@ async fn simulate_through_api(
         let families = crate::simulate::recent(w.recorder.families(), since);
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
-        window.update(now, &prepared.series);
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
+        window.update(now, prepared.series);
         let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
         for (incident, plan) in opened.into_iter().zip(plans) {
             opener.offer(incident, plan, now).await;
@@ -837,7 +836,7 @@ async fn replay_fixture(
     let step = Duration::from_secs_f64(STEP_SECS as f64 / clock_speed);
     let mut now = start;
     // Verification reads only samples up to `now`, so the whole recording can be shared once.
-    window.update(now, &prepared.series);
+    window.update(now, prepared.series.clone());
     while now <= end {
         let tick = tokio::time::Instant::now();
         metrics.steps.inc();
@@ -992,7 +991,7 @@ mod tests {
         // A restart: the old pod stops at t=2, the new one starts at t=3.
         w.update(
             Timestamp(3),
-            &[
+            vec![
                 pod("old", &[(1, 400.0), (2, 450.0)]),
                 pod("new", &[(2, 10.0), (3, 20.0), (4, 30.0)]),
             ],

@@ -190,10 +190,6 @@ impl SharedWindow {
     }
 }
 
-fn entity_text(e: &Option<cellwarden_models::Entity>) -> String {
-    e.as_ref().map(|e| format!("{}:{}", e.kind.as_str(), e.name)).unwrap_or_default()
-}
-
 impl Telemetry for SharedWindow {
     fn now(&self) -> Timestamp {
         self.0.read().unwrap_or_else(|p| p.into_inner()).now
@@ -214,7 +210,7 @@ impl Telemetry for SharedWindow {
         for s in w
             .series
             .iter()
-            .filter(|s| s.signal.as_str() == signal && entity_text(&s.entity) == entity)
+            .filter(|s| s.signal.as_str() == signal && s.entity.as_ref().is_some_and(|e| e.qualified() == entity))
         {
             for p in s.points.iter().filter(in_range) {
                 let v = by_t.entry(p.t).or_insert(f64::NEG_INFINITY);
@@ -343,6 +339,9 @@ impl Opener {
             plan.actions.retain(|a| in_shard(a, &self.shard_cells));
             plan.refused.retain(|r| in_shard(&r.action, &self.shard_cells));
         }
+        // Only incidents still young enough to be re-ranked need watching.
+        let horizon = now.plus_secs(-crate::pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0) - 60);
+        self.ranked.retain(|_, at| *at >= horizon);
         self.ranked.insert(incident.id.clone(), incident.ranked_at);
         self.backlog.push((incident, plan, now));
     }
@@ -670,8 +669,7 @@ async fn live_source(
             );
         }
         let families = ingest.families(Timestamp(since));
-        let span_vec: Vec<cellwarden_models::Span> = spans.iter().cloned().collect();
-        let prepared = pipeline::prepare_parts(&families, Cow::Owned(span_vec), None);
+        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None);
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, None, now, &mut |_, _| {});
         window.update(now, prepared.series);

@@ -4,19 +4,15 @@
 //! 4xx with a clear message and the daemon keeps running with what it accepted; the instance
 //! takes the leader Lease.
 
-use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
 use fakekube::{FakeKube, Options};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use kube::{Client, CustomResourceExt};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod support;
+use support::{client, free_port, install_crds};
 
 /// A minimal HTTP/1.1 exchange: (status, body).
 fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
@@ -59,13 +55,9 @@ fn otlp_json(now_ns: u128) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let fake = FakeKube::start(Options::default()).await.unwrap();
-    let c = Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
-    for crd in [Cell::crd(), RemediationPolicy::crd(), Incident::crd()] {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
+    let c = client(&fake).await;
+    install_crds(&c).await;
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "cellwarden"}})).unwrap();

@@ -10,28 +10,13 @@
 use cellwarden_remediator::audit;
 use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
 use fakekube::{FakeKube, Options};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn client(fake: &FakeKube) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap()
-}
-
-async fn install_crds(c: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
-    for crd in [Cell::crd(), RemediationPolicy::crd(), Incident::crd()] {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-}
+mod support;
+use support::{client, free_port, install_crds};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_fails_fast_without_the_crds() {
@@ -186,15 +171,7 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
         .collect();
     assert!(refused.iter().any(|r| r.starts_with("cordon cell-2: cooldown")), "{refused:?}");
     // Events for the decisions.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.clone(), "cellwarden");
-    let reasons: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = support::event_reasons(&c, "cellwarden").await;
     for r in ["IncidentOpened", "ActionTaken", "ApprovalRequested", "ActionRefused"] {
         assert!(reasons.iter().any(|x| x == r), "no {r} Event in {reasons:?}");
     }

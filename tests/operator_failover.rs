@@ -12,28 +12,20 @@
 //! audit lines were written, and the webhook got the incident.
 
 use cellwarden_remediator::audit;
-use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
+use cellwarden_remediator::crd::{Incident, RemediationPolicy};
 use fakekube::store::Fault;
 use fakekube::{FakeKube, Options};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
-use kube::{Client, CustomResourceExt};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn client(fake: &FakeKube) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap()
-}
+mod support;
+use support::{client, free_port, install_crds};
 
 /// One running `cellwarden run`, its audit lines (stdout) and log lines (stderr) collected.
 struct Instance {
@@ -153,10 +145,7 @@ fn taken_lines(lines: &[String]) -> Vec<(String, String, String)> {
 async fn a_killed_leader_is_replaced_and_nothing_is_repeated_or_lost() {
     let fake = FakeKube::start(Options::default()).await.unwrap();
     let c = client(&fake).await;
-    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
-    for crd in [Cell::crd(), RemediationPolicy::crd(), Incident::crd()] {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
+    install_crds(&c).await;
     cellwarden::run::seed_cluster(&c, "memory-leak", "cellwarden").await.unwrap();
     let policies: Api<RemediationPolicy> = Api::namespaced(c.clone(), "cellwarden");
     let policy: RemediationPolicy = serde_json::from_value(serde_json::json!({"apiVersion": "cellwarden.io/v1alpha1", "kind": "RemediationPolicy", "metadata": {"name": "default", "namespace": "cellwarden"}, "spec": {"mode": "act"}})).unwrap();
@@ -294,15 +283,7 @@ async fn a_killed_leader_is_replaced_and_nothing_is_repeated_or_lost() {
         "no verification in the audit logs"
     );
     // Events and the webhook.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.clone(), "cellwarden");
-    let reasons: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = support::event_reasons(&c, "cellwarden").await;
     for r in ["IncidentOpened", "ActionTaken"] {
         assert!(reasons.iter().any(|x| x == r), "no {r} Event in {reasons:?}");
     }

@@ -3,8 +3,8 @@
 //!
 //! Semantics follow Prometheus so a number here can be checked against a PromQL query:
 //! - a counter that drops has been reset; the new value is the increase since the reset (as
-//!   `rate()`/`increase()` treat resets, and as `cellwarden_detector::signals::counter_rate` does:
-//!   the detector keeps its own copy because it may depend on `models` only);
+//!   `rate()`/`increase()` treat resets; [`counter_rate`] is the one in `models`, which the
+//!   detector uses too);
 //! - [`bucket_quantile`] is `histogram_quantile`: buckets sorted by `le`, coalesced, made
 //!   monotonic, linear interpolation inside the bucket holding the rank, the top finite bound when
 //!   the rank falls into `+Inf`.
@@ -15,29 +15,7 @@ use cellwarden_models::openmetrics::parse_value;
 use cellwarden_models::{Sample, Series, SeriesKey};
 use std::collections::BTreeMap;
 
-/// How much a counter grew from `prev` to `cur`; a drop is a reset, so `cur` is all growth since.
-pub fn counter_increase(prev: f64, cur: f64) -> f64 {
-    if cur >= prev {
-        cur - prev
-    } else {
-        cur
-    }
-}
-
-/// Per-second rate of a counter between consecutive samples, stamped at the later sample.
-/// Pairs with equal or decreasing timestamps, or a non-finite value, give no point.
-pub fn counter_rate(samples: &[Sample]) -> Vec<Sample> {
-    samples
-        .windows(2)
-        .filter_map(|w| {
-            let dt = w[1].t.secs_since(w[0].t);
-            (dt > 0.0 && w[0].value.is_finite() && w[1].value.is_finite()).then(|| Sample {
-                t: w[1].t,
-                value: counter_increase(w[0].value, w[1].value) / dt,
-            })
-        })
-        .collect()
-}
+pub use cellwarden_models::series::{counter_increase, counter_rate};
 
 /// One cumulative bucket: observations `<= upper_bound`.
 #[derive(Debug, Clone, Copy, PartialEq)]

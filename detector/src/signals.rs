@@ -21,27 +21,7 @@ pub struct SignalSeries {
 /// Labels that split one entity's series into parts the detectors aggregate over.
 const AGGREGATED_LABELS: &[&str] = &["status", "code", "route", "method", "le"];
 
-/// Per-second rate of a counter between consecutive samples; a drop is a reset (the new value is
-/// the increase since the reset).
-pub fn counter_rate(samples: &[Sample]) -> Vec<Sample> {
-    let mut out = Vec::with_capacity(samples.len().saturating_sub(1));
-    for w in samples.windows(2) {
-        let dt = w[1].t.secs_since(w[0].t);
-        if dt <= 0.0 || !w[0].value.is_finite() || !w[1].value.is_finite() {
-            continue;
-        }
-        let inc = if w[1].value >= w[0].value {
-            w[1].value - w[0].value
-        } else {
-            w[1].value
-        };
-        out.push(Sample {
-            t: w[1].t,
-            value: inc / dt,
-        });
-    }
-    out
-}
+pub use cellwarden_models::series::counter_rate;
 
 fn increases(samples: &[Sample]) -> BTreeMap<i64, f64> {
     let mut out = BTreeMap::new();

@@ -63,6 +63,12 @@ pub struct Entity {
 }
 
 impl Entity {
+    /// `<kind>:<name>` (e.g. `service:cell-2/ledger`): the entity as one string where the kind
+    /// matters (a verification's watch in an Incident's status, and its lookup).
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.kind.as_str(), self.name)
+    }
+
     pub fn service(cell: Option<&str>, service: &str) -> Entity {
         let name = match cell {
             Some(c) => format!("{c}/{service}"),

@@ -168,3 +168,29 @@ impl Family {
         self.series.iter().map(|s| s.samples.len()).sum()
     }
 }
+
+/// How much a counter grew from `prev` to `cur`; a drop is a reset, so `cur` is all growth since
+/// (as Prometheus' `rate()` and `increase()` treat resets).
+pub fn counter_increase(prev: f64, cur: f64) -> f64 {
+    if cur >= prev {
+        cur - prev
+    } else {
+        cur
+    }
+}
+
+/// Per-second rate of a counter between consecutive samples, stamped at the later sample; a drop
+/// is a reset. Pairs with equal or decreasing timestamps, or a non-finite value, give no point.
+/// One definition for the detector's signals and the collector's conversions.
+pub fn counter_rate(samples: &[Sample]) -> Vec<Sample> {
+    samples
+        .windows(2)
+        .filter_map(|w| {
+            let dt = w[1].t.secs_since(w[0].t);
+            (dt > 0.0 && w[0].value.is_finite() && w[1].value.is_finite()).then(|| Sample {
+                t: w[1].t,
+                value: counter_increase(w[0].value, w[1].value) / dt,
+            })
+        })
+        .collect()
+}

@@ -19,7 +19,7 @@ use crate::crd::{
 use crate::notify::{Notification, NotificationKind, Notifier};
 use crate::verify::{self, Expectation, Verdict};
 use cellwarden_models::plan::Plan;
-use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, SeriesKey, Signal, Timestamp};
+use cellwarden_models::{Action, ActionKind, Entity, Incident as ModelIncident, Mode, Sample, SeriesKey, Signal, Timestamp};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
@@ -218,11 +218,7 @@ fn label(a: &ActionRecord) -> String {
 fn record(a: &Action, incident: &ModelIncident, now: Timestamp, state: &str, reason: String) -> ActionRecord {
     let watch = verify::expect(a, incident, now).map(|e| Watch {
         series: e.series.to_string(),
-        entity: e
-            .entity
-            .as_ref()
-            .map(|x| format!("{}:{}", x.kind.as_str(), x.name))
-            .unwrap_or_default(),
+        entity: e.entity.as_ref().map(Entity::qualified).unwrap_or_default(),
         signal: e.signal.as_str().into(),
         level_at_action: e.level_at_action,
         wanted_at_most: e.wanted_at_most,

@@ -243,6 +243,7 @@ mod tests {
             class,
             anomalies: vec![],
             candidates: cands.iter().map(|c| cand(c)).collect(),
+            alerts: vec![],
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`simulate`]: the closed loop between the simulated wallet and the pipeline.
 //! - [`nab_cmd`]: the NAB harness: run a detector over the NAB corpus, score result folders.
 
+pub mod alerts;
 pub mod cli;
 pub mod discover;
 pub mod eval;

@@ -15,7 +15,7 @@ use cellwarden_models::fixture::Fixture;
 use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, TimelineEntry, REPORT_SCHEMA_VERSION};
 use cellwarden_models::topology::Topology;
 use cellwarden_models::{
-    ActionKind, Anomaly, Candidate, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning,
+    ActionKind, AlertNote, Anomaly, Candidate, Entity, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning,
 };
 use cellwarden_remediator::crd::{CellState, RemediationPolicySpec};
 use cellwarden_remediator::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
@@ -34,6 +34,44 @@ pub const TOP_K: usize = 5;
 /// would increasingly see the effects of the plan's own actions (and of whatever happens next),
 /// so re-ranking stops there. One setting for every incident.
 pub const RERANK_AFTER_SECS: [i64; 2] = [60, 180];
+/// How long after an incident opened a firing Alertmanager alert about the same cell (or entity)
+/// still joins it rather than opening an incident of its own. Why 30 minutes: alert rules wait
+/// their `for:` (commonly 5–15 minutes) and Alertmanager its `group_wait`/`group_interval` before
+/// a webhook goes out, so an alert about the trouble an incident is about arrives well after it
+/// opened; trouble twice that far apart is more likely a second fault.
+pub const ALERT_JOIN_SECS: i64 = 1800;
+
+/// What [`Pipeline::alert`] did with an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertOutcome {
+    /// It opened an incident (the last of [`Pipeline::incidents`]) with this plan.
+    Opened(Plan),
+    /// It joined, or changed its state in, the incident at this index.
+    Joined(usize),
+    /// Heard again with nothing new, or resolved without an incident: only noted.
+    Repeated,
+}
+
+/// Whether `incident` is about `entity`: one of its anomalies or candidates names the same
+/// entity or a service in the same cell. An alert that names no entity touches any incident.
+fn touches(incident: &Incident, entity: Option<&Entity>) -> bool {
+    let Some(e) = entity else { return true };
+    let named = incident
+        .anomalies
+        .iter()
+        .filter_map(|a| a.entity.as_ref())
+        .chain(incident.candidates.iter().map(|c| &c.entity));
+    let mut any = false;
+    for other in named {
+        any = true;
+        if other == e || other.matches(e) || e.cell().is_some_and(|c| other.cell() == Some(c)) {
+            return true;
+        }
+    }
+    // An incident that names nothing (platform-wide symptoms only) takes any alert.
+    !any
+}
+
 /// Most anomaly lines in a report's timeline (the count of all is kept beside it).
 const MAX_TIMELINE_ANOMALIES: usize = 200;
 
@@ -133,6 +171,8 @@ pub struct Pipeline {
     events: Vec<DetectorEvent>,
     // Re-ranks still to do, as (when, index into `incidents`), earliest first.
     reranks: BTreeSet<(Timestamp, usize)>,
+    // Incidents an alarm joined since `take_joined` was last called.
+    joined: Vec<usize>,
     // The policy the guards apply, the daemon-wide limits, and what the engine knows of the
     // cluster (the history of decided actions is kept here, for cooldowns and rate limits).
     policy: RemediationPolicySpec,
@@ -159,6 +199,7 @@ impl Pipeline {
             last_anomaly: HashMap::new(),
             events: Vec::new(),
             reranks: BTreeSet::new(),
+            joined: Vec::new(),
             policy: default_policy(),
             limits: ConfigLimits::default(),
             cluster: ClusterSnapshot::default(),
@@ -270,13 +311,62 @@ impl Pipeline {
                         });
                         self.warnings.push(w);
                     }
-                    DetectorEvent::Alarm { t, class, anomalies } => plans.push(self.open_incident(p, topology, t, class, anomalies)),
+                    DetectorEvent::Alarm { t, class, anomalies } => match self.opened_by_alerts_about(&anomalies, t) {
+                        Some(i) => self.alarm_joins(p, i, t, anomalies),
+                        None => plans.push(self.open_incident(p, topology, t, class, anomalies, Vec::new())),
+                    },
                 }
             }
         }
         self.rerank_due(p, |due| due <= until);
         progress(total, total);
         plans
+    }
+
+    /// The latest incident opened by an Alertmanager alert (nothing but alerts in it yet) within
+    /// [`ALERT_JOIN_SECS`] before `t` that an alarm's `anomalies` touch: the alarm is about the
+    /// trouble the alert already reported, so it joins that incident instead of opening another.
+    fn opened_by_alerts_about(&self, anomalies: &[Anomaly], t: Timestamp) -> Option<usize> {
+        self.incidents.iter().rposition(|r| {
+            let inc = &r.incident;
+            !inc.alerts.is_empty()
+                && inc.anomalies.iter().all(|a| a.detector == crate::alerts::ALERT_DETECTOR)
+                && t.secs_since(inc.opened_at) <= ALERT_JOIN_SECS as f64
+                && anomalies.iter().any(|a| touches(inc, a.entity.as_ref()))
+        })
+    }
+
+    /// An alarm's anomalies join incident `i` (opened by an alert): it is ranked again with
+    /// them; its plan, decided at opening, stands.
+    fn alarm_joins(&mut self, p: &Prepared<'_>, i: usize, t: Timestamp, anomalies: Vec<Anomaly>) {
+        let inc = &mut self.incidents[i].incident;
+        let n = anomalies.len();
+        inc.anomalies.extend(anomalies);
+        let start = inc.anomalies.iter().map(|a| a.t).min().unwrap_or(inc.opened_at);
+        inc.candidates = rank_at(p, start, t, &inc.anomalies);
+        inc.ranked_at = t;
+        let top = inc
+            .candidates
+            .first()
+            .map(|c| format!("; top candidate now {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score))
+            .unwrap_or_default();
+        let text = format!(
+            "{}: the detectors' alarm ({n} anomalous series) joined the incident its Alertmanager alert opened{top}.",
+            inc.id
+        );
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "incident".into(),
+            text,
+        });
+        self.joined.push(i);
+    }
+
+    /// Incidents that gained evidence since the last call other than by opening or a scheduled
+    /// re-rank (a detector alarm joining an alert's incident): their Incident needs the new
+    /// ranking written.
+    pub fn take_joined(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.joined)
     }
 
     /// Runs the pending re-ranks whose time `ready` accepts, earliest first.
@@ -334,6 +424,92 @@ impl Pipeline {
         });
     }
 
+    /// Takes an Alertmanager alert heard of at `note.seen_at` (telemetry up to then is in `p`):
+    /// - the same alert (by fingerprint) heard again updates its note where it is — a repeat of a
+    ///   firing alert changes nothing; its resolution is noted;
+    /// - a firing alert joins the latest incident opened within [`ALERT_JOIN_SECS`] that touches
+    ///   its entity (or any such incident, when its labels name none): it becomes one of the
+    ///   incident's anomalies, and the incident is ranked again with it;
+    /// - else a firing alert opens an incident of its own, ranked and planned like any other;
+    /// - a resolved alert of no incident is only noted on the timeline.
+    pub fn alert(&mut self, p: &Prepared<'_>, topology: Option<&Topology>, note: AlertNote, mut anomaly: Anomaly) -> AlertOutcome {
+        let now = note.seen_at;
+        crate::alerts::measure(&mut anomaly, &p.series, now);
+        let recent = |r: &IncidentReport| now.secs_since(r.incident.opened_at) <= ALERT_JOIN_SECS as f64;
+        if let Some(i) = self
+            .incidents
+            .iter()
+            .rposition(|r| r.incident.alerts.iter().any(|a| a.fingerprint == note.fingerprint))
+        {
+            let fired_again = note.firing && !recent(&self.incidents[i]);
+            let inc = &mut self.incidents[i].incident;
+            let slot = inc
+                .alerts
+                .iter_mut()
+                .find(|a| a.fingerprint == note.fingerprint)
+                .expect("found above");
+            if !fired_again || slot.firing {
+                let changed = slot.firing != note.firing;
+                let starts_at = slot.starts_at.or(note.starts_at);
+                *slot = AlertNote { starts_at, ..note };
+                if !changed {
+                    return AlertOutcome::Repeated;
+                }
+                let text = format!(
+                    "{}: Alertmanager alert {} {}.",
+                    inc.id,
+                    slot.name,
+                    if slot.firing { "firing again" } else { "resolved" }
+                );
+                if slot.firing {
+                    inc.anomalies.push(anomaly);
+                }
+                self.timeline.push(TimelineEntry {
+                    t: now,
+                    kind: "alert".into(),
+                    text,
+                });
+                return AlertOutcome::Joined(i);
+            }
+            // Resolved long ago and firing again: trouble of its own, handled as new below.
+        }
+        if !note.firing {
+            self.timeline.push(TimelineEntry {
+                t: now,
+                kind: "alert".into(),
+                text: format!("Alertmanager alert {} resolved (it had opened or joined no incident).", note.name),
+            });
+            return AlertOutcome::Repeated;
+        }
+        let joins = |r: &IncidentReport| recent(r) && touches(&r.incident, note.entity.as_ref());
+        if let Some(i) = self.incidents.iter().rposition(joins) {
+            let ir = &mut self.incidents[i];
+            let inc = &mut ir.incident;
+            let text = format!(
+                "{}: Alertmanager alert {} joined it{}.",
+                inc.id,
+                note.name,
+                note.entity
+                    .as_ref()
+                    .map(|e| format!(" (about {} {})", e.kind.as_str(), e.name))
+                    .unwrap_or_default()
+            );
+            inc.alerts.push(note);
+            inc.anomalies.push(anomaly);
+            let start = inc.anomalies.iter().map(|a| a.t).min().unwrap_or(inc.opened_at);
+            inc.candidates = rank_at(p, start, now, &inc.anomalies);
+            inc.ranked_at = now;
+            self.timeline.push(TimelineEntry {
+                t: now,
+                kind: "alert".into(),
+                text,
+            });
+            return AlertOutcome::Joined(i);
+        }
+        let plan = self.open_incident(p, topology, now, IncidentClass::Fault, vec![anomaly], vec![note]);
+        AlertOutcome::Opened(plan)
+    }
+
     fn open_incident(
         &mut self,
         p: &Prepared<'_>,
@@ -341,16 +517,23 @@ impl Pipeline {
         t: Timestamp,
         class: IncidentClass,
         anomalies: Vec<Anomaly>,
+        alerts: Vec<AlertNote>,
     ) -> Plan {
         let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
         let candidates = rank_at(p, start, t, &anomalies);
+        let mut id = format!("inc-{}", t.millis());
+        // Two incidents in one millisecond (an alert and an alarm, say) keep distinct names.
+        while self.incidents.iter().rev().take(8).any(|r| r.incident.id == id) {
+            id.push('b');
+        }
         let incident = Incident {
-            id: format!("inc-{}", t.millis()),
+            id,
             opened_at: t,
             ranked_at: t,
             class,
             anomalies,
             candidates,
+            alerts,
         };
         let proposed = rules::plan(&incident, &self.warnings, topology);
         let plan = policy::decide(proposed, &self.policy, &self.limits, &self.cluster, t);
@@ -373,12 +556,15 @@ impl Pipeline {
         self.timeline.push(TimelineEntry {
             t,
             kind: "incident".into(),
-            text: format!(
-                "{} opened ({:?}) from {} anomalous series{top}.",
-                incident.id,
-                class,
-                incident.anomalies.len()
-            ),
+            text: match incident.alerts.first() {
+                Some(a) => format!("{} opened ({:?}) by Alertmanager alert {}{top}.", incident.id, class, a.name),
+                None => format!(
+                    "{} opened ({:?}) from {} anomalous series{top}.",
+                    incident.id,
+                    class,
+                    incident.anomalies.len()
+                ),
+            },
         });
         let mut actions: Vec<String> = plan
             .actions
@@ -664,5 +850,133 @@ mod tests {
         );
         assert_eq!(pipeline.incidents()[0].incident.ranked_at, opened_at);
         assert!(pipeline.timeline.iter().all(|e| e.kind != "rerank"));
+    }
+
+    /// A webhook's alert about `labels`, heard of at `secs`.
+    fn alert(labels: &[(&str, &str)], firing: bool, secs: i64) -> (AlertNote, Anomaly) {
+        use cellwarden_collector::ingest::{Alert, AlertStatus};
+        let a = Alert {
+            status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            annotations: Default::default(),
+            starts_at: Some(at(secs - 300)),
+            ends_at: None,
+            fingerprint: format!("{labels:?}"),
+            generator_url: String::new(),
+        };
+        let note = crate::alerts::note_of(&a, at(secs));
+        let anomaly = crate::alerts::anomaly_of(&a, &note);
+        (note, anomaly)
+    }
+
+    #[test]
+    fn an_alert_about_an_incidents_service_joins_it_and_is_weighed_in_its_ranking() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert_eq!(pipeline.incidents().len(), 1);
+        let labels = [("alertname", "AHighErrorRate"), ("service", "a"), ("severity", "critical")];
+        let (note, anomaly) = alert(&labels, true, T0_SECS + 90);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
+        let inc = &pipeline.incidents()[0].incident;
+        assert_eq!(inc.alerts.len(), 1);
+        assert_eq!(inc.ranked_at, at(T0_SECS + 90), "ranked again with the alert");
+        assert_eq!(top(&pipeline), "a");
+        let evidence: Vec<&str> = inc.candidates[0].evidence.iter().map(|e| e.source.as_str()).collect();
+        assert!(evidence.contains(&"detector:alertmanager:error_ratio"), "{evidence:?}");
+        // Alertmanager repeats a firing alert: nothing new.
+        let (note, anomaly) = alert(&labels, true, T0_SECS + 150);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Repeated);
+        assert_eq!(pipeline.incidents()[0].incident.alerts.len(), 1);
+        assert_eq!(pipeline.incidents()[0].incident.alerts[0].seen_at, at(T0_SECS + 150));
+        // Its resolution is a change to the same incident.
+        let (note, anomaly) = alert(&labels, false, T0_SECS + 300);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
+        assert!(!pipeline.incidents()[0].incident.alerts[0].firing);
+        assert_eq!(pipeline.incidents().len(), 1);
+        let texts: Vec<&str> = pipeline
+            .timeline
+            .iter()
+            .filter(|e| e.kind == "alert")
+            .map(|e| e.text.as_str())
+            .collect();
+        assert!(texts[0].contains("AHighErrorRate joined it (about service a)"), "{texts:?}");
+        assert!(texts[1].contains("AHighErrorRate resolved"), "{texts:?}");
+    }
+
+    #[test]
+    fn an_alert_about_something_else_opens_an_incident_that_blames_its_entity() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        let (note, anomaly) = alert(
+            &[("alertname", "CardSchemeErrors"), ("provider", "card-scheme")],
+            true,
+            T0_SECS + 90,
+        );
+        let AlertOutcome::Opened(plan) = pipeline.alert(&p, None, note, anomaly) else {
+            panic!("a provider alert should open its own incident")
+        };
+        assert_eq!(pipeline.incidents().len(), 2);
+        let inc = &pipeline.incidents()[1].incident;
+        assert_eq!(inc.class, IncidentClass::Fault);
+        assert_eq!(inc.alerts[0].name, "CardSchemeErrors");
+        let c = &inc.candidates[0];
+        assert_eq!(c.entity, Entity::new(cellwarden_models::EntityKind::Provider, "card-scheme"));
+        assert_eq!(c.class, cellwarden_models::CauseClass::External);
+        // The plan is the rules' and guards' for an external provider (decided as for any incident).
+        assert_eq!(plan, pipeline.incidents()[1].plan);
+        assert!(pipeline
+            .timeline
+            .iter()
+            .any(|e| e.kind == "incident" && e.text.contains("by Alertmanager alert CardSchemeErrors")));
+        // Reranks are scheduled for it as for any incident.
+        assert!(pipeline.reranks.iter().any(|&(_, i)| i == 1));
+    }
+
+    #[test]
+    fn an_alert_resolved_long_ago_that_fires_again_opens_a_new_incident() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        let labels = [("alertname", "LedgerDown"), ("service", "ledger"), ("cell", "cell-2")];
+        let (note, anomaly) = alert(&labels, true, 100);
+        assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
+        // A platform-wide alert (no entity in its labels) joins the recent incident.
+        let (note, anomaly) = alert(&[("alertname", "CheckoutSloBurn")], true, 200);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
+        let (note, anomaly) = alert(&labels, false, 700);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
+        let (note, anomaly) = alert(&labels, true, 700 + ALERT_JOIN_SECS + 1);
+        assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
+        assert_eq!(pipeline.incidents().len(), 2);
+        assert_eq!(pipeline.incidents()[1].incident.candidates[0].entity.name, "cell-2/ledger");
+        // A resolution of an alert no incident knows is only noted.
+        let (note, anomaly) = alert(&[("alertname", "Other"), ("service", "x")], false, 5000);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Repeated);
+        assert_eq!(pipeline.incidents().len(), 2);
+    }
+
+    #[test]
+    fn the_detectors_alarm_joins_the_incident_an_alert_about_it_opened() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        // Alertmanager is first: an alert about `a` before its errors reach the detector.
+        let (note, anomaly) = alert(&[("alertname", "AErrors"), ("service", "a")], true, T0_SECS - 30);
+        pipeline.advance(&p, None, at(T0_SECS - 30), &mut |_, _| {});
+        assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
+        let plans = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert!(plans.is_empty(), "the alarm made no second plan");
+        assert_eq!(pipeline.incidents().len(), 1);
+        assert_eq!(pipeline.take_joined(), vec![0]);
+        assert!(pipeline.take_joined().is_empty());
+        let inc = &pipeline.incidents()[0].incident;
+        assert!(inc.anomalies.iter().any(|a| a.detector != crate::alerts::ALERT_DETECTOR));
+        assert_eq!(inc.candidates[0].entity.name, "a");
+        assert!(pipeline
+            .timeline
+            .iter()
+            .any(|e| e.text.contains("alarm (1 anomalous series) joined")
+                || e.text
+                    .contains("anomalous series) joined the incident its Alertmanager alert opened")));
     }
 }

@@ -11,7 +11,7 @@
 //! the loop closes through the API), `fixture:<dir>` (a recording, replayed at `clock_speed_x`)
 //! and `live` (the collector's receivers and scrapers).
 
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, AlertOutcome, Pipeline};
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
 use cellwarden_collector::query::{QueryConfig, QuerySource};
@@ -321,6 +321,9 @@ struct Opener {
     selector: Option<String>,
     /// When each incident offered was last ranked, to write later rankings to its Incident.
     ranked: HashMap<String, Timestamp>,
+    /// Incidents new evidence joined since their Incident was written (latest copy each, and
+    /// what joined), written by the next `flush` that leads.
+    evidence_pending: Vec<(ModelIncident, controller::Joined)>,
 }
 
 impl Opener {
@@ -344,6 +347,18 @@ impl Opener {
         self.ranked.retain(|_, at| *at >= horizon);
         self.ranked.insert(incident.id.clone(), incident.ranked_at);
         self.backlog.push((incident, plan, now));
+    }
+
+    /// New evidence joined `incident` (an alert, an alert's new state, or the detectors' alarm):
+    /// a copy still waiting to be created gets the new alerts and ranking; else its Incident's
+    /// status is updated on the next flush.
+    fn evidence_joined(&mut self, incident: ModelIncident, joined: controller::Joined) {
+        if let Some(waiting) = self.backlog.iter_mut().find(|(i, _, _)| i.id == incident.id) {
+            waiting.0 = incident;
+            return;
+        }
+        self.evidence_pending.retain(|(i, _)| i.id != incident.id);
+        self.evidence_pending.push((incident, joined));
     }
 
     /// Writes the pipeline's later rankings of recent incidents to their Incidents (leader only;
@@ -376,6 +391,8 @@ impl Opener {
             // A follower keeps the last few so that on taking over it records what it saw.
             let excess = self.backlog.len().saturating_sub(16);
             self.backlog.drain(..excess);
+            let excess = self.evidence_pending.len().saturating_sub(16);
+            self.evidence_pending.drain(..excess);
             return;
         }
         if !self.was_leading {
@@ -397,6 +414,12 @@ impl Opener {
             if let Err(e) = controller::open(&self.ctx, &incident, &plan, now).await {
                 tracing::error!(error = %e, incident = %incident.id, "Could not record an incident; trying again next step.");
                 self.backlog.push((incident, plan, now));
+            }
+        }
+        for (incident, joined) in std::mem::take(&mut self.evidence_pending) {
+            if let Err(e) = controller::update_evidence(&self.ctx, &incident, incident.ranked_at, joined).await {
+                tracing::warn!(error = %e, incident = %incident.id, "Could not write the evidence that joined an incident; trying again next step.");
+                self.evidence_pending.push((incident, joined));
             }
         }
     }
@@ -558,6 +581,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         was_leading: false,
         selector: selector.clone(),
         ranked: HashMap::new(),
+        evidence_pending: Vec::new(),
     };
     let result = match cfg.source.split_once(':') {
         Some(("simulator", id)) => {
@@ -652,29 +676,41 @@ async fn live_source(
         }
         let (alerts, next) = ingest.alerts_after(alert_cursor);
         alert_cursor = next;
-        for a in alerts {
-            let name = a.labels.get("alertname").cloned().unwrap_or_default();
-            let summary = a
-                .annotations
-                .get("summary")
-                .or(a.annotations.get("description"))
-                .cloned()
-                .unwrap_or_default();
-            pipeline.note(
-                now,
-                "alert",
-                format!("Alertmanager alert {name} ({:?}): {summary}", a.status)
-                    .trim_end_matches(": ")
-                    .to_string(),
-            );
-        }
         let families = ingest.families(Timestamp(since));
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None);
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, None, now, &mut |_, _| {});
+        let mut opened: Vec<(ModelIncident, cellwarden_models::plan::Plan)> = pipeline.incidents()[before..]
+            .iter()
+            .map(|r| r.incident.clone())
+            .zip(plans)
+            .collect();
+        for i in pipeline.take_joined() {
+            let incident = pipeline.incidents()[i].incident.clone();
+            tracing::info!(incident = %incident.id, "The detectors' alarm joined the incident an Alertmanager alert opened.");
+            opener.evidence_joined(incident, controller::Joined::Alarm);
+        }
+        // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
+        for a in alerts {
+            let note = crate::alerts::note_of(&a, now);
+            let anomaly = crate::alerts::anomaly_of(&a, &note);
+            let (name, firing) = (note.name.clone(), note.firing);
+            match pipeline.alert(&prepared, None, note, anomaly) {
+                AlertOutcome::Opened(plan) => {
+                    let incident = pipeline.incidents().last().expect("just opened").incident.clone();
+                    tracing::info!(alert = %name, incident = %incident.id, "Alertmanager alert opened an incident.");
+                    opened.push((incident, plan));
+                }
+                AlertOutcome::Joined(i) => {
+                    let incident = pipeline.incidents()[i].incident.clone();
+                    tracing::info!(alert = %name, firing, incident = %incident.id, "Alertmanager alert joined an incident.");
+                    opener.evidence_joined(incident, controller::Joined::Alert);
+                }
+                AlertOutcome::Repeated => tracing::debug!(alert = %name, firing, "Alertmanager alert heard again; nothing new."),
+            }
+        }
         window.update(now, prepared.series);
-        let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
-        for (incident, plan) in opened.into_iter().zip(plans) {
+        for (incident, plan) in opened {
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut pipeline).await;

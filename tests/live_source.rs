@@ -2,7 +2,8 @@
 //! the fake Kubernetes API (in process), its receivers pushed to over HTTP on 127.0.0.1. Checked:
 //! pushed spans and samples are accepted and counted on the admin `/metrics`; bad input gets a
 //! 4xx with a clear message and the daemon keeps running with what it accepted; the instance
-//! takes the leader Lease.
+//! takes the leader Lease; an Alertmanager alert opens an Incident that blames the service its
+//! labels name, and its resolution lands on that Incident.
 
 use fakekube::{FakeKube, Options};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -157,4 +158,113 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
         assert!(Instant::now() < deadline, "no pipeline steps or no Lease: {holder:?}\n{m}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // A real Alertmanager (Debian's 0.25) delivers its webhook (payload version 4) to the daemon:
+    // a firing alert about a service no incident is about opens an Incident that blames that
+    // service, with the alert in its status; the alert's resolution is written to the same one.
+    let am_port = free_port();
+    let am_config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_config,
+        format!(
+            "route:\n  receiver: cellwarden\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: cellwarden\n    webhook_configs:\n      - url: http://127.0.0.1:{recv}/api/v1/alerts\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let am_bin = std::env::var("ALERTMANAGER_BIN").unwrap_or_else(|_| "prometheus-alertmanager".into());
+    let _am = Kill(
+        Command::new(&am_bin)
+            .arg(format!("--config.file={}", am_config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {am_bin} ({e}); run scripts/test.sh or `apt-get install -y prometheus-alertmanager`")),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(am_port, "GET", "/-/ready", "text/plain", b"").0 != 200 {
+        assert!(Instant::now() < deadline, "alertmanager did not become ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let alert = |ends_at: Option<&str>| {
+        let mut a = serde_json::json!({
+            "labels": {"alertname": "LedgerHighErrorRate", "namespace": "cell-2", "job": "ledger", "severity": "critical"},
+            "annotations": {"summary": "ledger answers 12% of requests with 5xx"},
+            "startsAt": "2026-11-26T10:12:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=ledger_errors"});
+        if let Some(e) = ends_at {
+            a["endsAt"] = e.into();
+        }
+        serde_json::json!([a]).to_string()
+    };
+    let (st, body) = http(am_port, "POST", "/api/v2/alerts", "application/json", alert(None).as_bytes());
+    assert_eq!(st, 200, "alertmanager refused the alert: {body}");
+    let incidents: Api<cellwarden_remediator::crd::Incident> = Api::namespaced(c.clone(), "cellwarden");
+    let with_alert = |state: &'static str| {
+        let incidents = incidents.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let list = incidents.list(&Default::default()).await.unwrap().items;
+                let found = list.into_iter().find(|i| {
+                    i.status
+                        .as_ref()
+                        .is_some_and(|s| s.alerts.iter().any(|a| a.name == "LedgerHighErrorRate" && a.state == state))
+                });
+                if let Some(i) = found {
+                    return i;
+                }
+                assert!(Instant::now() < deadline, "no Incident with the alert {state}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let opened = with_alert("firing").await;
+    let status = opened.status.clone().unwrap();
+    assert_eq!(status.root_cause[0].entity, "cell-2/ledger", "{status:?}");
+    assert_eq!(status.root_cause[0].class, "internal");
+    let a = &status.alerts[0];
+    assert_eq!(
+        (a.entity.as_deref(), a.severity.as_deref(), a.starts_at.as_deref()),
+        (Some("service:cell-2/ledger"), Some("critical"), Some("2026-11-26T10:12:00Z"))
+    );
+    assert_eq!(a.summary, "ledger answers 12% of requests with 5xx");
+    assert!(
+        status.timeline[0].text.contains("Opened by Alertmanager alert LedgerHighErrorRate"),
+        "{:?}",
+        status.timeline
+    );
+    // The alert ends (endsAt now): Alertmanager sends it resolved.
+    let ended = cellwarden_models::Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    )
+    .to_rfc3339();
+    let (st, body) = http(
+        am_port,
+        "POST",
+        "/api/v2/alerts",
+        "application/json",
+        alert(Some(&ended)).as_bytes(),
+    );
+    assert_eq!(st, 200, "{body}");
+    let resolved = with_alert("resolved").await;
+    assert_eq!(
+        resolved.metadata.name, opened.metadata.name,
+        "the resolution lands on the Incident the alert opened"
+    );
+    assert_eq!(incidents.list(&Default::default()).await.unwrap().items.len(), 1);
+    println!(
+        "Incident {} after the alert resolved:\n{}",
+        resolved.metadata.name.as_deref().unwrap_or("?"),
+        serde_yaml_ng::to_string(&resolved.status).unwrap()
+    );
+    let reasons = support::event_reasons(&c, "cellwarden").await;
+    assert!(reasons.iter().any(|r| r == "IncidentOpened"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "AlertJoined"), "{reasons:?}");
 }

@@ -84,6 +84,39 @@ pub struct Incident {
     pub anomalies: Vec<Anomaly>,
     /// Best first.
     pub candidates: Vec<Candidate>,
+    /// Alertmanager alerts that opened or joined it, one per alert (by fingerprint), as last
+    /// heard of. A firing one is among `anomalies` too, as evidence about its entity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertNote>,
+}
+
+/// The metric name of an anomaly that stands for an Alertmanager alert whose level no telemetry
+/// measured (`alertmanager_alert{alertname=…}`): its `observed`/`expected` are 1/0 placeholders,
+/// never a level to verify an action against.
+pub const ALERT_SERIES_METRIC: &str = "alertmanager_alert";
+
+/// An Alertmanager alert as it bears on an incident: who raised what, about which entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertNote {
+    /// Alertmanager's identity of the alert (a hash of its labels); the same alert sent again
+    /// (Alertmanager repeats firing alerts) has the same fingerprint.
+    pub fingerprint: String,
+    /// The `alertname` label.
+    pub name: String,
+    /// `false` once Alertmanager says the alert resolved.
+    pub firing: bool,
+    pub starts_at: Option<Timestamp>,
+    /// When cellwarden last heard of it.
+    pub seen_at: Timestamp,
+    /// The entity its labels name (`provider`, else `service`/`job`/`app` with `cell`/`namespace`,
+    /// else `node`, `zone` or `cell`); `None` when they name none.
+    pub entity: Option<Entity>,
+    /// The `severity` label, if any.
+    pub severity: Option<String>,
+    /// The `summary` annotation, else `description`.
+    pub summary: String,
+    /// The link back to the rule that raised it.
+    pub generator_url: String,
 }
 
 impl Incident {

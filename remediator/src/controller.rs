@@ -14,7 +14,8 @@
 use crate::actuate::{Actuator, Undo};
 use crate::audit::AuditLog;
 use crate::crd::{
-    ActionRecord, Approval, Incident, IncidentSpec, IncidentStatus, PlannedAction, RootCauseCandidate, TimelineItem, Verification, Watch,
+    ActionRecord, AlertRecord, Approval, Incident, IncidentSpec, IncidentStatus, PlannedAction, RootCauseCandidate, TimelineItem,
+    Verification, Watch,
 };
 use crate::notify::{Notification, NotificationKind, Notifier};
 use crate::verify::{self, Expectation, Verdict};
@@ -307,12 +308,16 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
         timeline: vec![TimelineItem {
             at: now.to_rfc3339(),
             kind: "opened".into(),
-            text: format!(
-                "Opened from {} anomalous series; most likely root cause {top}.",
-                incident.anomalies.len()
-            ),
+            text: match incident.alerts.first() {
+                Some(a) => format!("Opened by Alertmanager alert {}; most likely root cause {top}.", a.name),
+                None => format!(
+                    "Opened from {} anomalous series; most likely root cause {top}.",
+                    incident.anomalies.len()
+                ),
+            },
         }],
         root_cause: root_cause(incident),
+        alerts: alert_records(incident),
         ..IncidentStatus::default()
     };
     for r in &plan.refused {
@@ -403,6 +408,67 @@ fn root_cause(incident: &ModelIncident) -> Vec<RootCauseCandidate> {
             score: format!("{:.3}", c.score),
         })
         .collect()
+}
+
+fn alert_records(incident: &ModelIncident) -> Vec<AlertRecord> {
+    incident
+        .alerts
+        .iter()
+        .map(|a| AlertRecord {
+            name: a.name.clone(),
+            fingerprint: a.fingerprint.clone(),
+            state: if a.firing { "firing" } else { "resolved" }.into(),
+            severity: a.severity.clone(),
+            entity: a.entity.as_ref().map(Entity::qualified),
+            starts_at: a.starts_at.map(|t| t.to_rfc3339()),
+            last_seen_at: a.seen_at.to_rfc3339(),
+            summary: a.summary.clone(),
+            generator_url: a.generator_url.clone(),
+        })
+        .collect()
+}
+
+/// What brought new evidence to an open incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// An Alertmanager alert joined it, or one of its alerts changed state.
+    Alert,
+    /// The detectors' alarm joined the incident an alert opened.
+    Alarm,
+}
+
+/// Writes what an incident has now after new evidence joined it — its Alertmanager alerts
+/// (`status.alerts`) and the ranking they led to — with an Event and an audit line.
+pub async fn update_evidence(ctx: &Context, incident: &ModelIncident, now: Timestamp, joined: Joined) -> Result<(), Error> {
+    let name = incident_name(ctx, incident);
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let patch = json!({"status": {"alerts": alert_records(incident), "rootCause": root_cause(incident)}});
+    let pp = PatchParams::default();
+    let p = Patch::Merge(&patch);
+    crate::actuate::with_retries(|| api.patch_status(&name, &pp, &p)).await?;
+    let firing: Vec<&str> = incident.alerts.iter().filter(|a| a.firing).map(|a| a.name.as_str()).collect();
+    let resolved: Vec<&str> = incident.alerts.iter().filter(|a| !a.firing).map(|a| a.name.as_str()).collect();
+    let top = incident
+        .candidates
+        .first()
+        .map(|c| format!("{} ({})", c.entity.name, c.class.as_str()))
+        .unwrap_or_else(|| "none".into());
+    let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    let alerts = format!("Alertmanager alerts firing: {}; resolved: {}.", list(&firing), list(&resolved));
+    let (reason, text) = match joined {
+        Joined::Alert => ("AlertJoined", format!("{alerts} Most likely root cause now {top}.")),
+        Joined::Alarm => (
+            "AlarmJoined",
+            format!("The detectors' alarm joined the incident an alert opened. {alerts} Most likely root cause now {top}."),
+        ),
+    };
+    ctx.event(&name, EventType::Normal, reason, "Detect", text).await;
+    ctx.audit(
+        now,
+        "evidence_joined",
+        json!({"incident": name, "by": if joined == Joined::Alert { "alert" } else { "alarm" }, "firing": firing, "resolved": resolved, "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
+    );
+    Ok(())
 }
 
 /// Writes a later ranking of an open incident (more telemetry since it opened) into its
@@ -731,11 +797,13 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
 /// retried on 409/429/5xx so that what was done is not lost to a passing API error.
 async fn persist(ctx: &Context, name: &str, status: &IncidentStatus) -> Result<(), Error> {
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    // The ranking is the pipeline's to update (`update_root_cause`), never the reconciler's:
-    // leaving it out of this patch means a re-rank written meanwhile is not overwritten.
+    // The ranking and the alerts are the pipeline's to update (`update_root_cause`,
+    // `update_alerts`), never the reconciler's: leaving them out of this patch means one written
+    // meanwhile is not overwritten.
     let mut body = serde_json::to_value(status).expect("a status serialises");
     if let Some(o) = body.as_object_mut() {
         o.remove("rootCause");
+        o.remove("alerts");
     }
     let patch = json!({"status": body});
     let pp = PatchParams::default();

@@ -252,6 +252,35 @@ pub struct IncidentStatus {
     pub approvals: Vec<Approval>,
     #[serde(default)]
     pub verifications: Vec<Verification>,
+    /// Alertmanager alerts that opened or joined the incident, as last heard of (written by the
+    /// pipeline when an alert arrives, never by the reconciler).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRecord>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    /// The `alertname` label.
+    pub name: String,
+    /// Alertmanager's fingerprint of the alert.
+    pub fingerprint: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// The entity its labels name, as `<kind>:<name>` (`service:cell-2/ledger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// When cellwarden last heard of it.
+    pub last_seen_at: String,
+    #[serde(default)]
+    pub summary: String,
+    /// The link back to the rule that raised it.
+    #[serde(default)]
+    pub generator_url: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -162,6 +162,13 @@ fn incident_section(h: &mut String, n: usize, ir: &IncidentReport, graph: &Servi
         }
         h.push_str("</ul>");
     }
+    if !inc.alerts.is_empty() {
+        h.push_str("<h3>Alertmanager alerts</h3><ul>");
+        for a in &inc.alerts {
+            let _ = write!(h, "<li>{}</li>", esc(&crate::report::alert_line(a)));
+        }
+        h.push_str("</ul>");
+    }
     let _ = write!(h, "<h3>Plan ({})</h3><ul class=\"plan\">", ir.plan.mode.as_str());
     for a in &ir.plan.actions {
         let params = a.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");

@@ -67,6 +67,13 @@ pub fn to_markdown(report: &Report) -> String {
             }
             md.push('\n');
         }
+        if !inc.alerts.is_empty() {
+            md.push_str("Alertmanager alerts:\n\n");
+            for a in &inc.alerts {
+                let _ = writeln!(md, "- {}", alert_line(a));
+            }
+            md.push('\n');
+        }
         let _ = writeln!(md, "Plan ({}):\n", ir.plan.mode.as_str());
         for a in &ir.plan.actions {
             let params = a.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
@@ -116,4 +123,26 @@ pub fn to_markdown(report: &Report) -> String {
 /// Renders `report` as pretty JSON (schema: `cellwarden_models::report`).
 pub fn to_json(report: &Report) -> String {
     serde_json::to_string_pretty(report).expect("a report always serialises")
+}
+
+/// One alert as a line of text: name, state, severity, entity, since when, summary, rule link.
+pub fn alert_line(a: &cellwarden_models::AlertNote) -> String {
+    let mut line = format!("{} ({}", a.name, if a.firing { "firing" } else { "resolved" });
+    if let Some(sev) = &a.severity {
+        line.push_str(&format!(", {sev}"));
+    }
+    line.push(')');
+    if let Some(e) = &a.entity {
+        line.push_str(&format!(" on {} {}", e.kind.as_str(), e.name));
+    }
+    if let Some(t) = a.starts_at {
+        line.push_str(&format!(" since {t}"));
+    }
+    if !a.summary.is_empty() {
+        line.push_str(&format!(": {}", a.summary));
+    }
+    if !a.generator_url.is_empty() {
+        line.push_str(&format!(" — rule: {}", a.generator_url));
+    }
+    line
 }

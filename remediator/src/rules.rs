@@ -259,6 +259,7 @@ mod tests {
                     score: 0.9,
                 }],
             }],
+            alerts: vec![],
         }
     }
 

@@ -14,6 +14,7 @@
 //! for a memory forecast (memory heading for its limit, not yet above a baseline) when it has
 //! fallen 20% below its level at the action and under 80% of the limit.
 
+use cellwarden_models::incident::ALERT_SERIES_METRIC;
 use cellwarden_models::{Action, ActionKind, Anomaly, Entity, EntityKind, Incident, Sample, SeriesKey, Signal, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +115,8 @@ pub fn expect(action: &Action, incident: &Incident, now: Timestamp) -> Option<Ex
         .anomalies
         .iter()
         .filter(|a| (a.is_increase() || is_memory_forecast(a)) && a.observed.is_finite())
+        // An alert no telemetry measured has no level to hold an action to.
+        .filter(|a| a.series.metric != ALERT_SERIES_METRIC)
         .filter(|a| {
             !a.entity
                 .as_ref()
@@ -223,6 +226,7 @@ mod tests {
             class: IncidentClass::Fault,
             anomalies,
             candidates: vec![],
+            alerts: vec![],
         }
     }
 
@@ -251,6 +255,21 @@ mod tests {
                 value: *v,
             })
             .collect()
+    }
+
+    #[test]
+    fn an_alert_no_telemetry_measured_promises_nothing_checkable() {
+        let mut alert = anomaly(Signal::ErrorRatio, Entity::service(Some("cell-2"), "ledger"), 1.0, 0.0, 0.9);
+        alert.series = SeriesKey::new(ALERT_SERIES_METRIC, [("alertname".to_string(), "LedgerErrors".to_string())]);
+        alert.detector = "alertmanager".into();
+        let reroute = action(ActionKind::Reroute, "cell-2");
+        assert_eq!(expect(&reroute, &incident(vec![alert.clone()]), at(0)), None);
+        // Measured on the service's own series, it is held to that series' level.
+        alert.series = SeriesKey::new("http:error_ratio", [("cell".to_string(), "cell-2".to_string())]);
+        alert.observed = 0.12;
+        alert.expected = 0.01;
+        let e = expect(&reroute, &incident(vec![alert]), at(0)).unwrap();
+        assert_eq!((e.series.metric.as_str(), e.level_at_action), ("http:error_ratio", 0.12));
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn report() -> Report {
             candidate(EntityKind::Provider, "provider-a", 0.9),
             candidate(EntityKind::Service, "cell-1/payments", 0.4),
         ],
+        alerts: vec![],
     };
     let plan = rules::plan(&incident, &[], None);
     assert_eq!(plan.mode, Mode::DryRun);
@@ -166,4 +167,39 @@ fn a_cell_candidate_highlights_the_cells_services() {
     let elements = parse_all(&page);
     let roots = elements.iter().filter(|(n, a)| n == "g" && class_of(a) == "node root").count();
     assert_eq!(roots, 4, "every cell-1 service, not the shared provider");
+}
+
+#[test]
+fn alerts_that_opened_or_joined_an_incident_are_listed_in_html_and_markdown() {
+    let mut r = report();
+    r.incidents[0].incident.alerts = vec![cellwarden_models::AlertNote {
+        fingerprint: "9f1c".into(),
+        name: "CardSchemeErrors".into(),
+        firing: true,
+        starts_at: Some(r.incidents[0].incident.opened_at.plus_secs(-240)),
+        seen_at: r.incidents[0].incident.opened_at,
+        entity: Some(Entity::new(EntityKind::Provider, "provider-a")),
+        severity: Some("critical".into()),
+        summary: "declines > 5% <for 5m>".into(),
+        generator_url: "http://prometheus:9090/graph?g0.expr=x&g0.tab=1".into(),
+    }];
+    let page = html::to_html(&r);
+    parse_all(&page);
+    assert!(page.contains("<h3>Alertmanager alerts</h3>"));
+    assert!(
+        page.contains(
+            "CardSchemeErrors (firing, critical) on provider provider-a since 2026-03-02T09:41:00Z: declines &gt; 5% &lt;for 5m&gt;"
+        ),
+        "{page}"
+    );
+    assert!(
+        !page.contains("href=\"http"),
+        "the rule link is text, the page stays self-contained"
+    );
+    let md = cellwarden_remediator::report::to_markdown(&r);
+    assert!(
+        md.contains("Alertmanager alerts:\n\n- CardSchemeErrors (firing, critical) on provider provider-a since"),
+        "{md}"
+    );
+    assert!(md.contains("— rule: http://prometheus:9090/graph?g0.expr=x&g0.tab=1"));
 }

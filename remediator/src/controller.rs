@@ -163,20 +163,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// The reference Events point at (by name: the pipeline names Incidents before it has read
+    /// one back, so there is no uid to give).
     fn incident_ref(&self, name: &str) -> ObjectReference {
-        let mut r = Incident::object_ref(
-            &Incident::new(
-                name,
-                IncidentSpec {
-                    opened_at: String::new(),
-                    class: String::new(),
-                    cells: vec![],
-                },
-            ),
-            &(),
-        );
-        r.namespace = Some(self.namespace.clone());
-        r
+        ObjectReference {
+            api_version: Some(Incident::api_version(&()).into_owned()),
+            kind: Some(Incident::kind(&()).into_owned()),
+            name: Some(name.into()),
+            namespace: Some(self.namespace.clone()),
+            ..ObjectReference::default()
+        }
     }
 
     async fn event(&self, incident: &str, type_: EventType, reason: &str, action: &str, note: String) {

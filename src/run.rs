@@ -697,16 +697,21 @@ async fn live_source(
             let (name, firing) = (note.name.clone(), note.firing);
             match pipeline.alert(&prepared, None, note, anomaly) {
                 AlertOutcome::Opened(plan) => {
+                    metrics.alert("opened");
                     let incident = pipeline.incidents().last().expect("just opened").incident.clone();
                     tracing::info!(alert = %name, incident = %incident.id, "Alertmanager alert opened an incident.");
                     opened.push((incident, plan));
                 }
                 AlertOutcome::Joined(i) => {
+                    metrics.alert("joined");
                     let incident = pipeline.incidents()[i].incident.clone();
                     tracing::info!(alert = %name, firing, incident = %incident.id, "Alertmanager alert joined an incident.");
                     opener.evidence_joined(incident, controller::Joined::Alert);
                 }
-                AlertOutcome::Repeated => tracing::debug!(alert = %name, firing, "Alertmanager alert heard again; nothing new."),
+                AlertOutcome::Repeated => {
+                    metrics.alert("repeated");
+                    tracing::debug!(alert = %name, firing, "Alertmanager alert heard again; nothing new.");
+                }
             }
         }
         window.update(now, prepared.series);

@@ -264,6 +264,9 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
         resolved.metadata.name.as_deref().unwrap_or("?"),
         serde_yaml_ng::to_string(&resolved.status).unwrap()
     );
+    let (_, m) = http(admin, "GET", "/metrics", "text/plain", b"");
+    assert_eq!(metric(&m, "cellwarden_alerts_total", "outcome=\"opened\""), 1.0, "{m}");
+    assert_eq!(metric(&m, "cellwarden_alerts_total", "outcome=\"joined\""), 1.0, "{m}");
     let reasons = support::event_reasons(&c, "cellwarden").await;
     assert!(reasons.iter().any(|r| r == "IncidentOpened"), "{reasons:?}");
     assert!(reasons.iter().any(|r| r == "AlertJoined"), "{reasons:?}");

@@ -71,6 +71,11 @@ struct KindOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: String,
 }
@@ -84,6 +89,7 @@ pub struct OperatorMetrics {
     verifications: Family<ResultLabel, Counter>,
     pub reconcile_errors: Counter,
     pub leader: Gauge,
+    alerts: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for OperatorMetrics {
@@ -97,6 +103,7 @@ impl Default for OperatorMetrics {
             verifications: Family::default(),
             reconcile_errors: Counter::default(),
             leader: Gauge::default(),
+            alerts: Family::default(),
         };
         registry.register("incidents_opened", "Incidents opened", m.incidents.clone());
         registry.register("pipeline_steps", "Pipeline steps run", m.steps.clone());
@@ -116,6 +123,11 @@ impl Default for OperatorMetrics {
             m.reconcile_errors.clone(),
         );
         registry.register("leader", "1 while this instance holds the Lease", m.leader.clone());
+        registry.register(
+            "alerts",
+            "Alertmanager alerts taken by the pipeline, by outcome (opened, joined, repeated)",
+            m.alerts.clone(),
+        );
         OperatorMetrics {
             registry: Mutex::new(registry),
             ..m
@@ -131,6 +143,11 @@ impl OperatorMetrics {
                 outcome: outcome.replace('-', "_"),
             })
             .inc();
+    }
+    /// Counts an Alertmanager alert by what it did: `opened` an incident, `joined` one (or
+    /// changed its state there), or `repeated` (nothing new).
+    pub fn alert(&self, outcome: &str) {
+        self.alerts.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
     }
     fn verification(&self, result: &str) {
         self.verifications.get_or_create(&ResultLabel { result: result.into() }).inc();

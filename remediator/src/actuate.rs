@@ -19,7 +19,7 @@ use crate::crd::{Cell, CellState, CellStatus};
 use cellwarden_models::{Action, ActionKind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -79,6 +79,10 @@ pub enum Undo {
         configmap: String,
         key: String,
         previous: BTreeMap<String, Option<String>>,
+        /// Namespaces where the ConfigMap did not exist before (cellwarden created it): a revert
+        /// deletes it there when nothing else was written to it meanwhile.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        created: Vec<String>,
     },
 }
 
@@ -269,15 +273,42 @@ impl Actuator {
                     nodes.len()
                 ))
             }
-            Undo::ConfigMapKey { configmap, key, previous } => {
+            Undo::ConfigMapKey {
+                configmap,
+                key,
+                previous,
+                created,
+            } => {
+                let mut removed = 0;
                 for (ns, value) in previous {
                     let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
                     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": configmap}, "data": {key: value}});
                     let pp = PatchParams::default();
                     let patch = Patch::Merge(&body);
-                    with_retries(|| api.patch(configmap, &pp, &patch)).await?;
+                    let after = with_retries(|| api.patch(configmap, &pp, &patch)).await?;
+                    let empty = after.data.as_ref().is_none_or(|d| d.is_empty()) && after.binary_data.as_ref().is_none_or(|d| d.is_empty());
+                    if value.is_none() && created.contains(ns) && empty {
+                        // Only the ConfigMap as just read back: a write by anyone else meanwhile
+                        // changes its resourceVersion, and then it stays.
+                        let dp = DeleteParams {
+                            preconditions: Some(Preconditions {
+                                resource_version: after.metadata.resource_version.clone(),
+                                uid: after.metadata.uid.clone(),
+                            }),
+                            ..DeleteParams::default()
+                        };
+                        match api.delete(configmap, &dp).await {
+                            Ok(_) => removed += 1,
+                            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                 }
-                Ok(format!("{configmap}: {key} restored in {} namespace(s)", previous.len()))
+                let mut what = format!("{configmap}: {key} restored in {} namespace(s)", previous.len());
+                if removed > 0 {
+                    what.push_str(&format!("; deleted in {removed} where cellwarden had created it"));
+                }
+                Ok(what)
             }
         }
     }
@@ -532,9 +563,13 @@ impl Actuator {
 
     async fn flag(&self, configmap: &str, key: &str, value: &str) -> Result<Applied, ActuateError> {
         let mut previous = BTreeMap::new();
+        let mut created = Vec::new();
         for ns in &self.cell_namespaces {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
             let current = with_retries(|| api.get_opt(configmap)).await?;
+            if current.is_none() {
+                created.push(ns.clone());
+            }
             let was = current.as_ref().and_then(|cm| cm.data.as_ref().and_then(|d| d.get(key).cloned()));
             previous.insert(ns.clone(), was);
             let mut body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": configmap}, "data": {key: value}});
@@ -553,6 +588,7 @@ impl Actuator {
                 configmap: configmap.into(),
                 key: key.into(),
                 previous,
+                created,
             }),
             changed: true,
         })

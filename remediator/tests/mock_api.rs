@@ -254,6 +254,10 @@ enum Scenario {
     RevertReplicas,
     /// SSA weight back → status Active (previous weight cleared) → node schedulable → route back.
     RevertCell,
+    /// Per namespace: merge the key back (cell-1: removed, leaving the ConfigMap cellwarden
+    /// created empty → DELETE with its resourceVersion; cell-2: the old value; cell-3: removed,
+    /// but someone else's key is in it → kept).
+    RevertConfigMapKey,
     /// The scale SSA is refused with 409 once, then accepted.
     ScaleConflictOnce,
     /// The scale SSA is refused with 500 on every one of `with_retries`' 4 attempts.
@@ -323,6 +327,15 @@ impl ApiServerVerifier {
                     v.get_configmap("cell-2", cm, Some(existing)).await;
                     // helm's provider-b is not taken over: only the failed provider is written.
                     v.apply_configmap("cell-2", cm, json!({"provider-a": "0"})).await;
+                }
+                Scenario::RevertConfigMapKey => {
+                    let cm = "cellwarden-feature-flags";
+                    v.merge_configmap("cell-1", cm, json!({"cashback": null}), json!({})).await;
+                    v.delete_configmap("cell-1", cm, "5").await;
+                    v.merge_configmap("cell-2", cm, json!({"cashback": "on"}), json!({"cashback": "on", "loyalty": "off"}))
+                        .await;
+                    v.merge_configmap("cell-3", cm, json!({"cashback": null}), json!({"team-flag": "x"}))
+                        .await;
                 }
                 Scenario::CircuitBreak => {
                     let cm = "cellwarden-feature-flags";
@@ -664,6 +677,39 @@ impl ApiServerVerifier {
         reply(send, 200, &configmap(ns, name, data, json!([])));
     }
 
+    async fn merge_configmap(&mut self, ns: &str, name: &str, data: Value, after: Value) {
+        let (body, send) = self
+            .expect(
+                Method::PATCH,
+                &format!("/api/v1/namespaces/{ns}/configmaps/{name}"),
+                &[],
+                Some(MERGE),
+            )
+            .await;
+        assert_eq!(
+            body,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}),
+            "merge patch of {ns}/{name}"
+        );
+        reply(send, 200, &configmap(ns, name, after, json!([])));
+    }
+
+    async fn delete_configmap(&mut self, ns: &str, name: &str, resource_version: &str) {
+        let (body, send) = self
+            .expect(Method::DELETE, &format!("/api/v1/namespaces/{ns}/configmaps/{name}"), &[], None)
+            .await;
+        assert_eq!(
+            body["preconditions"]["resourceVersion"],
+            json!(resource_version),
+            "the delete of {ns}/{name} is conditional on what was just read"
+        );
+        reply(
+            send,
+            200,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": "configmaps"}}),
+        );
+    }
+
     async fn get_incident(&mut self, current: Incident) {
         let (_, send) = self
             .expect(
@@ -854,6 +900,8 @@ async fn failover_provider_writes_the_provider_weight_in_every_cell_namespace() 
             previous: [("cell-1".to_string(), None), ("cell-2".to_string(), Some("70".to_string()))]
                 .into_iter()
                 .collect(),
+            // cell-1 had no such ConfigMap: cellwarden created it.
+            created: vec!["cell-1".into()],
         })
     );
 }
@@ -881,6 +929,8 @@ async fn circuit_break_turns_the_feature_off_and_keeps_flags_cellwarden_set_befo
             previous: [("cell-1".to_string(), None), ("cell-2".to_string(), Some("on".to_string()))]
                 .into_iter()
                 .collect(),
+            // cell-1 had no such ConfigMap: cellwarden created it.
+            created: vec!["cell-1".into()],
         })
     );
 }
@@ -919,6 +969,30 @@ async fn revert_of_a_cordon_restores_weight_state_nodes_and_route_backends() {
     assert_eq!(
         what,
         "cell cell-2: weight back to 25, Active, 1 node(s) schedulable, 2 route backend(s) restored"
+    );
+}
+
+#[tokio::test]
+async fn revert_of_a_flag_puts_keys_back_and_deletes_a_configmap_cellwarden_created_only_when_empty() {
+    let (client, verifier) = mock_client();
+    let task = verifier.run(Scenario::RevertConfigMapKey);
+    let act = actuator(client);
+    let undo = Undo::ConfigMapKey {
+        configmap: "cellwarden-feature-flags".into(),
+        key: "cashback".into(),
+        previous: [
+            ("cell-1".to_string(), None),
+            ("cell-2".to_string(), Some("on".to_string())),
+            ("cell-3".to_string(), None),
+        ]
+        .into_iter()
+        .collect(),
+        created: vec!["cell-1".into(), "cell-3".into()],
+    };
+    let what = converse(task, act.revert(&undo)).await.expect("revert");
+    assert_eq!(
+        what,
+        "cellwarden-feature-flags: cashback restored in 3 namespace(s); deleted in 1 where cellwarden had created it"
     );
 }
 

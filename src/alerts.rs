@@ -35,49 +35,93 @@ pub fn note_of(alert: &Alert, now: Timestamp) -> AlertNote {
     }
 }
 
-/// The entity an alert's labels name: a provider; else a service (`service`, `job`, `app`,
-/// `deployment` or `container`, in that order) in its cell (`cell`, else `namespace`, else the
-/// part before a `/` in the service label, as Kubernetes service discovery names jobs); else a
-/// node, a zone (`zone` or `topology_kubernetes_io_zone`) or a cell.
+/// The entity an alert's labels name, the object the alert is about before the labels of
+/// whatever measured it (kube-state-metrics' and node-exporter's alerts carry their own `job`
+/// and `service` too): a provider; else the workload its Kubernetes labels name
+/// ([`Entity::workload_of_labels`]: `deployment`, `pod`, `container`, …); else a node; else the
+/// `service` or `job` label's service (a `job` of `namespace/name`, as Kubernetes service
+/// discovery names jobs, gives both); else a zone (`zone` or `topology_kubernetes_io_zone`) or a
+/// cell (`cell` only: a namespace alone is not known to be a cell). A service's cell is its
+/// `cell` label, else its `namespace`. `None` when the labels name none of these.
 pub fn entity_of(alert: &Alert) -> Option<Entity> {
     let l = |k: &str| alert.labels.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if let Some(p) = l("provider") {
         return Some(Entity::new(EntityKind::Provider, p));
     }
     let cell = l("cell").or(l("namespace"));
-    if let Some(s) = ["service", "job", "app", "deployment", "container"].into_iter().find_map(l) {
+    if let Some(w) = Entity::workload_of_labels(|k| alert.labels.get(k).map(String::as_str)) {
+        return Some(Entity::service(cell, w));
+    }
+    if let Some(n) = l("node") {
+        return Some(Entity::new(EntityKind::Node, n));
+    }
+    if let Some(s) = l("service").or(l("job")) {
         return Some(match (cell, s.rsplit_once('/')) {
             (Some(c), Some((_, name))) => Entity::service(Some(c), name),
             (None, Some((c, name))) => Entity::service(Some(c), name),
             (c, None) => Entity::service(c, s),
         });
     }
-    if let Some(n) = l("node") {
-        return Some(Entity::new(EntityKind::Node, n));
-    }
     if let Some(z) = l("zone").or(l("topology_kubernetes_io_zone")) {
         return Some(Entity::new(EntityKind::Zone, z));
     }
-    cell.map(|c| Entity::new(EntityKind::Cell, c))
+    l("cell").map(|c| Entity::new(EntityKind::Cell, c))
+}
+
+/// The words of an alert name: `PaymentsP99LatencyHigh` → payments, p99, latency, high;
+/// `kafka_consumer_lag` → kafka, consumer, lag.
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 /// The signal an alert is about: its `signal` label when it names one of ours, else a guess
-/// from words in its name (latency, errors, memory, lag, CPU); [`Signal::Other`] when none fits.
+/// from whole words of its name (latency, errors, memory, lag, CPU); [`Signal::Other`] when none
+/// fits.
 pub fn signal_of(alert: &Alert) -> Signal {
     if let Some(s) = alert.labels.get("signal").and_then(|s| Signal::parse(s)) {
         return s;
     }
-    let name = alert.labels.get("alertname").map(|s| s.to_lowercase()).unwrap_or_default();
-    let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
-    if has(&["latency", "slow", "duration", "p99", "p95"]) {
+    let words = words(alert.labels.get("alertname").map(String::as_str).unwrap_or(""));
+    let has = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
+    if has(&["latency", "slow", "duration", "p99", "p95", "p90"]) {
         Signal::Latency
-    } else if has(&["error", "fail", "5xx", "unavailable", "down"]) {
+    } else if has(&[
+        "error",
+        "errors",
+        "failure",
+        "failures",
+        "failing",
+        "failed",
+        "5xx",
+        "unavailable",
+        "down",
+    ]) {
         Signal::ErrorRatio
-    } else if has(&["memory", "oom"]) {
+    } else if has(&["memory", "oom", "oomkilled"]) {
         Signal::Memory
     } else if has(&["lag", "backlog", "queue"]) {
         Signal::QueueLag
-    } else if has(&["cpu", "throttl"]) {
+    } else if has(&["cpu", "throttling", "throttled"]) {
         Signal::Cpu
     } else {
         Signal::Other
@@ -202,6 +246,18 @@ mod tests {
             Some(Entity::new(EntityKind::Zone, "eu-west-1b"))
         );
         assert_eq!(e(&[("cell", "cell-4")]), Some(Entity::new(EntityKind::Cell, "cell-4")));
+        // The object the alert is about, not the exporter that measured it.
+        let crash = [
+            ("namespace", "cell-2"),
+            ("pod", "ledger-7d9f8b6c5d-x2x7q"),
+            ("job", "kube-state-metrics"),
+            ("service", "kube-state-metrics"),
+        ];
+        assert_eq!(e(&crash), Some(Entity::service(Some("cell-2"), "ledger")));
+        let node_down = [("node", "node-7"), ("job", "kube-state-metrics"), ("service", "kube-state-metrics")];
+        assert_eq!(e(&node_down), Some(Entity::new(EntityKind::Node, "node-7")));
+        // A namespace alone is not known to be a cell.
+        assert_eq!(e(&[("namespace", "monitoring")]), None);
         assert_eq!(e(&[("alertname", "Watchdog"), ("job", "")]), None);
     }
 
@@ -264,6 +320,10 @@ mod tests {
         assert_eq!(s(&[("alertname", "KubePodOOMKilled")]), Signal::Memory);
         assert_eq!(s(&[("alertname", "KafkaConsumerLag")]), Signal::QueueLag);
         assert_eq!(s(&[("alertname", "Watchdog")]), Signal::Other);
+        // Whole words only: a failover or a feature flag is no error rate or queue lag.
+        assert_eq!(s(&[("alertname", "ProviderFailoverActive")]), Signal::Other);
+        assert_eq!(s(&[("alertname", "FeatureFlagChanged")]), Signal::Other);
+        assert_eq!(s(&[("alertname", "ledger_high_error_rate")]), Signal::ErrorRatio);
         assert_eq!(score_of(Some("warning")), 0.7);
         assert_eq!(score_of(None), 0.7);
         assert_eq!(score_of(Some("Info")), 0.4);

@@ -48,12 +48,15 @@ pub enum AlertOutcome {
     Opened(Plan),
     /// It joined, or changed its state in, the incident at this index.
     Joined(usize),
-    /// Heard again with nothing new, or resolved without an incident: only noted.
-    Repeated,
+    /// Only noted on the timeline: heard again with nothing new, resolved without an incident,
+    /// or about no entity (or of severity info/none with no incident to join).
+    Noted,
 }
 
 /// Whether `incident` is about `entity`: one of its anomalies or candidates names the same
-/// entity or a service in the same cell. An alert that names no entity touches any incident.
+/// entity (a service without a cell matching it in any cell) or a service in the same cell, or
+/// the incident names nothing at all (platform-wide symptoms only). No entity touches any
+/// incident.
 fn touches(incident: &Incident, entity: Option<&Entity>) -> bool {
     let Some(e) = entity else { return true };
     let named = incident
@@ -64,7 +67,7 @@ fn touches(incident: &Incident, entity: Option<&Entity>) -> bool {
     let mut any = false;
     for other in named {
         any = true;
-        if other == e || other.matches(e) || e.cell().is_some_and(|c| other.cell() == Some(c)) {
+        if other == e || other.matches(e) || e.matches(other) || e.cell().is_some_and(|c| other.cell() == Some(c)) {
             return true;
         }
     }
@@ -324,15 +327,22 @@ impl Pipeline {
     }
 
     /// The latest incident opened by an Alertmanager alert (nothing but alerts in it yet) within
-    /// [`ALERT_JOIN_SECS`] before `t` that an alarm's `anomalies` touch: the alarm is about the
-    /// trouble the alert already reported, so it joins that incident instead of opening another.
+    /// [`ALERT_JOIN_SECS`] before `t`, with an alert still firing, that planned an action and
+    /// that one of an alarm's anomalies with an entity touches: the alarm is about the trouble the
+    /// alert already reported, so it joins that incident instead of opening another. An alarm
+    /// about nothing named, or one next to an alert incident that could do nothing, opens its own
+    /// (with a plan of its own).
     fn opened_by_alerts_about(&self, anomalies: &[Anomaly], t: Timestamp) -> Option<usize> {
         self.incidents.iter().rposition(|r| {
             let inc = &r.incident;
-            !inc.alerts.is_empty()
+            inc.alerts.iter().any(|a| a.firing && a.entity.is_some())
                 && inc.anomalies.iter().all(|a| a.detector == crate::alerts::ALERT_DETECTOR)
+                && r.plan.actions.iter().any(|a| a.kind != ActionKind::Notify)
                 && t.secs_since(inc.opened_at) <= ALERT_JOIN_SECS as f64
-                && anomalies.iter().any(|a| touches(inc, a.entity.as_ref()))
+                && anomalies
+                    .iter()
+                    .filter(|a| a.entity.is_some())
+                    .any(|a| touches(inc, a.entity.as_ref()))
         })
     }
 
@@ -425,66 +435,66 @@ impl Pipeline {
     }
 
     /// Takes an Alertmanager alert heard of at `note.seen_at` (telemetry up to then is in `p`):
-    /// - the same alert (by fingerprint) heard again updates its note where it is — a repeat of a
-    ///   firing alert changes nothing; its resolution is noted;
-    /// - a firing alert joins the latest incident opened within [`ALERT_JOIN_SECS`] that touches
-    ///   its entity (or any such incident, when its labels name none): it becomes one of the
+    /// - the same alert (by fingerprint) of the same episode (`startsAt`) heard again updates its
+    ///   note where it is: a repeat changes nothing, a resolution is noted, a resolved alert that
+    ///   fires again is evidence again and the incident is ranked again;
+    /// - a firing alert that names an entity joins the latest incident opened within
+    ///   [`ALERT_JOIN_SECS`] that touches that entity ([`touches`]): it becomes one of the
     ///   incident's anomalies, and the incident is ranked again with it;
-    /// - else a firing alert opens an incident of its own, ranked and planned like any other;
-    /// - a resolved alert of no incident is only noted on the timeline.
+    /// - else it opens an incident of its own, ranked and planned like any other — unless its
+    ///   severity is `info` or `none` (Alertmanager's `Watchdog`, say), which only joins;
+    /// - an alert whose labels name no entity, or a resolution of an alert no incident has, is
+    ///   only noted on the timeline: evidence about nothing in particular opens nothing.
     pub fn alert(&mut self, p: &Prepared<'_>, topology: Option<&Topology>, note: AlertNote, mut anomaly: Anomaly) -> AlertOutcome {
         let now = note.seen_at;
         crate::alerts::measure(&mut anomaly, &p.series, now);
-        let recent = |r: &IncidentReport| now.secs_since(r.incident.opened_at) <= ALERT_JOIN_SECS as f64;
-        if let Some(i) = self
-            .incidents
-            .iter()
-            .rposition(|r| r.incident.alerts.iter().any(|a| a.fingerprint == note.fingerprint))
-        {
-            let fired_again = note.firing && !recent(&self.incidents[i]);
-            let inc = &mut self.incidents[i].incident;
-            let slot = inc
-                .alerts
-                .iter_mut()
-                .find(|a| a.fingerprint == note.fingerprint)
-                .expect("found above");
-            if !fired_again || slot.firing {
-                let changed = slot.firing != note.firing;
-                let starts_at = slot.starts_at.or(note.starts_at);
-                *slot = AlertNote { starts_at, ..note };
-                if !changed {
-                    return AlertOutcome::Repeated;
-                }
-                let text = format!(
-                    "{}: Alertmanager alert {} {}.",
-                    inc.id,
-                    slot.name,
-                    if slot.firing { "firing again" } else { "resolved" }
-                );
-                if slot.firing {
-                    inc.anomalies.push(anomaly);
-                }
-                self.timeline.push(TimelineEntry {
-                    t: now,
-                    kind: "alert".into(),
-                    text,
-                });
-                return AlertOutcome::Joined(i);
+        let same_episode = |a: &AlertNote| a.fingerprint == note.fingerprint && a.starts_at == note.starts_at;
+        if let Some(i) = self.incidents.iter().rposition(|r| r.incident.alerts.iter().any(same_episode)) {
+            let ir = &mut self.incidents[i];
+            let inc = &mut ir.incident;
+            let slot = inc.alerts.iter_mut().find(|a| same_episode(a)).expect("found above");
+            let changed = slot.firing != note.firing;
+            *slot = note;
+            if !changed {
+                return AlertOutcome::Noted;
             }
-            // Resolved long ago and firing again: trouble of its own, handled as new below.
-        }
-        if !note.firing {
+            let text = format!(
+                "{}: Alertmanager alert {} {}.",
+                inc.id,
+                slot.name,
+                if slot.firing { "firing again" } else { "resolved" }
+            );
+            if slot.firing {
+                inc.anomalies.push(anomaly);
+                let start = inc.anomalies.iter().map(|a| a.t).min().unwrap_or(inc.opened_at);
+                inc.candidates = rank_at(p, start, now, &inc.anomalies);
+                inc.ranked_at = now;
+            }
             self.timeline.push(TimelineEntry {
                 t: now,
                 kind: "alert".into(),
-                text: format!("Alertmanager alert {} resolved (it had opened or joined no incident).", note.name),
+                text,
             });
-            return AlertOutcome::Repeated;
+            return AlertOutcome::Joined(i);
         }
-        let joins = |r: &IncidentReport| recent(r) && touches(&r.incident, note.entity.as_ref());
+        if !note.firing || note.entity.is_none() {
+            let why = if note.firing {
+                "its labels name no service, provider, node, zone or cell"
+            } else {
+                "resolved; it had opened or joined no incident"
+            };
+            self.timeline.push(TimelineEntry {
+                t: now,
+                kind: "alert".into(),
+                text: format!("Alertmanager alert {} noted only: {why}.", note.name),
+            });
+            return AlertOutcome::Noted;
+        }
+        let joins = |r: &IncidentReport| {
+            now.secs_since(r.incident.opened_at) <= ALERT_JOIN_SECS as f64 && touches(&r.incident, note.entity.as_ref())
+        };
         if let Some(i) = self.incidents.iter().rposition(joins) {
-            let ir = &mut self.incidents[i];
-            let inc = &mut ir.incident;
+            let inc = &mut self.incidents[i].incident;
             let text = format!(
                 "{}: Alertmanager alert {} joined it{}.",
                 inc.id,
@@ -505,6 +515,21 @@ impl Pipeline {
                 text,
             });
             return AlertOutcome::Joined(i);
+        }
+        if matches!(
+            note.severity.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("info" | "none")
+        ) {
+            self.timeline.push(TimelineEntry {
+                t: now,
+                kind: "alert".into(),
+                text: format!(
+                    "Alertmanager alert {} noted only: severity {} opens no incident, and no recent one is about it.",
+                    note.name,
+                    note.severity.as_deref().unwrap_or_default()
+                ),
+            });
+            return AlertOutcome::Noted;
         }
         let plan = self.open_incident(p, topology, now, IncidentClass::Fault, vec![anomaly], vec![note]);
         AlertOutcome::Opened(plan)
@@ -852,14 +877,14 @@ mod tests {
         assert!(pipeline.timeline.iter().all(|e| e.kind != "rerank"));
     }
 
-    /// A webhook's alert about `labels`, heard of at `secs`.
-    fn alert(labels: &[(&str, &str)], firing: bool, secs: i64) -> (AlertNote, Anomaly) {
+    /// A webhook's alert about `labels`, firing since `started`, heard of at `secs`.
+    fn alert(labels: &[(&str, &str)], firing: bool, started: i64, secs: i64) -> (AlertNote, Anomaly) {
         use cellwarden_collector::ingest::{Alert, AlertStatus};
         let a = Alert {
             status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             annotations: Default::default(),
-            starts_at: Some(at(secs - 300)),
+            starts_at: Some(at(started)),
             ends_at: None,
             fingerprint: format!("{labels:?}"),
             generator_url: String::new(),
@@ -876,7 +901,7 @@ mod tests {
         pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
         assert_eq!(pipeline.incidents().len(), 1);
         let labels = [("alertname", "AHighErrorRate"), ("service", "a"), ("severity", "critical")];
-        let (note, anomaly) = alert(&labels, true, T0_SECS + 90);
+        let (note, anomaly) = alert(&labels, true, T0_SECS + 30, T0_SECS + 90);
         assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
         let inc = &pipeline.incidents()[0].incident;
         assert_eq!(inc.alerts.len(), 1);
@@ -885,12 +910,12 @@ mod tests {
         let evidence: Vec<&str> = inc.candidates[0].evidence.iter().map(|e| e.source.as_str()).collect();
         assert!(evidence.contains(&"detector:alertmanager:error_ratio"), "{evidence:?}");
         // Alertmanager repeats a firing alert: nothing new.
-        let (note, anomaly) = alert(&labels, true, T0_SECS + 150);
-        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Repeated);
+        let (note, anomaly) = alert(&labels, true, T0_SECS + 30, T0_SECS + 150);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Noted);
         assert_eq!(pipeline.incidents()[0].incident.alerts.len(), 1);
         assert_eq!(pipeline.incidents()[0].incident.alerts[0].seen_at, at(T0_SECS + 150));
         // Its resolution is a change to the same incident.
-        let (note, anomaly) = alert(&labels, false, T0_SECS + 300);
+        let (note, anomaly) = alert(&labels, false, T0_SECS + 30, T0_SECS + 300);
         assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
         assert!(!pipeline.incidents()[0].incident.alerts[0].firing);
         assert_eq!(pipeline.incidents().len(), 1);
@@ -912,6 +937,7 @@ mod tests {
         let (note, anomaly) = alert(
             &[("alertname", "CardSchemeErrors"), ("provider", "card-scheme")],
             true,
+            T0_SECS + 30,
             T0_SECS + 90,
         );
         let AlertOutcome::Opened(plan) = pipeline.alert(&p, None, note, anomaly) else {
@@ -939,29 +965,44 @@ mod tests {
         let p = prepared();
         let mut pipeline = Pipeline::new();
         let labels = [("alertname", "LedgerDown"), ("service", "ledger"), ("cell", "cell-2")];
-        let (note, anomaly) = alert(&labels, true, 100);
+        let (note, anomaly) = alert(&labels, true, 50, 100);
         assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
-        // A platform-wide alert (no entity in its labels) joins the recent incident.
-        let (note, anomaly) = alert(&[("alertname", "CheckoutSloBurn")], true, 200);
+        // An alert whose labels name nothing opens and joins nothing; neither does a watchdog.
+        let (note, anomaly) = alert(&[("alertname", "CheckoutSloBurn")], true, 150, 200);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Noted);
+        let (note, anomaly) = alert(&[("alertname", "Watchdog"), ("service", "x"), ("severity", "none")], true, 150, 200);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Noted);
+        assert_eq!(pipeline.incidents()[0].incident.alerts.len(), 1);
+        let (note, anomaly) = alert(&labels, false, 50, 700);
         assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
-        let (note, anomaly) = alert(&labels, false, 700);
+        // Resolved, then firing again from the same start (a flap): evidence again, same incident.
+        let (note, anomaly) = alert(&labels, true, 50, 760);
         assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
-        let (note, anomaly) = alert(&labels, true, 700 + ALERT_JOIN_SECS + 1);
+        assert_eq!(pipeline.incidents()[0].incident.ranked_at, at(760));
+        let (note, anomaly) = alert(&labels, false, 50, 800);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(0));
+        // A new episode (a later startsAt) long after: an incident of its own.
+        let (note, anomaly) = alert(&labels, true, 2400, 800 + ALERT_JOIN_SECS + 1);
         assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
         assert_eq!(pipeline.incidents().len(), 2);
         assert_eq!(pipeline.incidents()[1].incident.candidates[0].entity.name, "cell-2/ledger");
         // A resolution of an alert no incident knows is only noted.
-        let (note, anomaly) = alert(&[("alertname", "Other"), ("service", "x")], false, 5000);
-        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Repeated);
+        let (note, anomaly) = alert(&[("alertname", "Other"), ("service", "x")], false, 4000, 5000);
+        assert_eq!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Noted);
         assert_eq!(pipeline.incidents().len(), 2);
     }
 
     #[test]
-    fn the_detectors_alarm_joins_the_incident_an_alert_about_it_opened() {
+    fn the_detectors_alarm_joins_the_incident_an_alert_about_it_opened_when_that_one_acts() {
         let p = prepared();
         let mut pipeline = Pipeline::new();
         // Alertmanager is first: an alert about `a` before its errors reach the detector.
-        let (note, anomaly) = alert(&[("alertname", "AErrors"), ("service", "a")], true, T0_SECS - 30);
+        let (note, anomaly) = alert(
+            &[("alertname", "AErrors"), ("service", "a"), ("cell", "cell-1")],
+            true,
+            T0_SECS - 60,
+            T0_SECS - 30,
+        );
         pipeline.advance(&p, None, at(T0_SECS - 30), &mut |_, _| {});
         assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
         let plans = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
@@ -971,12 +1012,35 @@ mod tests {
         assert!(pipeline.take_joined().is_empty());
         let inc = &pipeline.incidents()[0].incident;
         assert!(inc.anomalies.iter().any(|a| a.detector != crate::alerts::ALERT_DETECTOR));
-        assert_eq!(inc.candidates[0].entity.name, "a");
+        assert!(
+            inc.candidates[0].entity.matches(&Entity::service(None, "a")),
+            "{:?}",
+            inc.candidates[0]
+        );
+        assert!(pipeline.incidents()[0].plan.actions.iter().any(|a| a.kind != ActionKind::Notify));
         assert!(pipeline
             .timeline
             .iter()
             .any(|e| e.text.contains("alarm (1 anomalous series) joined")
                 || e.text
                     .contains("anomalous series) joined the incident its Alertmanager alert opened")));
+    }
+
+    #[test]
+    fn an_alarm_next_to_an_alert_incident_that_could_do_nothing_opens_its_own() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        // An alert about a node: nothing the rules would do about `a`'s errors.
+        let (note, anomaly) = alert(
+            &[("alertname", "NodeDiskPressure"), ("node", "n1")],
+            true,
+            T0_SECS - 60,
+            T0_SECS - 30,
+        );
+        pipeline.advance(&p, None, at(T0_SECS - 30), &mut |_, _| {});
+        assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
+        pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert!(pipeline.take_joined().is_empty());
+        assert_eq!(pipeline.incidents().len(), 2, "the alarm about `a` is an incident of its own");
     }
 }

@@ -323,19 +323,24 @@ struct Opener {
     ranked: HashMap<String, Timestamp>,
     /// Incidents new evidence joined since their Incident was written (latest copy each, and
     /// what joined), written by the next `flush` that leads.
-    evidence_pending: Vec<(ModelIncident, controller::Joined)>,
+    evidence_pending: Vec<(ModelIncident, controller::Joined, Timestamp)>,
 }
 
 impl Opener {
+    /// Whether `incident` is this shard's: every incident when this instance handles all cells,
+    /// else one whose candidates name one of its cells or no cell at all.
+    fn is_mine(&self, incident: &ModelIncident) -> bool {
+        if self.shard_cells.is_empty() {
+            return true;
+        }
+        let cells: Vec<&str> = incident.candidates.iter().filter_map(|c| c.entity.cell()).collect();
+        cells.is_empty() || cells.iter().any(|c| self.shard_cells.contains(*c))
+    }
+
     async fn offer(&mut self, incident: ModelIncident, mut plan: cellwarden_models::plan::Plan, now: Timestamp) {
         // (Written by `flush`, which the loop calls right after.)
         if !self.shard_cells.is_empty() {
-            let cells: Vec<String> = incident
-                .candidates
-                .iter()
-                .filter_map(|c| c.entity.cell().map(String::from))
-                .collect();
-            if !cells.is_empty() && !cells.iter().any(|c| self.shard_cells.contains(c)) {
+            if !self.is_mine(&incident) {
                 tracing::debug!(incident = %incident.id, "Incident of another shard's cells; left to it.");
                 return;
             }
@@ -352,13 +357,16 @@ impl Opener {
     /// New evidence joined `incident` (an alert, an alert's new state, or the detectors' alarm):
     /// a copy still waiting to be created gets the new alerts and ranking; else its Incident's
     /// status is updated on the next flush.
-    fn evidence_joined(&mut self, incident: ModelIncident, joined: controller::Joined) {
+    fn evidence_joined(&mut self, incident: ModelIncident, joined: controller::Joined, now: Timestamp) {
         if let Some(waiting) = self.backlog.iter_mut().find(|(i, _, _)| i.id == incident.id) {
             waiting.0 = incident;
             return;
         }
-        self.evidence_pending.retain(|(i, _)| i.id != incident.id);
-        self.evidence_pending.push((incident, joined));
+        if !self.is_mine(&incident) {
+            return;
+        }
+        // Kept in order, each with its own time and kind: the last written is the latest copy.
+        self.evidence_pending.push((incident, joined, now));
     }
 
     /// Writes the pipeline's later rankings of recent incidents to their Incidents (leader only;
@@ -416,10 +424,21 @@ impl Opener {
                 self.backlog.push((incident, plan, now));
             }
         }
-        for (incident, joined) in std::mem::take(&mut self.evidence_pending) {
-            if let Err(e) = controller::update_evidence(&self.ctx, &incident, incident.ranked_at, joined).await {
-                tracing::warn!(error = %e, incident = %incident.id, "Could not write the evidence that joined an incident; trying again next step.");
-                self.evidence_pending.push((incident, joined));
+        let mut pending = std::mem::take(&mut self.evidence_pending).into_iter();
+        while let Some((incident, joined, now)) = pending.next() {
+            match controller::update_evidence(&self.ctx, &incident, now, joined).await {
+                Ok(()) => {}
+                Err(controller::Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+                    // Never created here (a follower's backlog dropped it) or deleted since.
+                    tracing::info!(incident = %incident.id, "No Incident to add evidence to; left out.");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, incident = %incident.id, "Could not write the evidence that joined an incident; trying again next step.");
+                    // The rest wait behind it, so that a later copy is never overwritten by an earlier.
+                    self.evidence_pending.push((incident, joined, now));
+                    self.evidence_pending.extend(pending);
+                    break;
+                }
             }
         }
     }
@@ -617,7 +636,8 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
 
 /// The live source: the collector's receivers, scrapers and Prometheus queries fill one bounded
 /// window; every `evaluate_every_secs` the pipeline reads it (the last 45 minutes) and new
-/// incidents go to the Incident controller. Alertmanager alerts are noted on the timeline.
+/// incidents go to the Incident controller. Alertmanager alerts then open or join incidents
+/// (`Pipeline::alert`); what joined an incident is written to its Incident.
 async fn live_source(
     cfg: &Config,
     client: &Client,
@@ -688,7 +708,7 @@ async fn live_source(
         for i in pipeline.take_joined() {
             let incident = pipeline.incidents()[i].incident.clone();
             tracing::info!(incident = %incident.id, "The detectors' alarm joined the incident an Alertmanager alert opened.");
-            opener.evidence_joined(incident, controller::Joined::Alarm);
+            opener.evidence_joined(incident, controller::Joined::Alarm, now);
         }
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
         for a in alerts {
@@ -706,11 +726,11 @@ async fn live_source(
                     metrics.alert("joined");
                     let incident = pipeline.incidents()[i].incident.clone();
                     tracing::info!(alert = %name, firing, incident = %incident.id, "Alertmanager alert joined an incident.");
-                    opener.evidence_joined(incident, controller::Joined::Alert);
+                    opener.evidence_joined(incident, controller::Joined::Alert, now);
                 }
-                AlertOutcome::Repeated => {
-                    metrics.alert("repeated");
-                    tracing::debug!(alert = %name, firing, "Alertmanager alert heard again; nothing new.");
+                AlertOutcome::Noted => {
+                    metrics.alert("noted");
+                    tracing::debug!(alert = %name, firing, "Alertmanager alert noted only (nothing new, or about nothing in particular).");
                 }
             }
         }

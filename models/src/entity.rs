@@ -95,19 +95,47 @@ impl Entity {
         }
     }
 
-    /// The entity a series describes: a provider when it has a `provider` label, else the service
-    /// (with its cell), else the node; `None` for platform-wide series (e.g. an entry-point SLI).
+    /// The entity a series describes: a provider when it has a `provider` label; else the service
+    /// its `service` label names; else (for series not about nodes) the workload its Kubernetes
+    /// labels name ([`Entity::workload_of_labels`]: cAdvisor's and kube-state-metrics' series carry
+    /// `namespace`/`pod`/`container`, OpenTelemetry's `service_name`); else the node; else the
+    /// cell. A service's cell is its `cell` label, else its `namespace` (cells are namespaces).
+    /// `None` for platform-wide series (e.g. an entry-point SLI).
     pub fn of_series(key: &SeriesKey) -> Option<Entity> {
         if let Some(p) = key.label("provider") {
             return Some(Entity::new(EntityKind::Provider, p));
         }
+        let cell = key.label("cell").or(key.label("namespace"));
         if let Some(s) = key.label("service") {
-            return Some(Entity::service(key.label("cell"), s));
+            return Some(Entity::service(cell, s));
+        }
+        let about_nodes = key.metric.starts_with("kube_node_") || key.metric.starts_with("node_");
+        if !about_nodes {
+            if let Some(w) = Entity::workload_of_labels(|k| key.label(k)) {
+                return Some(Entity::service(cell, w));
+            }
         }
         if let Some(n) = key.label("node") {
             return Some(Entity::new(EntityKind::Node, n));
         }
         key.label("cell").map(|c| Entity::new(EntityKind::Cell, c))
+    }
+
+    /// The workload Kubernetes labels name, most specific first: the `deployment`, `statefulset`
+    /// or `daemonset` label (kube-state-metrics), the workload of the `pod` label
+    /// ([`workload_of_pod`]), the `container` label (not cAdvisor's `POD` or pod-level `""`), the
+    /// `app_kubernetes_io_name` or `app` label, OpenTelemetry's `service_name`. Empty values count
+    /// as absent.
+    pub fn workload_of_labels<'a>(label: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+        let l = |k: &str| label(k).filter(|v| !v.is_empty());
+        l("deployment")
+            .or_else(|| l("statefulset"))
+            .or_else(|| l("daemonset"))
+            .or_else(|| l("pod").map(workload_of_pod))
+            .or_else(|| l("container").filter(|c| *c != "POD"))
+            .or_else(|| l("app_kubernetes_io_name"))
+            .or_else(|| l("app"))
+            .or_else(|| l("service_name"))
     }
 
     /// The truth's target: the first present of service (with cell), provider, node, zone, cell.
@@ -140,6 +168,31 @@ impl Entity {
     }
 }
 
+/// The workload a Kubernetes pod belongs to, by the names controllers give pods: a Deployment's
+/// `ledger-7d9f8b6c5d-x2x7q` (ReplicaSet hash, then a 5-character suffix) → `ledger`; a
+/// DaemonSet's `fluent-bit-x2x7q` → `fluent-bit`; a StatefulSet's `ledger-db-0` → `ledger-db`.
+/// Suffixes are recognised by Kubernetes' alphabet for generated names (no vowels, no 0, 1, 3);
+/// any other name is returned as it is.
+pub fn workload_of_pod(pod: &str) -> &str {
+    fn generated(s: &str, lens: std::ops::RangeInclusive<usize>) -> bool {
+        lens.contains(&s.len()) && s.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+    }
+    let Some((rest, last)) = pod.rsplit_once('-') else { return pod };
+    if rest.is_empty() {
+        return pod;
+    }
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return rest;
+    }
+    if !generated(last, 5..=5) {
+        return pod;
+    }
+    match rest.rsplit_once('-') {
+        Some((name, hash)) if !name.is_empty() && generated(hash, 6..=10) => name,
+        _ => rest,
+    }
+}
+
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
@@ -149,6 +202,69 @@ impl fmt::Display for Entity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_names_give_their_workload() {
+        assert_eq!(workload_of_pod("ledger-7d9f8b6c5d-x2x7q"), "ledger");
+        assert_eq!(workload_of_pod("wallet-api-5c66d57d58-6mp2b"), "wallet-api");
+        assert_eq!(workload_of_pod("fluent-bit-x2x7q"), "fluent-bit");
+        assert_eq!(workload_of_pod("ledger-db-0"), "ledger-db");
+        assert_eq!(
+            workload_of_pod("api-gateway-udefy"),
+            "api-gateway-udefy",
+            "vowels: not a generated suffix"
+        );
+        assert_eq!(workload_of_pod("ledger"), "ledger");
+        assert_eq!(workload_of_pod("-x2x7q"), "-x2x7q");
+    }
+
+    #[test]
+    fn kubernetes_labels_name_the_service_in_its_namespace() {
+        let key =
+            |metric: &str, labels: &[(&str, &str)]| SeriesKey::new(metric, labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // cAdvisor: namespace, pod, container — the Deployment is the service, the namespace its cell.
+        let cadvisor = key(
+            "container_memory_working_set_bytes",
+            &[
+                ("namespace", "cell-2"),
+                ("pod", "ledger-7d9f8b6c5d-x2x7q"),
+                ("container", "ledger"),
+                ("node", "n1"),
+            ],
+        );
+        assert_eq!(Entity::of_series(&cadvisor), Some(Entity::service(Some("cell-2"), "ledger")));
+        // Pod-level cgroup (container ""): the pod still names it.
+        let pod_level = key(
+            "container_memory_working_set_bytes",
+            &[("namespace", "cell-2"), ("pod", "ledger-db-0"), ("container", "")],
+        );
+        assert_eq!(Entity::of_series(&pod_level), Some(Entity::service(Some("cell-2"), "ledger-db")));
+        // OpenTelemetry's service name, no namespace: a service without a cell.
+        let otel = key("http_server_request_duration_seconds_count", &[("service_name", "payments")]);
+        assert_eq!(Entity::of_series(&otel), Some(Entity::service(None, "payments")));
+        // Node series stay the node's even when the exporter's own pod labels are on them.
+        let node = key(
+            "kube_node_status_condition",
+            &[
+                ("node", "n1"),
+                ("pod", "kube-state-metrics-6f7b9c8d4f-abcde"),
+                ("condition", "Ready"),
+            ],
+        );
+        assert_eq!(Entity::of_series(&node), Some(Entity::new(EntityKind::Node, "n1")));
+        // An explicit service label wins, with its cell label.
+        let ours = key(
+            "m",
+            &[
+                ("cell", "cell-1"),
+                ("namespace", "cell-1"),
+                ("service", "api"),
+                ("pod", "api-udefy"),
+            ],
+        );
+        assert_eq!(Entity::of_series(&ours), Some(Entity::service(Some("cell-1"), "api")));
+        assert_eq!(Entity::of_series(&key("m", &[("namespace", "cell-1")])), None);
+    }
 
     #[test]
     fn truth_without_cell_matches_service_in_any_cell() {

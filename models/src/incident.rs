@@ -106,10 +106,12 @@ pub struct AlertNote {
     /// `false` once Alertmanager says the alert resolved.
     pub firing: bool,
     pub starts_at: Option<Timestamp>,
-    /// When cellwarden last heard of it.
+    /// When cellwarden last heard of it (a repeat of a firing alert updates it here, not in the
+    /// Incident, which is written when its state changes).
     pub seen_at: Timestamp,
-    /// The entity its labels name (`provider`, else `service`/`job`/`app` with `cell`/`namespace`,
-    /// else `node`, `zone` or `cell`); `None` when they name none.
+    /// The entity its labels name (the binary's `alerts::entity_of`: a provider, else the
+    /// workload of its Kubernetes labels, a node, a `service`/`job`, a zone or a `cell`); `None`
+    /// when they name none.
     pub entity: Option<Entity>,
     /// The `severity` label, if any.
     pub severity: Option<String>,

@@ -125,7 +125,7 @@ impl Default for OperatorMetrics {
         registry.register("leader", "1 while this instance holds the Lease", m.leader.clone());
         registry.register(
             "alerts",
-            "Alertmanager alerts taken by the pipeline, by outcome (opened, joined, repeated)",
+            "Alertmanager alerts taken by the pipeline, by outcome (opened, joined, noted)",
             m.alerts.clone(),
         );
         OperatorMetrics {
@@ -145,7 +145,7 @@ impl OperatorMetrics {
             .inc();
     }
     /// Counts an Alertmanager alert by what it did: `opened` an incident, `joined` one (or
-    /// changed its state there), or `repeated` (nothing new).
+    /// changed its state there), or was only `noted`.
     pub fn alert(&self, outcome: &str) {
         self.alerts.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
     }
@@ -271,6 +271,8 @@ fn action_of(r: &ActionRecord) -> Option<Action> {
 /// Records a newly opened incident and its plan as an `Incident` object (what the reconciler
 /// then carries out). Returns `false` when the Incident already exists — a restarted operator
 /// seeing the same incident again — and then writes nothing: the object's status is the truth.
+/// (One that exists without a status — created by an earlier call whose status write failed —
+/// gets its status written, without its Events, audit lines and webhooks told a second time.)
 pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Timestamp) -> Result<bool, Error> {
     let name = incident_name(ctx, incident);
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -293,29 +295,42 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
     if let Some(s) = &ctx.shard {
         obj.metadata.labels = Some([(SHARD_LABEL.to_string(), s.clone())].into_iter().collect());
     }
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            tracing::info!(incident = %name, "The Incident exists already; its status is kept as it is.");
-            return Ok(false);
-        }
+    // Whether this call created the object (and so tells of it: Events, audit, webhooks).
+    let created = match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => true,
+        Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&name).await? {
+            Some(existing) if existing.status.as_ref().is_none_or(|s| s.phase.is_empty()) => {
+                // Our own earlier attempt created it and then failed to write its status: the
+                // status is written now (what was told then is not told again).
+                tracing::warn!(incident = %name, "The Incident exists without a status; writing it.");
+                false
+            }
+            _ => {
+                tracing::info!(incident = %name, "The Incident exists already; its status is kept as it is.");
+                return Ok(false);
+            }
+        },
         Err(e) => return Err(e.into()),
+    };
+    if created {
+        ctx.metrics.incidents.inc();
     }
-    ctx.metrics.incidents.inc();
     let top = incident
         .candidates
         .first()
         .map(|c| format!("{} ({})", c.entity.name, c.class.as_str()))
         .unwrap_or_else(|| "none".into());
     let opened_text = format!("Incident opened; most likely root cause {top}.");
-    ctx.event(&name, EventType::Warning, "IncidentOpened", "Detect", opened_text.clone())
-        .await;
-    ctx.audit(
-        now,
-        "incident_opened",
-        json!({"incident": name, "class": format!("{:?}", incident.class), "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
-    );
-    ctx.notify(NotificationKind::IncidentOpened, &name, now, opened_text, None);
+    if created {
+        ctx.event(&name, EventType::Warning, "IncidentOpened", "Detect", opened_text.clone())
+            .await;
+        ctx.audit(
+            now,
+            "incident_opened",
+            json!({"incident": name, "class": format!("{:?}", incident.class), "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
+        );
+        ctx.notify(NotificationKind::IncidentOpened, &name, now, opened_text, None);
+    }
     let mut status = IncidentStatus {
         phase: "Open".into(),
         timeline: vec![TimelineItem {
@@ -334,10 +349,13 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
         ..IncidentStatus::default()
     };
     for r in &plan.refused {
-        ctx.metrics.action(r.action.kind.as_str(), "refused");
         status
             .planned
             .push(record(&r.action, incident, now, "refused", format!("{}: {}", r.guard, r.reason)));
+        if !created {
+            continue;
+        }
+        ctx.metrics.action(r.action.kind.as_str(), "refused");
         let text = format!(
             "{} {} refused by the {} guard: {}",
             r.action.kind, r.action.target, r.guard, r.reason
@@ -359,6 +377,9 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
             "pending"
         };
         status.planned.push(record(a, incident, now, state, a.reason.clone()));
+        if !created {
+            continue;
+        }
         match state {
             "planned" => {
                 ctx.metrics.action(a.kind.as_str(), "planned");
@@ -398,8 +419,10 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
         }
     }
     let patch = json!({"status": status});
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(true)
+    let pp = PatchParams::default();
+    let p = Patch::Merge(&patch);
+    crate::actuate::with_retries(|| api.patch_status(&name, &pp, &p)).await?;
+    Ok(created)
 }
 
 /// The Incident object's name for a pipeline incident (a shard's carry its suffix).
@@ -811,7 +834,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
 async fn persist(ctx: &Context, name: &str, status: &IncidentStatus) -> Result<(), Error> {
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     // The ranking and the alerts are the pipeline's to update (`update_root_cause`,
-    // `update_alerts`), never the reconciler's: leaving them out of this patch means one written
+    // `update_evidence`), never the reconciler's: leaving them out of this patch means one written
     // meanwhile is not overwritten.
     let mut body = serde_json::to_value(status).expect("a status serialises");
     if let Some(o) = body.as_object_mut() {

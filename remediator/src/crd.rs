@@ -274,7 +274,7 @@ pub struct AlertRecord {
     pub entity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<String>,
-    /// When cellwarden last heard of it.
+    /// When cellwarden heard of its current state.
     pub last_seen_at: String,
     #[serde(default)]
     pub summary: String,

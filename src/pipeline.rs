@@ -157,6 +157,13 @@ pub fn rank_at(p: &Prepared<'_>, start: Timestamp, until: Timestamp, anomalies: 
     )
 }
 
+/// Ranks `incident` again on `p` up to `at`, from the onset its anomalies give (their earliest).
+fn rank_again(p: &Prepared<'_>, incident: &mut Incident, at: Timestamp) {
+    let start = incident.anomalies.iter().map(|a| a.t).min().unwrap_or(incident.opened_at);
+    incident.candidates = rank_at(p, start, at, &incident.anomalies);
+    incident.ranked_at = at;
+}
+
 /// The streaming pipeline: detector state, and what it has concluded so far. Fed by
 /// [`Pipeline::advance`] with telemetry up to a time; the same code serves replay and the
 /// closed-loop simulator.
@@ -352,9 +359,7 @@ impl Pipeline {
         let inc = &mut self.incidents[i].incident;
         let n = anomalies.len();
         inc.anomalies.extend(anomalies);
-        let start = inc.anomalies.iter().map(|a| a.t).min().unwrap_or(inc.opened_at);
-        inc.candidates = rank_at(p, start, t, &inc.anomalies);
-        inc.ranked_at = t;
+        rank_again(p, inc, t);
         let top = inc
             .candidates
             .first()
@@ -395,10 +400,8 @@ impl Pipeline {
     fn rerank(&mut self, p: &Prepared<'_>, i: usize, at: Timestamp) {
         let Some(ir) = self.incidents.get_mut(i) else { return };
         let incident = &mut ir.incident;
-        let start = incident.anomalies.iter().map(|a| a.t).min().unwrap_or(incident.opened_at);
         let before = incident.candidates.first().map(|c| (c.entity.name.clone(), c.class));
-        incident.candidates = rank_at(p, start, at, &incident.anomalies);
-        incident.ranked_at = at;
+        rank_again(p, incident, at);
         let after_s = at.secs_since(incident.opened_at);
         let top = match incident.candidates.first() {
             None => "no candidate".to_string(),
@@ -466,9 +469,7 @@ impl Pipeline {
             );
             if slot.firing {
                 inc.anomalies.push(anomaly);
-                let start = inc.anomalies.iter().map(|a| a.t).min().unwrap_or(inc.opened_at);
-                inc.candidates = rank_at(p, start, now, &inc.anomalies);
-                inc.ranked_at = now;
+                rank_again(p, inc, now);
             }
             self.timeline.push(TimelineEntry {
                 t: now,
@@ -506,9 +507,7 @@ impl Pipeline {
             );
             inc.alerts.push(note);
             inc.anomalies.push(anomaly);
-            let start = inc.anomalies.iter().map(|a| a.t).min().unwrap_or(inc.opened_at);
-            inc.candidates = rank_at(p, start, now, &inc.anomalies);
-            inc.ranked_at = now;
+            rank_again(p, inc, now);
             self.timeline.push(TimelineEntry {
                 t: now,
                 kind: "alert".into(),

@@ -80,6 +80,29 @@ pub struct SpanResource {
     pub cell: Option<String>,
 }
 
+impl SpanResource {
+    /// Takes one resource attribute by its OTLP key (`service.name`, `k8s.pod.name`,
+    /// `k8s.namespace.name`, `k8s.node.name`, `wallet.cell`); any other is ignored.
+    pub fn set(&mut self, key: &str, value: String) {
+        match key {
+            "service.name" => self.service = value,
+            "k8s.pod.name" => self.pod = Some(value),
+            "k8s.namespace.name" => self.namespace = Some(value),
+            "k8s.node.name" => self.node = Some(value),
+            "wallet.cell" => self.cell = Some(value),
+            _ => {}
+        }
+    }
+
+    /// Names a resource without `service.name` `unknown_service`, as the OpenTelemetry SDKs do.
+    pub fn with_service_default(mut self) -> SpanResource {
+        if self.service.is_empty() {
+            self.service = "unknown_service".into();
+        }
+        self
+    }
+}
+
 /// One span, reduced to what the pipeline uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Span {
@@ -221,18 +244,9 @@ pub fn decode_export_request(v: &Value) -> Result<Vec<Span>, String> {
     for r in rs {
         let mut resource = SpanResource::default();
         for (k, val) in attributes(r.get("resource").and_then(|res| res.get("attributes")))? {
-            match k.as_str() {
-                "service.name" => resource.service = val,
-                "k8s.pod.name" => resource.pod = Some(val),
-                "k8s.namespace.name" => resource.namespace = Some(val),
-                "k8s.node.name" => resource.node = Some(val),
-                "wallet.cell" => resource.cell = Some(val),
-                _ => {}
-            }
+            resource.set(&k, val);
         }
-        if resource.service.is_empty() {
-            resource.service = "unknown_service".into();
-        }
+        let resource = resource.with_service_default();
         let scopes = match r.get("scopeSpans").or_else(|| r.get("instrumentationLibrarySpans")) {
             None => continue,
             Some(s) => s.as_array().ok_or("`scopeSpans` is not an array")?,

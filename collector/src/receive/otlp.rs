@@ -91,19 +91,11 @@ pub fn spans_from_request(req: &ExportTraceServiceRequest) -> (Vec<Span>, Vec<St
     for rs in &req.resource_spans {
         let mut resource = SpanResource::default();
         for kv in rs.resource.iter().flat_map(|r| &r.attributes) {
-            let Some(val) = value_string(kv) else { continue };
-            match kv.key.as_str() {
-                "service.name" => resource.service = val,
-                "k8s.pod.name" => resource.pod = Some(val),
-                "k8s.namespace.name" => resource.namespace = Some(val),
-                "k8s.node.name" => resource.node = Some(val),
-                "wallet.cell" => resource.cell = Some(val),
-                _ => {}
+            if let Some(val) = value_string(kv) {
+                resource.set(&kv.key, val);
             }
         }
-        if resource.service.is_empty() {
-            resource.service = "unknown_service".into();
-        }
+        let resource = resource.with_service_default();
         for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
             let one = || -> Result<Span, String> {
                 let start_ns = nanos(s.start_time_unix_nano, "startTimeUnixNano")?;

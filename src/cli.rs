@@ -331,7 +331,7 @@ fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>) -> Result<Opt
     let Some(truth) = fx.truth.clone() else { return Ok(None) };
     let prepared: Prepared<'_> = pipeline::prepare(&fx);
     let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |_, _| {});
-    let alarms: Vec<_> = outcome.report.incidents.iter().map(|i| i.incident.clone()).collect();
+    let alarms = &outcome.report.incidents;
     let warning_times: Vec<Timestamp> = outcome.warnings.iter().map(|w| w.t).collect();
     let at_start = if at_truth_start {
         eval::truth_rank_window(&truth)
@@ -345,7 +345,8 @@ fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>) -> Result<Opt
         &name,
         &truth,
         &CaseRun {
-            alarms: &alarms,
+            alarms,
+            rank_after_secs: crate::pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0),
             warning_times: &warning_times,
             from: outcome.report.from,
             to: outcome.report.to,
@@ -410,8 +411,8 @@ pub fn run_eval(args: &[String], at_truth_start: bool, json: bool, out: Option<&
 fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_start: bool) -> std::io::Result<()> {
     writeln!(
         so,
-        "{:<32} {:<16} {:>8} {:>9} {:>9} {:>5}  top candidate",
-        "case", "kind", "detected", "delay_s", "lead_s", "rank"
+        "{:<32} {:<16} {:>8} {:>9} {:>9} {:>5} {:>9} {:>7} {:>5}  top candidate",
+        "case", "kind", "detected", "delay_s", "lead_s", "rank", "incidents", "repeats", "pages"
     )?;
     for c in scores {
         let top = c
@@ -424,15 +425,19 @@ fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_
         } else {
             if c.detected { "yes" } else { "no" }.to_string()
         };
+        let or_dash = |healthy: bool, v: String| if healthy { "-".to_string() } else { v };
         writeln!(
             so,
-            "{:<32} {:<16} {:>8} {:>9} {:>9} {:>5}  {}",
+            "{:<32} {:<16} {:>8} {:>9} {:>9} {:>5} {:>9} {:>7} {:>5}  {}",
             c.case,
             c.kind,
             detected,
             fmt_opt(c.delay_s, 0),
             fmt_opt(c.lead_s, 0),
             c.rank.map_or("-".into(), |r| r.to_string()),
+            c.incidents.map_or("-".into(), |n| n.to_string()),
+            or_dash(c.healthy, c.repeated_actions.to_string()),
+            or_dash(c.healthy, c.pages.to_string()),
             top
         )?;
     }
@@ -468,6 +473,14 @@ fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_
         fmt_opt(s.ac1, 3),
         fmt_opt(s.ac3, 3),
         fmt_opt(s.avg5, 3)
+    )?;
+    writeln!(
+        so,
+        "incidents per fault {} (at most {} in one case)  repeated actions {}  pages per fault {}",
+        fmt_opt(s.incidents_per_fault, 2),
+        s.max_incidents_per_fault.map_or("-".into(), |n| n.to_string()),
+        s.repeated_actions,
+        fmt_opt(s.pages_per_fault, 2)
     )?;
     let mut kinds: Vec<&str> = scores.iter().filter(|c| !c.healthy).map(|c| c.kind.as_str()).collect();
     kinds.sort();

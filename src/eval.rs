@@ -1,9 +1,11 @@
 //! Scoring a replay against `truth.yaml`, exactly as FIXTURES.md's "How eval scores a fixture"
 //! says, and the summary over many cases. Pure: alarms, warnings and candidates in, figures out.
 
+use cellwarden_models::report::IncidentReport;
 use cellwarden_models::truth::Truth;
-use cellwarden_models::{Candidate, Entity, Incident, Timestamp};
+use cellwarden_models::{Candidate, Entity, Timestamp};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One candidate as eval prints it (the `--json` keys are an interface: keep them stable).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,6 +39,13 @@ pub struct CaseScore {
     pub lead_s: Option<f64>,
     pub rank: Option<usize>,
     pub top5: Vec<TopEntry>,
+    /// Incidents opened (not reopened or joined) from the fault's start to the end of the
+    /// telemetry or the next fault's start; `None` when the fault was not detected.
+    pub incidents: Option<usize>,
+    /// Action decisions (same kind, same target) after the first, in the same span.
+    pub repeated_actions: usize,
+    /// Open and escalation notices that paged, in the same span.
+    pub pages: usize,
     /// Healthy cases: false alarms and hours of telemetry.
     #[serde(skip)]
     pub false_alarms: usize,
@@ -48,7 +57,10 @@ pub struct CaseScore {
 
 /// What a case's replay produced that eval needs.
 pub struct CaseRun<'a> {
-    pub alarms: &'a [Incident],
+    /// Every incident the replay opened, with its lifecycle and ranking history.
+    pub alarms: &'a [IncidentReport],
+    /// When the ranking scored is taken, after an incident's opening (the last re-rank).
+    pub rank_after_secs: i64,
     pub warning_times: &'a [Timestamp],
     /// Telemetry span of the fixture, for the false-alarm rate.
     pub from: Option<Timestamp>,
@@ -86,12 +98,13 @@ pub fn score_case(case: &str, truth: &Truth, run: &CaseRun<'_>) -> CaseScore {
         let false_alarms = run
             .alarms
             .iter()
-            .filter(|a| {
+            .filter(|r| {
+                let a = &r.incident;
                 let in_event = truth
                     .events
                     .iter()
                     .any(|e| a.opened_at >= e.start && e.end.is_none_or(|end| a.opened_at <= end));
-                !in_event || a.blames_root_cause()
+                !in_event || a.blames_root_cause() || r.lifecycle.pages() > 0
             })
             .count();
         return CaseScore {
@@ -102,6 +115,9 @@ pub fn score_case(case: &str, truth: &Truth, run: &CaseRun<'_>) -> CaseScore {
             lead_s: None,
             rank: None,
             top5: vec![],
+            incidents: None,
+            repeated_actions: 0,
+            pages: 0,
             false_alarms,
             hours,
             healthy: true,
@@ -111,36 +127,81 @@ pub fn score_case(case: &str, truth: &Truth, run: &CaseRun<'_>) -> CaseScore {
     let first_alarm = run
         .alarms
         .iter()
-        .filter(|a| a.opened_at >= from && a.opened_at <= to)
-        .min_by_key(|a| a.opened_at);
+        .filter(|r| r.incident.opened_at >= from && r.incident.opened_at <= to)
+        .min_by_key(|r| r.incident.opened_at);
     let first_signal = run
         .warning_times
         .iter()
         .copied()
         .filter(|t| *t >= from && *t <= to)
-        .chain(first_alarm.map(|a| a.opened_at))
+        .chain(first_alarm.map(|r| r.incident.opened_at))
         .min();
     let lead_s = fault.failure.and_then(|f| first_signal.map(|s| f.secs_since(s)));
     let target = Entity::of_root_cause(&fault.root_cause);
     let candidates: Vec<Candidate> = match &run.at_truth_start {
         Some(c) => c.clone(),
-        None => first_alarm.map(|a| a.candidates.clone()).unwrap_or_default(),
+        None => first_alarm
+            .map(|r| r.ranking_at(r.incident.opened_at.plus_secs(run.rank_after_secs)).to_vec())
+            .unwrap_or_default(),
     };
     let rank = target
         .as_ref()
         .and_then(|t| candidates.iter().position(|c| c.entity.matches(t)).map(|i| i + 1));
+    let life = fault_span(truth, run.to).map(|(a, b)| lived(run.alarms, a, b));
     CaseScore {
         case: case.into(),
         kind: fault.kind.clone(),
         detected: first_alarm.is_some(),
-        delay_s: first_alarm.map(|a| a.opened_at.secs_since(fault.start)),
+        delay_s: first_alarm.map(|r| r.incident.opened_at.secs_since(fault.start)),
         lead_s,
         rank,
         top5: candidates.iter().take(5).map(TopEntry::from).collect(),
+        incidents: first_alarm.and(life.map(|l| l.incidents)),
+        repeated_actions: life.map_or(0, |l| l.repeated_actions),
+        pages: life.map_or(0, |l| l.pages),
         false_alarms: 0,
         hours,
         healthy: false,
     }
+}
+
+/// The span a fault's incidents are counted in: from its `start` to the end of the telemetry
+/// (`to`) or the `start` of the next fault (`faults` or `other_faults`), whichever is first.
+pub fn fault_span(truth: &Truth, to: Option<Timestamp>) -> Option<(Timestamp, Timestamp)> {
+    let f = truth.faults.first()?;
+    let mut end = to.unwrap_or(Timestamp(i64::MAX));
+    for o in truth.faults.iter().skip(1).chain(&truth.other_faults) {
+        if o.start > f.start && o.start < end {
+            end = o.start;
+        }
+    }
+    Some((f.start, end))
+}
+
+/// What an on-call engineer lived through in a span: incidents opened, repeated decisions, pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lived {
+    pub incidents: usize,
+    pub repeated_actions: usize,
+    pub pages: usize,
+}
+
+/// [`Lived`] from `from` to `to` (inclusive), over the incidents of a run.
+pub fn lived(incidents: &[IncidentReport], from: Timestamp, to: Timestamp) -> Lived {
+    let within = |t: Timestamp| t >= from && t <= to;
+    let mut decided: HashMap<(cellwarden_models::ActionKind, &str), usize> = HashMap::new();
+    let mut out = Lived::default();
+    for r in incidents {
+        if within(r.incident.opened_at) {
+            out.incidents += 1;
+        }
+        for d in r.lifecycle.decisions.iter().filter(|d| within(d.at)) {
+            *decided.entry((d.kind, d.target.as_str())).or_default() += 1;
+        }
+        out.pages += r.lifecycle.notices.iter().filter(|n| n.pages && within(n.at)).count();
+    }
+    out.repeated_actions = decided.values().map(|n| n.saturating_sub(1)).sum();
+    out
 }
 
 /// The summary over cases (the `--json` keys are an interface: keep them stable).
@@ -157,6 +218,13 @@ pub struct Summary {
     pub ac1: Option<f64>,
     pub ac3: Option<f64>,
     pub avg5: Option<f64>,
+    /// Mean incidents opened per detected fault, and the most in any case.
+    pub incidents_per_fault: Option<f64>,
+    pub max_incidents_per_fault: Option<usize>,
+    /// Repeated action decisions, summed over faults.
+    pub repeated_actions: usize,
+    /// Mean pages per detected fault.
+    pub pages_per_fault: Option<f64>,
 }
 
 /// The median of `v`, `None` when empty.
@@ -199,14 +267,24 @@ pub fn summarise(cases: &[CaseScore]) -> Summary {
         ac1: ac_at(&ranks, 1),
         ac3: ac_at(&ranks, 3),
         avg5: avg_at(&ranks, 5),
+        incidents_per_fault: mean(faulty.iter().filter_map(|c| c.incidents.map(|n| n as f64))),
+        max_incidents_per_fault: faulty.iter().filter_map(|c| c.incidents).max(),
+        repeated_actions: faulty.iter().map(|c| c.repeated_actions).sum(),
+        pages_per_fault: mean(faulty.iter().filter(|c| c.detected).map(|c| c.pages as f64)),
     }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = v.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cellwarden_models::report::Ranking;
     use cellwarden_models::truth::{Fault, RootCause, TruthEvent};
-    use cellwarden_models::{Candidate, CauseClass, IncidentClass};
+    use cellwarden_models::{ActionKind, Candidate, CauseClass, Decision, Incident, IncidentClass, Mode, Notice, NoticeKind, Plan};
 
     fn t(mins: i64) -> Timestamp {
         Timestamp(mins * 60_000)
@@ -235,8 +313,8 @@ mod tests {
         }
     }
 
-    fn alarm(at: i64, cands: &[&str], class: IncidentClass) -> Incident {
-        Incident {
+    fn alarm(at: i64, cands: &[&str], class: IncidentClass) -> IncidentReport {
+        let incident = Incident {
             id: format!("inc-{at}"),
             opened_at: t(at),
             ranked_at: t(at),
@@ -244,7 +322,100 @@ mod tests {
             anomalies: vec![],
             candidates: cands.iter().map(|c| cand(c)).collect(),
             alerts: vec![],
+        };
+        IncidentReport {
+            plan: Plan {
+                incident_id: incident.id.clone(),
+                at: t(at),
+                mode: Mode::DryRun,
+                actions: vec![],
+                refused: vec![],
+            },
+            incident,
+            key_series: vec![],
+            lifecycle: Default::default(),
+            rankings: vec![],
         }
+    }
+
+    fn decided(r: &mut IncidentReport, at: i64, kind: ActionKind, target: &str) {
+        r.lifecycle.decisions.push(Decision {
+            at: t(at),
+            kind,
+            target: target.into(),
+        });
+    }
+
+    fn paged(r: &mut IncidentReport, at: i64, kind: NoticeKind, pages: bool) {
+        r.lifecycle.notices.push(Notice {
+            at: t(at),
+            kind,
+            pages,
+            text: String::new(),
+        });
+    }
+
+    #[test]
+    fn what_a_fault_put_people_through_is_counted_until_the_next_fault() {
+        let mut truth = Truth {
+            faults: vec![fault(10, None, Some(50))],
+            ..Default::default()
+        };
+        let mut a = alarm(12, &["cell-2/ledger"], IncidentClass::Fault);
+        paged(&mut a, 12, NoticeKind::Opened, true);
+        decided(&mut a, 12, ActionKind::RestartPods, "cell-2/ledger");
+        paged(&mut a, 40, NoticeKind::Escalated, true);
+        paged(&mut a, 60, NoticeKind::Resolved, false);
+        let mut b = alarm(27, &["cell-2/ledger"], IncidentClass::Fault);
+        paged(&mut b, 27, NoticeKind::Opened, true);
+        decided(&mut b, 27, ActionKind::RestartPods, "cell-2/ledger");
+        decided(&mut b, 27, ActionKind::Scale, "cell-2/ledger");
+        // Before the fault: not its incident.
+        let early = alarm(5, &["x"], IncidentClass::Fault);
+        let alarms = [early, a, b];
+        let run = CaseRun {
+            alarms: &alarms,
+            rank_after_secs: 180,
+            warning_times: &[],
+            from: Some(t(0)),
+            to: Some(t(90)),
+            at_truth_start: None,
+        };
+        let s = score_case("c", &truth, &run);
+        assert_eq!((s.incidents, s.repeated_actions, s.pages), (Some(2), 1, 3));
+        // Another fault from minute 20 on ends the span: b and its repeat are not this one's.
+        truth.other_faults.push(fault(20, None, None));
+        let s = score_case("c", &truth, &run);
+        assert_eq!((s.incidents, s.repeated_actions, s.pages), (Some(1), 0, 1));
+        let sum = summarise(&[s]);
+        assert_eq!(sum.incidents_per_fault, Some(1.0));
+        assert_eq!(sum.max_incidents_per_fault, Some(1));
+    }
+
+    #[test]
+    fn the_ranking_scored_is_the_one_in_force_after_the_last_rerank() {
+        let truth = Truth {
+            faults: vec![fault(10, None, None)],
+            ..Default::default()
+        };
+        let mut a = alarm(11, &["cell-9/late"], IncidentClass::Fault);
+        for (secs, name) in [(0, "cell-1/first"), (180, "cell-2/ledger"), (600, "cell-9/late")] {
+            a.rankings.push(Ranking {
+                at: t(11).plus_secs(secs),
+                candidates: vec![cand(name)],
+                why: "rerank".into(),
+            });
+        }
+        let alarms = [a];
+        let run = CaseRun {
+            alarms: &alarms,
+            rank_after_secs: 180,
+            warning_times: &[],
+            from: Some(t(0)),
+            to: Some(t(90)),
+            at_truth_start: None,
+        };
+        assert_eq!(score_case("c", &truth, &run).rank, Some(1));
     }
 
     #[test]
@@ -288,6 +459,7 @@ mod tests {
         let warnings = [t(2), t(20)];
         let run = CaseRun {
             alarms: &alarms,
+            rank_after_secs: 180,
             warning_times: &warnings,
             from: Some(t(0)),
             to: Some(t(60)),
@@ -323,6 +495,7 @@ mod tests {
         ];
         let run = CaseRun {
             alarms: &alarms,
+            rank_after_secs: 180,
             warning_times: &[],
             from: Some(t(0)),
             to: Some(t(120)),

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`cli`]: the clap command line and one `run` per subcommand.
 //! - [`pipeline`]: fixture → signals → detector → incidents (ranked, planned) → report.
+//! - [`grouping`]: which incident a symptom belongs to, and when an incident is back to normal.
 //! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
 //! - [`discover`]: finding fixture folders among paths, globs and parent folders.
 //! - [`run`]: the daemon — config, admin endpoints, the source, Incidents, Events, audit, actuators.
@@ -15,6 +16,7 @@ pub mod alerts;
 pub mod cli;
 pub mod discover;
 pub mod eval;
+pub mod grouping;
 pub mod nab_cmd;
 pub mod pipeline;
 pub mod record;

@@ -6,17 +6,28 @@
 //! re-rank before it feeds the first point after it. A re-rank keeps the incident's id, opening
 //! time, anomalies and plan (the plan is decided once, at opening), and notes its new top
 //! candidate on the timeline.
+//!
+//! One fault, one incident ([`crate::grouping`]): a detector alarm about an active incident's
+//! entities, leads or cell joins it (and ranks it again); an alarm about a resolved incident's
+//! fault within [`REOPEN_SECS`] reopens it — and escalates it when a fix had been carried out,
+//! never deciding an action it already decided. An incident resolves once every symptom has
+//! been back inside its baseline for [`RESOLVE_HOLD_SECS`]. What happened comes back as
+//! [`EngineEvent`]s, which the daemon, replay and the simulator consume alike.
 
+use crate::grouping::{self, Scope, Symptoms};
+pub use crate::grouping::{REOPEN_SECS, RESOLVE_HOLD_SECS};
 use cellwarden_detector::alarms::{Detector, DetectorEvent, DetectorParams};
 use cellwarden_detector::graph;
 use cellwarden_detector::rca::{self, RcaInput, RcaParams};
 use cellwarden_detector::signals::{self, SignalSeries};
 use cellwarden_models::fixture::Fixture;
+use cellwarden_models::report::Ranking;
 use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, TimelineEntry, REPORT_SCHEMA_VERSION};
 use cellwarden_models::topology::Topology;
 use cellwarden_models::{
     ActionKind, AlertNote, Anomaly, Candidate, Entity, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning,
 };
+use cellwarden_models::{Decision, Notice, NoticeKind, Phase};
 use cellwarden_remediator::crd::{CellState, RemediationPolicySpec};
 use cellwarden_remediator::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
 use cellwarden_remediator::rules;
@@ -40,6 +51,56 @@ pub const RERANK_AFTER_SECS: [i64; 2] = [60, 180];
 /// a webhook goes out, so an alert about the trouble an incident is about arrives well after it
 /// opened; trouble twice that far apart is more likely a second fault.
 pub const ALERT_JOIN_SECS: i64 = 1800;
+
+/// Most anomalies an incident keeps (strongest first) once alarms have joined it: the ranker
+/// and the report need the strongest, not every repeat of a long fault.
+const MAX_INCIDENT_ANOMALIES: usize = 30;
+/// Most rankings an incident keeps in its history (the last one is replaced beyond that).
+const MAX_RANKINGS: usize = 16;
+/// A joining alarm ranks its incident again at most this often: each ranking reads the window.
+const JOIN_RERANK_SECS: i64 = 60;
+/// How often the resolution of active incidents is judged, in telemetry time.
+const RESOLVE_CHECK_SECS: i64 = 15;
+
+/// What the engine concluded, in order: what its callers (the daemon, replay, the simulator,
+/// tests) act on, instead of diffing its state. `index` is into [`Pipeline::incidents`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// A new incident, with the plan decided for it.
+    Opened { index: usize, plan: Plan },
+    /// New evidence joined an incident (it was ranked again when due).
+    Joined { index: usize, by: JoinedBy },
+    /// A scheduled re-rank changed (or confirmed) its ranking.
+    Reranked { index: usize },
+    /// Every symptom back inside its baseline for the hold.
+    Resolved { index: usize },
+    /// A symptom of its fault came back within the reopen window; nothing had been carried out.
+    Reopened { index: usize },
+    /// A person is needed (the fix did not hold, or did not have its effect); `plan` holds what
+    /// is proposed instead (never an action already decided for it).
+    Escalated { index: usize, plan: Plan },
+}
+
+/// What joined an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinedBy {
+    /// A detector alarm about its entities, leads or cell.
+    Alarm,
+    /// An Alertmanager alert.
+    Alert,
+}
+
+/// What the engine tracks of an incident beside its report: what it is about, its symptoms, and
+/// what was carried out for it.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    scope: Scope,
+    symptoms: Symptoms,
+    /// Actions carried out for it (by an executor: the simulator, the daemon's controller).
+    carried_out: Vec<(Timestamp, ActionKind, String)>,
+    /// When it was last ranked (a joining alarm ranks again at most every [`JOIN_RERANK_SECS`]).
+    last_rank: Timestamp,
+}
 
 /// What [`Pipeline::alert`] did with an alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,8 +242,14 @@ pub struct Pipeline {
     events: Vec<DetectorEvent>,
     // Re-ranks still to do, as (when, index into `incidents`), earliest first.
     reranks: BTreeSet<(Timestamp, usize)>,
-    // Incidents an alarm joined since `take_joined` was last called.
-    joined: Vec<usize>,
+    // Beside each incident: its scope, symptoms and what was carried out.
+    tracks: Vec<Track>,
+    // Active incidents watching each series (resolution reads their points).
+    watched: HashMap<SeriesKey, Vec<usize>>,
+    // Next telemetry time at which resolutions are judged.
+    next_resolve_check: Timestamp,
+    // What happened since the caller last took the events.
+    out: Vec<EngineEvent>,
     // The policy the guards apply, the daemon-wide limits, and what the engine knows of the
     // cluster (the history of decided actions is kept here, for cooldowns and rate limits).
     policy: RemediationPolicySpec,
@@ -209,7 +276,10 @@ impl Pipeline {
             last_anomaly: HashMap::new(),
             events: Vec::new(),
             reranks: BTreeSet::new(),
-            joined: Vec::new(),
+            tracks: Vec::new(),
+            watched: HashMap::new(),
+            next_resolve_check: Timestamp(i64::MIN),
+            out: Vec::new(),
             policy: default_policy(),
             limits: ConfigLimits::default(),
             cluster: ClusterSnapshot::default(),
@@ -255,9 +325,10 @@ impl Pipeline {
         });
     }
 
-    /// Feeds every point of `p` after the last call and up to `until`, in time order; returns the
-    /// plans of the incidents opened meanwhile (a re-rank makes no plan). Incidents whose re-rank
-    /// falls due up to `until` are re-ranked on the way, each on `p` up to its due time only.
+    /// Feeds every point of `p` after the last call and up to `until`, in time order; returns what
+    /// the engine concluded meanwhile ([`EngineEvent`]: incidents opened with their plans,
+    /// joined, re-ranked, resolved, reopened, escalated). Incidents whose re-rank falls due up to
+    /// `until` are re-ranked on the way, each on `p` up to its due time only.
     /// `progress(done, total)` is called now and then.
     pub fn advance(
         &mut self,
@@ -265,7 +336,7 @@ impl Pipeline {
         topology: Option<&Topology>,
         until: Timestamp,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Vec<Plan> {
+    ) -> Vec<EngineEvent> {
         let mut order: Vec<(Timestamp, u32, u32)> = Vec::new();
         for (si, s) in p.series.iter().enumerate() {
             let from = match self.fed_until {
@@ -280,21 +351,30 @@ impl Pipeline {
         order.sort_unstable();
         self.fed_until = Some(self.fed_until.map_or(until, |f| f.max(until)));
         let total = order.len();
-        let mut plans = Vec::new();
         for (n, &(t, si, pi)) in order.iter().enumerate() {
             if n % 50_000 == 0 {
                 progress(n, total);
             }
             // Every point up to a due re-rank's time has been fed: rank before this later one.
             self.rerank_due(p, |due| due < t);
+            if t >= self.next_resolve_check {
+                self.resolve_calm(t);
+                self.next_resolve_check = t.plus_secs(RESOLVE_CHECK_SECS);
+            }
             let s = &p.series[si as usize];
-            self.detector
-                .observe(s, p.limits[si as usize], s.points[pi as usize], &mut self.events);
+            let point = s.points[pi as usize];
+            if let Some(ids) = self.watched.get(&s.key) {
+                for &i in ids {
+                    self.tracks[i].symptoms.observe(&s.key, t, point.value);
+                }
+            }
+            self.detector.observe(s, p.limits[si as usize], point, &mut self.events);
             let events: Vec<DetectorEvent> = self.events.drain(..).collect();
             for ev in events {
                 match ev {
                     DetectorEvent::Anomaly(a) => {
                         self.anomalies_total += 1;
+                        self.trouble_on(&a.series, a.t);
                         let burst_start = self
                             .last_anomaly
                             .insert(s.key.clone(), t)
@@ -309,6 +389,7 @@ impl Pipeline {
                         }
                     }
                     DetectorEvent::Warning(w) => {
+                        self.trouble_on(&w.series, w.t);
                         self.timeline.push(TimelineEntry {
                             t,
                             kind: "warning".into(),
@@ -321,67 +402,367 @@ impl Pipeline {
                         });
                         self.warnings.push(w);
                     }
-                    DetectorEvent::Alarm { t, class, anomalies } => match self.opened_by_alerts_about(&anomalies, t) {
-                        Some(i) => self.alarm_joins(p, i, t, anomalies),
-                        None => plans.push(self.open_incident(p, topology, t, class, anomalies, Vec::new())),
-                    },
+                    DetectorEvent::Alarm { t, class, anomalies } => self.place_alarm(p, topology, t, class, anomalies),
                 }
             }
         }
         self.rerank_due(p, |due| due <= until);
+        self.resolve_calm(until);
         progress(total, total);
-        plans
+        std::mem::take(&mut self.out)
     }
 
-    /// The latest incident opened by an Alertmanager alert (nothing but alerts in it yet) within
-    /// [`ALERT_JOIN_SECS`] before `t`, with an alert still firing, that planned an action and
-    /// that one of an alarm's anomalies with an entity touches: the alarm is about the trouble the
-    /// alert already reported, so it joins that incident instead of opening another. An alarm
-    /// about nothing named, or one next to an alert incident that could do nothing, opens its own
-    /// (with a plan of its own).
-    fn opened_by_alerts_about(&self, anomalies: &[Anomaly], t: Timestamp) -> Option<usize> {
-        self.incidents.iter().rposition(|r| {
-            let inc = &r.incident;
-            inc.alerts.iter().any(|a| a.firing && a.entity.is_some())
-                && inc.anomalies.iter().all(|a| a.detector == crate::alerts::ALERT_DETECTOR)
-                && r.plan.actions.iter().any(|a| a.kind != ActionKind::Notify)
-                && t.secs_since(inc.opened_at) <= ALERT_JOIN_SECS as f64
-                && anomalies
-                    .iter()
-                    .filter(|a| a.entity.is_some())
-                    .any(|a| touches(inc, a.entity.as_ref()))
-        })
+    /// An anomaly or warning on `series` at `t`: trouble for every active incident watching it.
+    fn trouble_on(&mut self, series: &SeriesKey, t: Timestamp) {
+        if let Some(ids) = self.watched.get(series) {
+            for &i in ids {
+                self.tracks[i].symptoms.trouble(series, t);
+            }
+        }
     }
 
-    /// An alarm's anomalies join incident `i` (opened by an alert): it is ranked again with
-    /// them; its plan, decided at opening, stands.
-    fn alarm_joins(&mut self, p: &Prepared<'_>, i: usize, t: Timestamp, anomalies: Vec<Anomaly>) {
+    /// Where a detector alarm goes: into the latest active incident it is related to, else back
+    /// into the latest incident of its fault resolved within [`REOPEN_SECS`], else a new one.
+    fn place_alarm(&mut self, p: &Prepared<'_>, topology: Option<&Topology>, t: Timestamp, class: IncidentClass, anomalies: Vec<Anomaly>) {
+        let active = (0..self.incidents.len()).rev().find(|&i| {
+            let tr = &self.tracks[i];
+            self.incidents[i].lifecycle.phase.is_active() && grouping::related(&tr.scope, tr.symptoms.last_trouble, class, &anomalies, t)
+        });
+        if let Some(i) = active {
+            return self.join(p, i, t, anomalies, JoinedBy::Alarm);
+        }
+        let resolved = (0..self.incidents.len()).rev().find(|&i| {
+            let lc = &self.incidents[i].lifecycle;
+            lc.phase == Phase::Resolved
+                && lc.resolved_at.is_some_and(|r| t.secs_since(r) <= REOPEN_SECS as f64)
+                && grouping::same_fault(&self.tracks[i].scope, &anomalies)
+        });
+        if let Some(i) = resolved {
+            return self.reopen(p, topology, i, t, anomalies);
+        }
+        // Ranked, the alarm may blame what an active incident already blames first (the same
+        // zone's nodes and services, say): the same fault, seen from elsewhere.
+        let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
+        let candidates = rank_at(p, start, t, &anomalies);
+        if class == IncidentClass::Fault {
+            if let Some(top) = candidates.first() {
+                let same_top = (0..self.incidents.len()).rev().find(|&i| {
+                    self.incidents[i].lifecycle.phase.is_active()
+                        && self.incidents[i].incident.blames_root_cause()
+                        && self.tracks[i].scope.leads.first() == Some(&top.entity)
+                });
+                if let Some(i) = same_top {
+                    return self.join(p, i, t, anomalies, JoinedBy::Alarm);
+                }
+            }
+        }
+        let index = self.open_ranked(p, topology, t, class, anomalies, Vec::new(), candidates);
+        let plan = self.incidents[index].plan.clone();
+        self.out.push(EngineEvent::Opened { index, plan });
+    }
+
+    /// Adds `anomalies` to incident `i` (its evidence, scope and symptoms), strongest kept.
+    fn absorb(&mut self, i: usize, anomalies: &[Anomaly]) {
         let inc = &mut self.incidents[i].incident;
-        let n = anomalies.len();
-        inc.anomalies.extend(anomalies);
-        rank_again(p, inc, t);
-        let top = inc
-            .candidates
-            .first()
-            .map(|c| format!("; top candidate now {} ({}, {:.2})", c.entity.name, c.class.as_str(), c.score))
-            .unwrap_or_default();
-        let text = format!(
-            "{}: the detectors' alarm ({n} anomalous series) joined the incident its Alertmanager alert opened{top}.",
-            inc.id
+        for a in anomalies {
+            if !inc.anomalies.iter().any(|x| x.series == a.series) {
+                inc.anomalies.push(a.clone());
+            }
+        }
+        inc.anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
+        inc.anomalies.truncate(MAX_INCIDENT_ANOMALIES);
+        let tr = &mut self.tracks[i];
+        tr.scope.add_anomalies(anomalies);
+        tr.symptoms.add(anomalies);
+        for a in anomalies {
+            let ids = self.watched.entry(a.series.clone()).or_default();
+            if !ids.contains(&i) {
+                ids.push(i);
+            }
+        }
+    }
+
+    /// Records ranking `why` of incident `i` (made at its `ranked_at`) in its history.
+    fn record_ranking(&mut self, i: usize, why: &str) {
+        let ir = &mut self.incidents[i];
+        let r = Ranking {
+            at: ir.incident.ranked_at,
+            candidates: ir.incident.candidates.clone(),
+            why: why.into(),
+        };
+        if ir.rankings.len() >= MAX_RANKINGS {
+            ir.rankings.pop();
+        }
+        ir.rankings.push(r);
+        self.tracks[i].last_rank = ir.incident.ranked_at;
+        self.tracks[i].scope.set_leads(&ir.incident.candidates);
+    }
+
+    /// A detector alarm (or alert) joins active incident `i`: its evidence grows, it is ranked
+    /// again (at most every [`JOIN_RERANK_SECS`]; else at the next such time), it pages nobody.
+    fn join(&mut self, p: &Prepared<'_>, i: usize, t: Timestamp, anomalies: Vec<Anomaly>, by: JoinedBy) {
+        let names: BTreeSet<&str> = anomalies
+            .iter()
+            .map(|a| a.entity.as_ref().map_or("the platform", |e| e.name.as_str()))
+            .collect();
+        let what = format!(
+            "{} anomalous series ({})",
+            anomalies.len(),
+            names.into_iter().collect::<Vec<_>>().join(", ")
         );
+        self.absorb(i, &anomalies);
+        self.incidents[i].lifecycle.joined += 1;
+        let id = self.incidents[i].incident.id.clone();
+        let mut text = format!("{id}: an alarm of {what} joined it");
+        if t.secs_since(self.tracks[i].last_rank) >= JOIN_RERANK_SECS as f64 {
+            text.push_str(&self.rank_and_describe(p, i, t, "joined"));
+        } else {
+            self.reranks.insert((self.tracks[i].last_rank.plus_secs(JOIN_RERANK_SECS), i));
+        }
+        text.push('.');
         self.timeline.push(TimelineEntry {
             t,
             kind: "incident".into(),
             text,
         });
-        self.joined.push(i);
+        self.out.push(EngineEvent::Joined { index: i, by });
     }
 
-    /// Incidents that gained evidence since the last call other than by opening or a scheduled
-    /// re-rank (a detector alarm joining an alert's incident): their Incident needs the new
-    /// ranking written.
-    pub fn take_joined(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.joined)
+    /// Ranks incident `i` again at `t`, records it, and says how its top candidate moved.
+    fn rank_and_describe(&mut self, p: &Prepared<'_>, i: usize, t: Timestamp, why: &str) -> String {
+        let before = self.incidents[i].incident.candidates.first().map(|c| c.entity.name.clone());
+        rank_again(p, &mut self.incidents[i].incident, t);
+        self.record_ranking(i, why);
+        match (before, self.incidents[i].incident.candidates.first()) {
+            (Some(b), Some(c)) if b == c.entity.name => format!("; top candidate still {b}"),
+            (Some(b), Some(c)) => format!(
+                "; top candidate now {} ({}, {:.2}), was {b}: the added evidence points there",
+                c.entity.name,
+                c.class.as_str(),
+                c.score
+            ),
+            (None, Some(c)) => format!("; top candidate {}", c.entity.name),
+            _ => String::new(),
+        }
+    }
+
+    /// A symptom of resolved incident `i`'s fault is back: it reopens; when something had been
+    /// carried out for it, the fix did not hold and it escalates instead of repeating it.
+    fn reopen(&mut self, p: &Prepared<'_>, topology: Option<&Topology>, i: usize, t: Timestamp, anomalies: Vec<Anomaly>) {
+        self.absorb(i, &anomalies);
+        let resolved_at = self.incidents[i].lifecycle.resolved_at.take();
+        self.incidents[i].lifecycle.reopened_at.push(t);
+        let id = self.incidents[i].incident.id.clone();
+        let ranked = self.rank_and_describe(p, i, t, "reopened");
+        let since = resolved_at.map_or(String::new(), |r| format!(" {:.0} min after it resolved", t.secs_since(r) / 60.0));
+        if let Some((at, kind, target)) = self.tracks[i].carried_out.first().cloned() {
+            let reason = format!(
+                "the fix did not hold: {kind} {target} at {} freed the symptoms, and they are back at {}{since}",
+                at.to_rfc3339(),
+                t.to_rfc3339()
+            );
+            self.escalate(topology, i, t, reason);
+            return;
+        }
+        let lc = &mut self.incidents[i].lifecycle;
+        lc.phase = Phase::Open;
+        let text = format!("{id} reopened: a symptom of the same fault is back{since}{ranked}.");
+        lc.notices.push(Notice {
+            at: t,
+            kind: NoticeKind::Reopened,
+            pages: false,
+            text: text.clone(),
+        });
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "incident".into(),
+            text,
+        });
+        self.out.push(EngineEvent::Reopened { index: i });
+    }
+
+    /// Incident `i` needs a person: phase `Escalated`, a paging notice with `reason`, and a plan of
+    /// what the rules would do now less every action already decided for it.
+    fn escalate(&mut self, topology: Option<&Topology>, i: usize, t: Timestamp, reason: String) {
+        let proposed = rules::plan(&self.incidents[i].incident, &self.warnings, topology);
+        let plan = self.decide(i, proposed, t);
+        let lc = &mut self.incidents[i].lifecycle;
+        lc.phase = Phase::Escalated;
+        lc.escalated_at = Some(t);
+        lc.escalation = Some(reason.clone());
+        let id = self.incidents[i].incident.id.clone();
+        let text = format!("{id} escalated: {reason}.");
+        self.incidents[i].lifecycle.notices.push(Notice {
+            at: t,
+            kind: NoticeKind::Escalated,
+            pages: true,
+            text: text.clone(),
+        });
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "incident".into(),
+            text,
+        });
+        self.note_plan(&id, &plan, t);
+        self.out.push(EngineEvent::Escalated { index: i, plan });
+    }
+
+    /// Incidents whose every symptom has been calm for the hold at `now` resolve.
+    fn resolve_calm(&mut self, now: Timestamp) {
+        for i in 0..self.incidents.len() {
+            let lc = &self.incidents[i].lifecycle;
+            if !lc.phase.is_active() || !self.tracks[i].symptoms.calm(now) {
+                continue;
+            }
+            let id = self.incidents[i].incident.id.clone();
+            let lc = &mut self.incidents[i].lifecycle;
+            lc.phase = Phase::Resolved;
+            lc.resolved_at = Some(now);
+            let lasted = lc.duration_secs(now).unwrap_or(0.0) / 60.0;
+            let text = format!(
+                "{id} resolved: every symptom back inside its baseline for {} min; it lasted {lasted:.0} min.",
+                RESOLVE_HOLD_SECS / 60
+            );
+            lc.notices.push(Notice {
+                at: now,
+                kind: NoticeKind::Resolved,
+                pages: false,
+                text: text.clone(),
+            });
+            self.timeline.push(TimelineEntry {
+                t: now,
+                kind: "incident".into(),
+                text,
+            });
+            let keys: Vec<SeriesKey> = self.tracks[i].symptoms.series().cloned().collect();
+            for k in keys {
+                if let Some(ids) = self.watched.get_mut(&k) {
+                    ids.retain(|&x| x != i);
+                    if ids.is_empty() {
+                        self.watched.remove(&k);
+                    }
+                }
+            }
+            self.out.push(EngineEvent::Resolved { index: i });
+        }
+    }
+
+    /// An executor carried out `kind` on `target` for the incident named `id` at `at`: it is
+    /// `Mitigating` until the effect is verified ([`Pipeline::verified`]).
+    pub fn carried_out(&mut self, id: &str, at: Timestamp, kind: ActionKind, target: &str) {
+        let Some(i) = self.incidents.iter().position(|r| r.incident.id == id) else {
+            return;
+        };
+        self.tracks[i].carried_out.push((at, kind, target.to_string()));
+        let lc = &mut self.incidents[i].lifecycle;
+        lc.mitigating_at.get_or_insert(at);
+        if matches!(lc.phase, Phase::Open) {
+            lc.phase = Phase::Mitigating;
+        }
+    }
+
+    /// An executor judged the effect of `kind` on `target` for incident `id` at `at`: verified
+    /// makes it `Mitigated`; not verified escalates it (`why` says what was missing).
+    pub fn verified(
+        &mut self,
+        id: &str,
+        at: Timestamp,
+        kind: ActionKind,
+        target: &str,
+        passed: bool,
+        why: &str,
+        topology: Option<&Topology>,
+    ) {
+        let Some(i) = self.incidents.iter().position(|r| r.incident.id == id) else {
+            return;
+        };
+        let text = format!(
+            "{id}: {kind} {target} {}: {why}.",
+            if passed { "verified" } else { "did not have its effect" }
+        );
+        self.timeline.push(TimelineEntry {
+            t: at,
+            kind: "verified".into(),
+            text,
+        });
+        if passed {
+            let lc = &mut self.incidents[i].lifecycle;
+            lc.mitigated_at.get_or_insert(at);
+            if matches!(lc.phase, Phase::Open | Phase::Mitigating) {
+                lc.phase = Phase::Mitigated;
+            }
+        } else if self.incidents[i].lifecycle.phase != Phase::Escalated {
+            self.escalate(topology, i, at, format!("{kind} {target} did not have its effect: {why}"));
+        }
+    }
+
+    /// The guards' verdict on `proposed` for incident `i` at `t`, after leaving out every action
+    /// already decided for it (or for any incident within [`REOPEN_SECS`] on the same target:
+    /// a repeat of what did not hold is not a fix); decided actions are recorded.
+    fn decide(&mut self, i: usize, mut proposed: Plan, t: Timestamp) -> Plan {
+        let mut tried = Vec::new();
+        proposed.actions.retain(|a| {
+            if a.kind == ActionKind::Notify {
+                return true;
+            }
+            let own = self
+                .incidents
+                .get(i)
+                .is_some_and(|r| r.lifecycle.decisions.iter().any(|d| d.kind == a.kind && d.target == a.target));
+            let recent = self.incidents.iter().any(|r| {
+                r.lifecycle
+                    .decisions
+                    .iter()
+                    .any(|d| d.kind == a.kind && d.target == a.target && t.secs_since(d.at) <= REOPEN_SECS as f64)
+            });
+            if own || recent {
+                tried.push(a.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let mut plan = policy::decide(proposed, &self.policy, &self.limits, &self.cluster, t);
+        plan.refused
+            .extend(tried.into_iter().map(|a| cellwarden_models::plan::RefusedAction {
+                reason: format!("{} {} was already decided for this fault; repeating it is no fix", a.kind, a.target),
+                action: a,
+                guard: policy::guard::ALREADY_DECIDED.into(),
+            }));
+        for a in plan.actions.iter().filter(|a| a.kind != ActionKind::Notify) {
+            self.cluster.history.push(PastAction {
+                kind: a.kind,
+                target: a.target.clone(),
+                at: t,
+            });
+            if let Some(r) = self.incidents.get_mut(i) {
+                r.lifecycle.decisions.push(Decision {
+                    at: t,
+                    kind: a.kind,
+                    target: a.target.clone(),
+                });
+            }
+        }
+        plan
+    }
+
+    /// The plan's line on the timeline.
+    fn note_plan(&mut self, id: &str, plan: &Plan, t: Timestamp) {
+        let mut actions: Vec<String> = plan
+            .actions
+            .iter()
+            .map(|a| format!("{} {}{}", a.kind, a.target, if a.needs_approval { " (needs approval)" } else { "" }))
+            .collect();
+        actions.extend(
+            plan.refused
+                .iter()
+                .map(|r| format!("{} {} refused by {}: {}", r.action.kind, r.action.target, r.guard, r.reason)),
+        );
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "plan".into(),
+            text: format!("{id} ({}): {}.", plan.mode.as_str(), actions.join(", ")),
+        });
     }
 
     /// Runs the pending re-ranks whose time `ready` accepts, earliest first.
@@ -398,6 +779,10 @@ impl Pipeline {
     /// Ranks incident `i` again on the telemetry up to `at`, from the same onset estimate and
     /// anomalies as at opening; notes the outcome on the timeline. The plan is left as decided.
     fn rerank(&mut self, p: &Prepared<'_>, i: usize, at: Timestamp) {
+        // A re-rank a joining alarm put off is moot once the incident was ranked at or after it.
+        if self.tracks.get(i).is_none_or(|tr| tr.last_rank >= at) {
+            return;
+        }
         let Some(ir) = self.incidents.get_mut(i) else { return };
         let incident = &mut ir.incident;
         let before = incident.candidates.first().map(|c| (c.entity.name.clone(), c.class));
@@ -435,6 +820,8 @@ impl Pipeline {
             kind: "rerank".into(),
             text,
         });
+        self.record_ranking(i, "rerank");
+        self.out.push(EngineEvent::Reranked { index: i });
     }
 
     /// Takes an Alertmanager alert heard of at `note.seen_at` (telemetry up to then is in `p`):
@@ -467,8 +854,9 @@ impl Pipeline {
                 slot.name,
                 if slot.firing { "firing again" } else { "resolved" }
             );
-            if slot.firing {
-                inc.anomalies.push(anomaly);
+            let firing = slot.firing;
+            if firing {
+                inc.anomalies.push(anomaly.clone());
                 rank_again(p, inc, now);
             }
             self.timeline.push(TimelineEntry {
@@ -476,6 +864,12 @@ impl Pipeline {
                 kind: "alert".into(),
                 text,
             });
+            if firing {
+                self.absorb(i, std::slice::from_ref(&anomaly));
+                self.record_ranking(i, "alert");
+                self.incidents[i].lifecycle.joined += 1;
+                self.reopen_by_alert(i, now);
+            }
             return AlertOutcome::Joined(i);
         }
         if !note.firing || note.entity.is_none() {
@@ -506,13 +900,17 @@ impl Pipeline {
                     .unwrap_or_default()
             );
             inc.alerts.push(note);
-            inc.anomalies.push(anomaly);
+            inc.anomalies.push(anomaly.clone());
             rank_again(p, inc, now);
             self.timeline.push(TimelineEntry {
                 t: now,
                 kind: "alert".into(),
                 text,
             });
+            self.absorb(i, std::slice::from_ref(&anomaly));
+            self.record_ranking(i, "alert");
+            self.incidents[i].lifecycle.joined += 1;
+            self.reopen_by_alert(i, now);
             return AlertOutcome::Joined(i);
         }
         if matches!(
@@ -530,10 +928,23 @@ impl Pipeline {
             });
             return AlertOutcome::Noted;
         }
-        let plan = self.open_incident(p, topology, now, IncidentClass::Fault, vec![anomaly], vec![note]);
-        AlertOutcome::Opened(plan)
+        let index = self.open_incident(p, topology, now, IncidentClass::Fault, vec![anomaly], vec![note]);
+        AlertOutcome::Opened(self.incidents[index].plan.clone())
     }
 
+    /// A firing alert joined incident `i`: a resolved one is active again (an alert is a
+    /// person's rule saying the trouble is there).
+    fn reopen_by_alert(&mut self, i: usize, now: Timestamp) {
+        let lc = &mut self.incidents[i].lifecycle;
+        if lc.phase == Phase::Resolved {
+            lc.phase = Phase::Open;
+            lc.resolved_at = None;
+            lc.reopened_at.push(now);
+        }
+    }
+
+    /// Opens an incident at `t`: ranked, planned under the guards (never an action already
+    /// decided for this fault), watched for resolution; returns its index.
     fn open_incident(
         &mut self,
         p: &Prepared<'_>,
@@ -542,16 +953,31 @@ impl Pipeline {
         class: IncidentClass,
         anomalies: Vec<Anomaly>,
         alerts: Vec<AlertNote>,
-    ) -> Plan {
+    ) -> usize {
         let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
         let candidates = rank_at(p, start, t, &anomalies);
+        self.open_ranked(p, topology, t, class, anomalies, alerts, candidates)
+    }
+
+    /// [`Pipeline::open_incident`] with the ranking at `t` already made.
+    #[allow(clippy::too_many_arguments)]
+    fn open_ranked(
+        &mut self,
+        _p: &Prepared<'_>,
+        topology: Option<&Topology>,
+        t: Timestamp,
+        class: IncidentClass,
+        anomalies: Vec<Anomaly>,
+        alerts: Vec<AlertNote>,
+        candidates: Vec<Candidate>,
+    ) -> usize {
         let mut id = format!("inc-{}", t.millis());
         // Two incidents in one millisecond (an alert and an alarm, say) keep distinct names.
         while self.incidents.iter().rev().take(8).any(|r| r.incident.id == id) {
             id.push('b');
         }
         let incident = Incident {
-            id,
+            id: id.clone(),
             opened_at: t,
             ranked_at: t,
             class,
@@ -560,14 +986,6 @@ impl Pipeline {
             alerts,
         };
         let proposed = rules::plan(&incident, &self.warnings, topology);
-        let plan = policy::decide(proposed, &self.policy, &self.limits, &self.cluster, t);
-        for a in plan.actions.iter().filter(|a| a.kind != ActionKind::Notify) {
-            self.cluster.history.push(PastAction {
-                kind: a.kind,
-                target: a.target.clone(),
-                at: t,
-            });
-        }
         let top = match incident.candidates.first() {
             Some(c) if incident.blames_root_cause() => format!(
                 "; top candidate at opening {} ({}, {:.2})",
@@ -577,43 +995,58 @@ impl Pipeline {
             ),
             _ => String::new(),
         };
+        let text = match incident.alerts.first() {
+            Some(a) => format!("{} opened ({:?}) by Alertmanager alert {}{top}.", incident.id, class, a.name),
+            None => format!(
+                "{} opened ({:?}) from {} anomalous series{top}.",
+                incident.id,
+                class,
+                incident.anomalies.len()
+            ),
+        };
         self.timeline.push(TimelineEntry {
             t,
             kind: "incident".into(),
-            text: match incident.alerts.first() {
-                Some(a) => format!("{} opened ({:?}) by Alertmanager alert {}{top}.", incident.id, class, a.name),
-                None => format!(
-                    "{} opened ({:?}) from {} anomalous series{top}.",
-                    incident.id,
-                    class,
-                    incident.anomalies.len()
-                ),
-            },
-        });
-        let mut actions: Vec<String> = plan
-            .actions
-            .iter()
-            .map(|a| format!("{} {}{}", a.kind, a.target, if a.needs_approval { " (needs approval)" } else { "" }))
-            .collect();
-        actions.extend(
-            plan.refused
-                .iter()
-                .map(|r| format!("{} {} refused by {}: {}", r.action.kind, r.action.target, r.guard, r.reason)),
-        );
-        self.timeline.push(TimelineEntry {
-            t,
-            kind: "plan".into(),
-            text: format!("{} ({}): {}.", incident.id, plan.mode.as_str(), actions.join(", ")),
+            text: text.clone(),
         });
         let index = self.incidents.len();
-        self.reranks
-            .extend(RERANK_AFTER_SECS.iter().map(|secs| (t.plus_secs(*secs), index)));
+        // A capacity incident blames nothing and pages nobody: it asks for capacity.
+        let pages = incident.blames_root_cause();
+        let lifecycle = cellwarden_models::Lifecycle {
+            detected_at: Some(t),
+            dedup_key: format!("cellwarden/{id}"),
+            notices: vec![Notice {
+                at: t,
+                kind: NoticeKind::Opened,
+                pages,
+                text,
+            }],
+            ..Default::default()
+        };
+        let anomalies = incident.anomalies.clone();
+        let scope = Scope::new(&incident.anomalies, &incident.candidates, class);
         self.incidents.push(IncidentReport {
             incident,
-            plan: plan.clone(),
+            plan: Plan {
+                incident_id: id.clone(),
+                at: t,
+                mode: cellwarden_models::Mode::DryRun,
+                actions: vec![],
+                refused: vec![],
+            },
             key_series: Vec::new(),
+            lifecycle,
+            rankings: Vec::new(),
         });
-        plan
+        self.tracks.push(Track { scope, ..Track::default() });
+        self.absorb(index, &anomalies);
+        self.record_ranking(index, "opened");
+        let plan = self.decide(index, proposed, t);
+        self.note_plan(&id, &plan, t);
+        self.incidents[index].plan = plan;
+        self.reranks
+            .extend(RERANK_AFTER_SECS.iter().map(|secs| (t.plus_secs(*secs), index)));
+        index
     }
 
     /// The report of everything seen so far.
@@ -655,6 +1088,39 @@ impl Pipeline {
             graph: graph::build(&p.spans),
         }
     }
+}
+
+/// The samples from `from` to `to` that verify an action: of the series named `series` when
+/// `entity` is empty, else the highest of the entity's `signal` series at each time (pods come
+/// and go; the service stays). `entity` is [`Entity::qualified`].
+pub fn samples_of(
+    series: &[SignalSeries],
+    signal: &str,
+    entity: &str,
+    key: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<cellwarden_models::Sample> {
+    use cellwarden_models::Sample;
+    let in_range = |p: &&Sample| p.t >= from && p.t <= to && p.value.is_finite();
+    if entity.is_empty() {
+        return series
+            .iter()
+            .find(|s| s.key.to_string() == key)
+            .map(|s| s.points.iter().filter(in_range).copied().collect())
+            .unwrap_or_default();
+    }
+    let mut by_t: std::collections::BTreeMap<Timestamp, f64> = std::collections::BTreeMap::new();
+    for s in series
+        .iter()
+        .filter(|s| s.signal.as_str() == signal && s.entity.as_ref().is_some_and(|e| e.qualified() == entity))
+    {
+        for p in s.points.iter().filter(in_range) {
+            let v = by_t.entry(p.t).or_insert(f64::NEG_INFINITY);
+            *v = v.max(p.value);
+        }
+    }
+    by_t.into_iter().map(|(t, value)| Sample { t, value }).collect()
 }
 
 /// Most sparklines per incident.
@@ -791,6 +1257,10 @@ mod tests {
         }
     }
 
+    fn opened_count(events: &[EngineEvent]) -> usize {
+        events.iter().filter(|e| matches!(e, EngineEvent::Opened { .. })).count()
+    }
+
     fn top(pipeline: &Pipeline) -> String {
         pipeline.incidents()[0].incident.candidates[0].entity.name.clone()
     }
@@ -800,8 +1270,8 @@ mod tests {
         let p = prepared();
         let mut pipeline = Pipeline::new();
         // a's errors open an incident, ranked on what is known then: a.
-        let plans = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
-        assert_eq!(plans.len(), 1);
+        let events = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert_eq!(opened_count(&events), 1);
         assert_eq!(pipeline.incidents().len(), 1);
         let opened = pipeline.incidents()[0].incident.clone();
         assert!(opened.opened_at >= at(T0_SECS) && opened.opened_at < at(T0_SECS + 60));
@@ -810,8 +1280,13 @@ mod tests {
 
         // Fed past b's onset, but the first re-rank is due before it: b is not among the
         // candidates, and the ranking is exactly the ranker's on the data up to its time.
-        let plans = pipeline.advance(&p, None, at(B_ONSET_SECS + 30), &mut |_, _| {});
-        assert!(plans.is_empty(), "a re-rank makes no plan");
+        let events = pipeline.advance(&p, None, at(B_ONSET_SECS + 30), &mut |_, _| {});
+        // b's errors are about another service: an incident of their own, not a's re-rank.
+        assert!(
+            events.iter().all(|e| !matches!(e, EngineEvent::Opened { index: 0, .. })),
+            "a re-rank makes no plan"
+        );
+        assert!(events.contains(&EngineEvent::Reranked { index: 0 }));
         let first = pipeline.incidents()[0].incident.clone();
         let first_at = opened.opened_at.plus_secs(RERANK_AFTER_SECS[0]);
         assert!(first_at < at(B_ONSET_SECS), "the test needs the first re-rank before b's onset");
@@ -828,14 +1303,20 @@ mod tests {
         assert_eq!(last.ranked_at, last_at);
         assert_eq!(top(&pipeline), "b");
         assert_eq!(last.candidates, rank_at(&p, at(T0_SECS), last_at, &opened.anomalies));
-        // The incident is the same one: id, opening and anomalies kept; still one incident.
-        assert_eq!(pipeline.incidents().len(), 1);
+        // The incident is the same one: id, opening and anomalies kept; b's alarm opened the
+        // only other.
+        assert_eq!(pipeline.incidents().len(), 2);
+        assert_eq!(pipeline.incidents()[1].incident.candidates[0].entity.name, "b");
         assert_eq!(
             (&last.id, last.opened_at, &last.anomalies),
             (&opened.id, opened.opened_at, &opened.anomalies)
         );
 
-        let reranks: Vec<&TimelineEntry> = pipeline.timeline.iter().filter(|e| e.kind == "rerank").collect();
+        let reranks: Vec<&TimelineEntry> = pipeline
+            .timeline
+            .iter()
+            .filter(|e| e.kind == "rerank" && e.text.starts_with(&opened.id))
+            .collect();
         assert_eq!(reranks.len(), 2);
         assert_eq!((reranks[0].t, reranks[1].t), (first_at, last_at));
         assert!(reranks[0].text.contains("top candidate a ") && reranks[0].text.contains("unchanged"));
@@ -1004,11 +1485,13 @@ mod tests {
         );
         pipeline.advance(&p, None, at(T0_SECS - 30), &mut |_, _| {});
         assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
-        let plans = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
-        assert!(plans.is_empty(), "the alarm made no second plan");
+        let events = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert_eq!(opened_count(&events), 0, "the alarm made no second plan");
         assert_eq!(pipeline.incidents().len(), 1);
-        assert_eq!(pipeline.take_joined(), vec![0]);
-        assert!(pipeline.take_joined().is_empty());
+        assert!(events.contains(&EngineEvent::Joined {
+            index: 0,
+            by: JoinedBy::Alarm
+        }));
         let inc = &pipeline.incidents()[0].incident;
         assert!(inc.anomalies.iter().any(|a| a.detector != crate::alerts::ALERT_DETECTOR));
         assert!(
@@ -1020,9 +1503,7 @@ mod tests {
         assert!(pipeline
             .timeline
             .iter()
-            .any(|e| e.text.contains("alarm (1 anomalous series) joined")
-                || e.text
-                    .contains("anomalous series) joined the incident its Alertmanager alert opened")));
+            .any(|e| e.text.contains("an alarm of 1 anomalous series (a) joined it")));
     }
 
     #[test]
@@ -1038,8 +1519,8 @@ mod tests {
         );
         pipeline.advance(&p, None, at(T0_SECS - 30), &mut |_, _| {});
         assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
-        pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
-        assert!(pipeline.take_joined().is_empty());
+        let events = pipeline.advance(&p, None, at(T0_SECS + 60), &mut |_, _| {});
+        assert!(!events.iter().any(|e| matches!(e, EngineEvent::Joined { .. })));
         assert_eq!(pipeline.incidents().len(), 2, "the alarm about `a` is an incident of its own");
     }
 }

@@ -11,7 +11,7 @@
 //! the loop closes through the API), `fixture:<dir>` (a recording, replayed at `clock_speed_x`)
 //! and `live` (the collector's receivers and scrapers).
 
-use crate::pipeline::{self, AlertOutcome, Pipeline};
+use crate::pipeline::{self, AlertOutcome, EngineEvent, JoinedBy, Pipeline};
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
 use cellwarden_collector::query::{QueryConfig, QuerySource};
@@ -196,28 +196,7 @@ impl Telemetry for SharedWindow {
     }
     fn samples(&self, signal: &str, entity: &str, series: &str, from: Timestamp) -> Vec<Sample> {
         let w = self.0.read().unwrap_or_else(|p| p.into_inner());
-        let in_range = |p: &&Sample| p.t >= from && p.t <= w.now && p.value.is_finite();
-        if entity.is_empty() {
-            return w
-                .series
-                .iter()
-                .find(|s| s.key.to_string() == series)
-                .map(|s| s.points.iter().filter(in_range).copied().collect())
-                .unwrap_or_default();
-        }
-        // The highest of the entity's series at each time (pods come and go; the service stays).
-        let mut by_t: BTreeMap<Timestamp, f64> = BTreeMap::new();
-        for s in w
-            .series
-            .iter()
-            .filter(|s| s.signal.as_str() == signal && s.entity.as_ref().is_some_and(|e| e.qualified() == entity))
-        {
-            for p in s.points.iter().filter(in_range) {
-                let v = by_t.entry(p.t).or_insert(f64::NEG_INFINITY);
-                *v = v.max(p.value);
-            }
-        }
-        by_t.into_iter().map(|(t, value)| Sample { t, value }).collect()
+        pipeline::samples_of(&w.series, signal, entity, series, from, w.now)
     }
 }
 
@@ -324,6 +303,9 @@ struct Opener {
     /// Incidents new evidence joined since their Incident was written (latest copy each, and
     /// what joined), written by the next `flush` that leads.
     evidence_pending: Vec<(ModelIncident, controller::Joined, Timestamp)>,
+    /// Incidents whose lifecycle changed (resolved, reopened, escalated), written by the next
+    /// `flush` that leads, in order.
+    lifecycle_pending: Vec<(ModelIncident, cellwarden_models::Lifecycle, Timestamp)>,
 }
 
 impl Opener {
@@ -352,6 +334,53 @@ impl Opener {
         self.ranked.retain(|_, at| *at >= horizon);
         self.ranked.insert(incident.id.clone(), incident.ranked_at);
         self.backlog.push((incident, plan, now));
+    }
+
+    /// Takes what the engine concluded in a step: the incidents opened (with their plans, to
+    /// [`Opener::offer`]); joined evidence and lifecycle changes are queued for their Incidents.
+    fn consume(
+        &mut self,
+        pipeline: &Pipeline,
+        events: Vec<EngineEvent>,
+        now: Timestamp,
+    ) -> Vec<(ModelIncident, cellwarden_models::plan::Plan)> {
+        let mut opened = Vec::new();
+        for ev in events {
+            match ev {
+                EngineEvent::Opened { index, plan } => opened.push((pipeline.incidents()[index].incident.clone(), plan)),
+                EngineEvent::Joined { index, by } => {
+                    let incident = pipeline.incidents()[index].incident.clone();
+                    tracing::info!(incident = %incident.id, by = ?by, "New evidence joined an incident.");
+                    let joined = match by {
+                        JoinedBy::Alarm => controller::Joined::Alarm,
+                        JoinedBy::Alert => controller::Joined::Alert,
+                    };
+                    self.evidence_joined(incident, joined, now);
+                }
+                // Written by `reranked`, which follows every flush.
+                EngineEvent::Reranked { .. } => {}
+                EngineEvent::Resolved { index } | EngineEvent::Reopened { index } | EngineEvent::Escalated { index, .. } => {
+                    let r = &pipeline.incidents()[index];
+                    tracing::info!(
+                        incident = %r.incident.id,
+                        phase = r.lifecycle.phase.as_str(),
+                        dedup_key = %r.lifecycle.dedup_key,
+                        "Incident changed phase."
+                    );
+                    self.lifecycle_changed(r.incident.clone(), r.lifecycle.clone(), now);
+                }
+            }
+        }
+        opened
+    }
+
+    /// The engine changed `incident`'s phase: written to its Incident on the next flush (a copy
+    /// still waiting to be created gets it when created).
+    fn lifecycle_changed(&mut self, incident: ModelIncident, lifecycle: cellwarden_models::Lifecycle, now: Timestamp) {
+        if !self.is_mine(&incident) {
+            return;
+        }
+        self.lifecycle_pending.push((incident, lifecycle, now));
     }
 
     /// New evidence joined `incident` (an alert, an alert's new state, or the detectors' alarm):
@@ -401,6 +430,8 @@ impl Opener {
             self.backlog.drain(..excess);
             let excess = self.evidence_pending.len().saturating_sub(16);
             self.evidence_pending.drain(..excess);
+            let excess = self.lifecycle_pending.len().saturating_sub(16);
+            self.lifecycle_pending.drain(..excess);
             return;
         }
         if !self.was_leading {
@@ -437,6 +468,25 @@ impl Opener {
                     // The rest wait behind it, so that a later copy is never overwritten by an earlier.
                     self.evidence_pending.push((incident, joined, now));
                     self.evidence_pending.extend(pending);
+                    break;
+                }
+            }
+        }
+        // Lifecycle changes wait until their Incident exists (the backlog is written first).
+        if !self.backlog.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.lifecycle_pending).into_iter();
+        while let Some((incident, lc, now)) = pending.next() {
+            match controller::update_lifecycle(&self.ctx, &incident, &lc, now).await {
+                Ok(()) => {}
+                Err(controller::Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+                    tracing::info!(incident = %incident.id, "No Incident to write the lifecycle to; left out.");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, incident = %incident.id, "Could not write an incident's lifecycle; trying again next step.");
+                    self.lifecycle_pending.push((incident, lc, now));
+                    self.lifecycle_pending.extend(pending);
                     break;
                 }
             }
@@ -601,6 +651,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         selector: selector.clone(),
         ranked: HashMap::new(),
         evidence_pending: Vec::new(),
+        lifecycle_pending: Vec::new(),
     };
     let result = match cfg.source.split_once(':') {
         Some(("simulator", id)) => {
@@ -698,18 +749,8 @@ async fn live_source(
         alert_cursor = next;
         let families = ingest.families(Timestamp(since));
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None);
-        let before = pipeline.incidents().len();
-        let plans = pipeline.advance(&prepared, None, now, &mut |_, _| {});
-        let mut opened: Vec<(ModelIncident, cellwarden_models::plan::Plan)> = pipeline.incidents()[before..]
-            .iter()
-            .map(|r| r.incident.clone())
-            .zip(plans)
-            .collect();
-        for i in pipeline.take_joined() {
-            let incident = pipeline.incidents()[i].incident.clone();
-            tracing::info!(incident = %incident.id, "The detectors' alarm joined the incident an Alertmanager alert opened.");
-            opener.evidence_joined(incident, controller::Joined::Alarm, now);
-        }
+        let events = pipeline.advance(&prepared, None, now, &mut |_, _| {});
+        let mut opened = opener.consume(&pipeline, events, now);
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
         for a in alerts {
             let note = crate::alerts::note_of(&a, now);
@@ -850,11 +891,9 @@ async fn simulate_through_api(
         let families = crate::simulate::recent(w.recorder.families(), since);
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
-        let before = pipeline.incidents().len();
-        let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
+        let events = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
         window.update(now, prepared.series);
-        let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
-        for (incident, plan) in opened.into_iter().zip(plans) {
+        for (incident, plan) in opener.consume(&pipeline, events, now) {
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut pipeline).await;
@@ -900,10 +939,8 @@ async fn replay_fixture(
         let tick = tokio::time::Instant::now();
         metrics.steps.inc();
         window.set_now(now);
-        let before = pipeline.incidents().len();
-        let plans = pipeline.advance(&prepared, topology, now, &mut |_, _| {});
-        let opened: Vec<ModelIncident> = pipeline.incidents()[before..].iter().map(|r| r.incident.clone()).collect();
-        for (incident, plan) in opened.into_iter().zip(plans) {
+        let events = pipeline.advance(&prepared, topology, now, &mut |_, _| {});
+        for (incident, plan) in opener.consume(&pipeline, events, now) {
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut pipeline).await;

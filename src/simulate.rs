@@ -2,11 +2,12 @@
 //! plans, and (when acting) the plan's actions change the simulated wallet as they would change
 //! the real one. Actions that need approval are carried out after a simulated on-call response.
 
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, EngineEvent, Pipeline};
 use cellwarden_models::report::Report;
 use cellwarden_models::{Action, ActionKind, Family, Mode, Series};
 use cellwarden_remediator::crd::CellState;
 use cellwarden_remediator::policy::{CellView, ConfigLimits};
+use cellwarden_remediator::verify::{self, Expectation, Verdict};
 use cellwarden_simulator::{Outcome, Scenario};
 use std::borrow::Cow;
 
@@ -74,7 +75,9 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         paused: false,
     };
     let mut pipeline = Pipeline::new().with_policy(policy, limits);
-    let mut waiting: Vec<(i64, Action)> = Vec::new();
+    let mut waiting: Vec<(i64, String, Action)> = Vec::new();
+    // Actions carried out whose effect is still to be judged: (incident, action, promise).
+    let mut verifying: Vec<(String, Action, Expectation)> = Vec::new();
     let mut decisions = Vec::new();
     let steps = scn.steps();
     for i in 0..steps {
@@ -82,17 +85,20 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         let now = w.now();
         let t = w.now_secs;
         // Approved actions whose wait is over.
-        let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(at, _)| *at <= t);
+        let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(at, _, _)| *at <= t);
         waiting = later;
-        for (_, a) in due {
+        for (_, id, a) in due {
             let line = match w.apply(&a) {
-                Ok(what) => format!(
-                    "+{:.1} min {} {}: approved (simulated on-call, after {} s) and done: {what}",
-                    minutes(scn, t),
-                    a.kind,
-                    a.target,
-                    APPROVAL_DELAY_SECS
-                ),
+                Ok(what) => {
+                    carried_out(&mut pipeline, &mut verifying, &id, &a, now);
+                    format!(
+                        "+{:.1} min {} {}: approved (simulated on-call, after {} s) and done: {what}",
+                        minutes(scn, t),
+                        a.kind,
+                        a.target,
+                        APPROVAL_DELAY_SECS
+                    )
+                }
                 Err(why) => format!("+{:.1} min {} {}: approved but refused: {why}", minutes(scn, t), a.kind, a.target),
             };
             pipeline.note(now, "action", line.clone());
@@ -106,7 +112,37 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         let since_ns = (now.millis() - WINDOW_SECS * 1000) * 1_000_000;
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since_ns);
         let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
-        let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
+        let events = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
+        // Judge what was carried out against the telemetry up to now (remediator's verify).
+        verifying.retain(|(id, a, exp)| {
+            let entity = exp.entity.as_ref().map(|e| e.qualified()).unwrap_or_default();
+            let samples = pipeline::samples_of(
+                &prepared.series,
+                exp.signal.as_str(),
+                &entity,
+                &exp.series.to_string(),
+                exp.acted_at,
+                now,
+            );
+            match verify::judge(exp, &samples, now) {
+                Verdict::Pending => true,
+                Verdict::Passed(why) => {
+                    pipeline.verified(id, now, a.kind, &a.target, true, &why, Some(&topology));
+                    false
+                }
+                Verdict::Failed(why) => {
+                    pipeline.verified(id, now, a.kind, &a.target, false, &why, Some(&topology));
+                    false
+                }
+            }
+        });
+        let plans: Vec<cellwarden_models::Plan> = events
+            .into_iter()
+            .filter_map(|ev| match ev {
+                EngineEvent::Opened { plan, .. } | EngineEvent::Escalated { plan, .. } => Some(plan),
+                _ => None,
+            })
+            .collect();
         for plan in plans {
             for r in &plan.refused {
                 let line = format!(
@@ -130,11 +166,14 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
                     format!("+{:.1} min {} {}: planned (not acting)", minutes(scn, t), a.kind, a.target)
                 } else if a.needs_approval {
                     let l = format!("+{:.1} min {} {}: waiting for approval", minutes(scn, t), a.kind, a.target);
-                    waiting.push((t + APPROVAL_DELAY_SECS, a));
+                    waiting.push((t + APPROVAL_DELAY_SECS, plan.incident_id.clone(), a));
                     l
                 } else {
                     match w.apply(&a) {
-                        Ok(what) => format!("+{:.1} min {} {}: done: {what}", minutes(scn, t), a.kind, a.target),
+                        Ok(what) => {
+                            carried_out(&mut pipeline, &mut verifying, &plan.incident_id, &a, now);
+                            format!("+{:.1} min {} {}: done: {what}", minutes(scn, t), a.kind, a.target)
+                        }
                         Err(why) => format!("+{:.1} min {} {}: refused: {why}", minutes(scn, t), a.kind, a.target),
                     }
                 };
@@ -152,6 +191,23 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         outcome: w.outcome.clone(),
         report,
         decisions,
+    }
+}
+
+/// Tells the engine `a` was carried out for incident `id` at `now`, and starts judging its effect.
+fn carried_out(
+    pipeline: &mut Pipeline,
+    verifying: &mut Vec<(String, Action, Expectation)>,
+    id: &str,
+    a: &Action,
+    now: cellwarden_models::Timestamp,
+) {
+    pipeline.carried_out(id, now, a.kind, &a.target);
+    let Some(ir) = pipeline.incidents().iter().find(|r| r.incident.id == id) else {
+        return;
+    };
+    if let Some(exp) = verify::expect(a, &ir.incident, now) {
+        verifying.push((id.to_string(), a.clone(), exp));
     }
 }
 

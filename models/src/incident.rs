@@ -131,3 +131,120 @@ impl Incident {
         self.candidates.iter().position(|c| c.entity.matches(target)).map(|i| i + 1)
     }
 }
+
+/// Where an incident stands in its life (issue #13's lifecycle). Serialised as the Incident CRD's
+/// phase strings (`Open`, `Mitigating`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Phase {
+    /// Detected; nothing carried out yet (also a dry-run incident's phase until it resolves).
+    #[default]
+    Open,
+    /// An action was carried out; its effect is not verified yet.
+    Mitigating,
+    /// An action's effect was verified.
+    Mitigated,
+    /// Every symptom that opened or joined it has been back inside its baseline for the
+    /// resolution hold.
+    Resolved,
+    /// A person is needed: a fix did not hold, or nothing cellwarden may do can help.
+    Escalated,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Open => "Open",
+            Phase::Mitigating => "Mitigating",
+            Phase::Mitigated => "Mitigated",
+            Phase::Resolved => "Resolved",
+            Phase::Escalated => "Escalated",
+        }
+    }
+    /// Whether new symptoms may still join it (everything but `Resolved`).
+    pub fn is_active(self) -> bool {
+        self != Phase::Resolved
+    }
+}
+
+/// What a notification is about. Every notice of one incident carries the same de-duplication
+/// key ([`Lifecycle::dedup_key`]); only [`NoticeKind::Opened`] and [`NoticeKind::Escalated`] page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Opened,
+    Escalated,
+    Reopened,
+    Resolved,
+}
+
+/// One notification the incident sent (or, offline, would have sent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub at: Timestamp,
+    pub kind: NoticeKind,
+    /// Whether it pages a person (an update with the same key does not).
+    pub pages: bool,
+    pub text: String,
+}
+
+/// An action decided for an incident (carried out or planned), for "never decided twice".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at: Timestamp,
+    pub kind: crate::plan::ActionKind,
+    pub target: String,
+}
+
+/// The life of an incident: its phase, when it got there, what it sent and decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Lifecycle {
+    pub phase: Phase,
+    /// When it was detected (opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<Timestamp>,
+    /// When the first action was carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigating_at: Option<Timestamp>,
+    /// When an action's effect was first verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigated_at: Option<Timestamp>,
+    /// When it last resolved (cleared by a reopening).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<Timestamp>,
+    /// Why it escalated, in a sentence for the person it pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
+    /// When it reopened (a symptom of the same fault back within the reopen window).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reopened_at: Vec<Timestamp>,
+    /// Alarms and alerts that joined it after it opened.
+    #[serde(default)]
+    pub joined: usize,
+    /// The key every notice of this incident carries (Alertmanager's group key, PagerDuty's
+    /// `dedup_key`): a receiver folds them into one thread.
+    #[serde(default)]
+    pub dedup_key: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    /// Every action decided for it, in order (the opening plan's and any later one's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+}
+
+impl Lifecycle {
+    /// How long it has lasted: from detection to resolution, or to `now` while unresolved.
+    pub fn duration_secs(&self, now: Timestamp) -> Option<f64> {
+        let from = self.detected_at?;
+        let to = match self.phase {
+            Phase::Resolved => self.resolved_at.unwrap_or(now),
+            _ => now,
+        };
+        Some(to.secs_since(from).max(0.0))
+    }
+    /// The notices that paged a person.
+    pub fn pages(&self) -> usize {
+        self.notices.iter().filter(|n| n.pages).count()
+    }
+}

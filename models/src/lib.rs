@@ -31,7 +31,9 @@ pub mod topology;
 pub mod truth;
 
 pub use entity::{CauseClass, Entity, EntityKind};
-pub use incident::{AlertNote, Anomaly, Candidate, Evidence, Incident, IncidentClass, Warning};
+pub use incident::{
+    AlertNote, Anomaly, Candidate, Decision, Evidence, Incident, IncidentClass, Lifecycle, Notice, NoticeKind, Phase, Warning,
+};
 pub use plan::{Action, ActionKind, Mode, Plan};
 pub use series::{Family, MetricType, Sample, Series, SeriesKey};
 pub use signal::Signal;

@@ -2,7 +2,7 @@
 //! `report.md` is rendered from. Field names are part of the interface; add, never rename.
 
 use crate::graph::ServiceGraph;
-use crate::incident::{Incident, Warning};
+use crate::incident::{Candidate, Incident, Lifecycle, Warning};
 use crate::plan::Plan;
 use crate::series::Sample;
 use crate::signal::Signal;
@@ -47,6 +47,35 @@ pub struct IncidentReport {
     /// series), for sparklines.
     #[serde(default)]
     pub key_series: Vec<SeriesSnippet>,
+    /// Its phase, times, notices and decisions.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Every ranking it had, oldest first (at opening, each re-rank, each join that ranked it
+    /// again); the incident's `candidates` are the last. Eval scores the one in force at a
+    /// given time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rankings: Vec<Ranking>,
+}
+
+/// One ranking of an incident: when, on telemetry up to then, and its top candidates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranking {
+    pub at: Timestamp,
+    pub candidates: Vec<Candidate>,
+    /// Why it was ranked (`opened`, `rerank`, `joined`, `alert`).
+    pub why: String,
+}
+
+impl IncidentReport {
+    /// The candidates of the last ranking made at or before `t` (the opening's when none).
+    pub fn ranking_at(&self, t: Timestamp) -> &[Candidate] {
+        self.rankings
+            .iter()
+            .rev()
+            .find(|r| r.at <= t)
+            .map(|r| r.candidates.as_slice())
+            .unwrap_or(&self.incident.candidates)
+    }
 }
 
 /// A stretch of one series, for a sparkline in the report.

@@ -14,13 +14,15 @@
 use crate::actuate::{Actuator, Undo};
 use crate::audit::AuditLog;
 use crate::crd::{
-    ActionRecord, AlertRecord, Approval, Incident, IncidentSpec, IncidentStatus, PlannedAction, RootCauseCandidate, TimelineItem,
-    Verification, Watch,
+    ActionRecord, AlertRecord, Approval, Incident, IncidentSpec, IncidentStatus, LifecycleStatus, PlannedAction, RootCauseCandidate,
+    TimelineItem, Verification, Watch,
 };
 use crate::notify::{Notification, NotificationKind, Notifier};
 use crate::verify::{self, Expectation, Verdict};
 use cellwarden_models::plan::Plan;
-use cellwarden_models::{Action, ActionKind, Entity, Incident as ModelIncident, Mode, Sample, SeriesKey, Signal, Timestamp};
+use cellwarden_models::{
+    Action, ActionKind, Entity, Incident as ModelIncident, Lifecycle, Mode, Phase, Sample, SeriesKey, Signal, Timestamp,
+};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
@@ -220,6 +222,8 @@ impl Context {
             at: at.to_rfc3339(),
             text,
             respond,
+            dedup_key: format!("cellwarden/{}/{incident}", self.namespace),
+            pages: kind.pages(),
         });
     }
 }
@@ -505,6 +509,57 @@ pub async fn update_evidence(ctx: &Context, incident: &ModelIncident, now: Times
         json!({"incident": name, "by": if joined == Joined::Alert { "alert" } else { "alarm" }, "firing": firing, "resolved": resolved, "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
     );
     Ok(())
+}
+
+/// Writes what the incident engine says of an incident's life (`status.lifecycle`; and
+/// `status.phase` when it resolved or escalated), with an Event, an audit line and a
+/// notification under the incident's de-duplication key (only an escalation pages).
+pub async fn update_lifecycle(ctx: &Context, incident: &ModelIncident, lc: &Lifecycle, now: Timestamp) -> Result<(), Error> {
+    let name = incident_name(ctx, incident);
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let record = lifecycle_status(lc, now);
+    let mut status = json!({"lifecycle": record});
+    if matches!(lc.phase, Phase::Resolved | Phase::Escalated) {
+        status["phase"] = json!(lc.phase.as_str());
+    }
+    let patch = json!({ "status": status });
+    let pp = PatchParams::default();
+    let p = Patch::Merge(&patch);
+    crate::actuate::with_retries(|| api.patch_status(&name, &pp, &p)).await?;
+    let text = lc
+        .notices
+        .last()
+        .map(|n| n.text.clone())
+        .unwrap_or_else(|| format!("Incident {}.", lc.phase.as_str()));
+    let (reason, kind, event_type) = match lc.phase {
+        Phase::Resolved => ("IncidentResolved", NotificationKind::IncidentResolved, EventType::Normal),
+        Phase::Escalated => ("IncidentEscalated", NotificationKind::IncidentEscalated, EventType::Warning),
+        _ => ("IncidentReopened", NotificationKind::IncidentReopened, EventType::Warning),
+    };
+    ctx.event(&name, event_type, reason, "Lifecycle", text.clone()).await;
+    ctx.audit(
+        now,
+        "incident_lifecycle",
+        json!({"incident": name, "phase": lc.phase.as_str(), "dedup_key": lc.dedup_key}),
+    );
+    ctx.notify(kind, &name, now, text, None);
+    Ok(())
+}
+
+/// The CRD's form of an engine lifecycle at `now`.
+pub fn lifecycle_status(lc: &Lifecycle, now: Timestamp) -> LifecycleStatus {
+    LifecycleStatus {
+        phase: lc.phase.as_str().into(),
+        detected_at: lc.detected_at.map(|t| t.to_rfc3339()),
+        mitigated_at: lc.mitigated_at.map(|t| t.to_rfc3339()),
+        resolved_at: lc.resolved_at.map(|t| t.to_rfc3339()),
+        escalated_at: lc.escalated_at.map(|t| t.to_rfc3339()),
+        escalation: lc.escalation.clone(),
+        reopened_at: lc.reopened_at.iter().map(|t| t.to_rfc3339()).collect(),
+        duration_secs: lc.duration_secs(now).unwrap_or(0.0).round() as i64,
+        joined: lc.joined as i64,
+        dedup_key: lc.dedup_key.clone(),
+    }
 }
 
 /// Writes a later ranking of an open incident (more telemetry since it opened) into its
@@ -806,12 +861,20 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
         .iter()
         .any(|p| p.state == "awaiting-approval" || p.state == "pending");
     let verifying = status.verifications.iter().any(|v| v.result == "pending");
-    status.phase = if status.verifications.iter().any(|v| v.result == "failed") || status.planned.iter().any(|p| p.state == "failed") {
+    // The engine's verdicts (`status.lifecycle`) stand over the records': a resolved incident
+    // with nothing left to do stays resolved, an escalated one escalated.
+    let engine = status.lifecycle.as_ref().map(|l| l.phase.as_str());
+    status.phase = if status.verifications.iter().any(|v| v.result == "failed")
+        || status.planned.iter().any(|p| p.state == "failed")
+        || engine == Some("Escalated")
+    {
         "Escalated"
     } else if verifying {
-        "Verifying"
-    } else if !status.verifications.is_empty() && !waiting {
+        "Mitigating"
+    } else if engine == Some("Resolved") && !waiting {
         "Resolved"
+    } else if !status.verifications.is_empty() && !waiting {
+        "Mitigated"
     } else if status.taken.iter().any(|t| t.state == "done") {
         "Mitigating"
     } else {

@@ -236,9 +236,16 @@ pub struct IncidentSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentStatus {
-    /// `Open`, `Mitigating`, `Verifying`, `Resolved`, `Escalated`.
+    /// `Open`, `Mitigating` (an action carried out, its effect not verified yet; what was
+    /// `Verifying` before the incident lifecycle), `Mitigated` (every verification passed; what
+    /// `Resolved` meant before), `Resolved` (every symptom back inside its baseline for the
+    /// resolution hold, written by the incident engine), `Escalated`.
     #[serde(default)]
     pub phase: String,
+    /// The incident engine's view of its life: when detected, mitigated, resolved, reopened;
+    /// its duration and the de-duplication key every notification carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleStatus>,
     #[serde(default)]
     pub timeline: Vec<TimelineItem>,
     /// Ranked candidates, best first.
@@ -256,6 +263,36 @@ pub struct IncidentStatus {
     /// pipeline when an alert arrives, never by the reconciler).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRecord>,
+}
+
+/// The incident engine's lifecycle of an Incident (times in RFC 3339).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleStatus {
+    /// The engine's phase: `Open`, `Mitigating`, `Mitigated`, `Resolved`, `Escalated`.
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigated_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<String>,
+    /// Why it escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reopened_at: Vec<String>,
+    /// From detection to resolution (or to the last update while unresolved), whole seconds.
+    #[serde(default)]
+    pub duration_secs: i64,
+    /// Alarms and alerts that joined it after it opened.
+    #[serde(default)]
+    pub joined: i64,
+    /// The key every notification of this incident carries.
+    #[serde(default)]
+    pub dedup_key: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -21,6 +21,12 @@ pub enum NotificationKind {
     ApprovalRequested,
     ActionFailed,
     VerificationFailed,
+    /// The engine escalated it (a fix did not hold): pages.
+    IncidentEscalated,
+    /// A symptom of its fault came back after it resolved (an update, not a page).
+    IncidentReopened,
+    /// Every symptom back inside its baseline for the hold (an update, not a page).
+    IncidentResolved,
 }
 
 impl NotificationKind {
@@ -30,7 +36,18 @@ impl NotificationKind {
             NotificationKind::ApprovalRequested => "approval_requested",
             NotificationKind::ActionFailed => "action_failed",
             NotificationKind::VerificationFailed => "verification_failed",
+            NotificationKind::IncidentEscalated => "incident_escalated",
+            NotificationKind::IncidentReopened => "incident_reopened",
+            NotificationKind::IncidentResolved => "incident_resolved",
         }
+    }
+
+    /// Whether this kind pages a person; the others update the thread its key names.
+    pub fn pages(self) -> bool {
+        matches!(
+            self,
+            NotificationKind::IncidentOpened | NotificationKind::IncidentEscalated | NotificationKind::VerificationFailed
+        )
     }
 }
 
@@ -49,6 +66,13 @@ pub struct Notification {
     /// How to respond, when a person must (e.g. the kubectl command that approves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub respond: Option<String>,
+    /// The same for every notification of one incident (`cellwarden/<namespace>/<incident>`),
+    /// as Alertmanager's group key or PagerDuty's `dedup_key`: a receiver folds them into one
+    /// thread, and only those whose `pages` is true should page.
+    #[serde(default)]
+    pub dedup_key: String,
+    #[serde(default)]
+    pub pages: bool,
 }
 
 /// The body format a webhook expects.
@@ -85,6 +109,9 @@ pub fn body(format: Format, n: &Notification) -> Value {
                 NotificationKind::ApprovalRequested => ":raised_hand: Approval requested",
                 NotificationKind::ActionFailed => ":x: Action failed",
                 NotificationKind::VerificationFailed => ":warning: Action did not have its effect",
+                NotificationKind::IncidentEscalated => ":rotating_light: Incident escalated",
+                NotificationKind::IncidentReopened => ":repeat: Incident reopened",
+                NotificationKind::IncidentResolved => ":white_check_mark: Incident resolved",
             };
             let mut blocks = vec![
                 json!({"type": "header", "text": {"type": "plain_text", "text": title}}),
@@ -204,6 +231,8 @@ mod tests {
             at: "2026-01-01T00:00:00Z".into(),
             text: "cordon cell-2 waits for approval".into(),
             respond: Some("kubectl -n cellwarden annotate incident inc-1 cellwarden.io/approved-by=$USER".into()),
+            dedup_key: "cellwarden/cellwarden/inc-1".into(),
+            pages: false,
         }
     }
 

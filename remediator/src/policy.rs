@@ -63,6 +63,9 @@ pub mod guard {
     pub const COOLDOWN: &str = "cooldown";
     pub const RATE_LIMIT: &str = "rate-limit";
     pub const BLAST_RADIUS: &str = "blast-radius";
+    /// The incident engine's own: the same action on the same target was already decided for
+    /// this fault (a repeat of what did not hold is no fix).
+    pub const ALREADY_DECIDED: &str = "already-decided";
 }
 
 fn mode_of(s: &str) -> Mode {

@@ -93,6 +93,8 @@ fn report() -> Report {
             incident,
             plan,
             key_series: vec![spark],
+            lifecycle: Default::default(),
+            rankings: vec![],
         }],
         graph,
     }

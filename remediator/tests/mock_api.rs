@@ -426,7 +426,7 @@ impl ApiServerVerifier {
                     assert_eq!(ver.result, "pending");
                     assert_eq!(ver.acted_at, NOW);
                     assert_eq!(ver.deadline, "2026-03-02T09:50:00Z", "verify_within_secs 300 after the action");
-                    assert_eq!(done.phase, "Verifying");
+                    assert_eq!(done.phase, "Mitigating");
                     assert!(done
                         .timeline
                         .iter()

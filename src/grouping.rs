@@ -1,0 +1,344 @@
+//! Which incident a new symptom belongs to, and when an incident's symptoms are back to normal:
+//! the pure rules behind "one fault, one incident" (issue #13).
+//!
+//! - [`related`]: whether an alarm's anomalies are about an active incident (same entity, one of
+//!   its leading candidates, the same cell's services, or the same service in every cell when the
+//!   cause is shared), so they join it instead of opening another.
+//! - [`same_fault`]: whether a symptom is the return of a resolved incident's fault (reopen).
+//! - [`Symptoms`]: the series an incident watches, each with the baseline it left, and when each
+//!   was last out of it; an incident resolves once all have been calm for [`RESOLVE_HOLD_SECS`].
+
+use cellwarden_detector::alarms::absolute_floor;
+use cellwarden_models::{Anomaly, Candidate, Entity, EntityKind, IncidentClass, SeriesKey, Signal, Timestamp};
+use std::collections::HashMap;
+
+/// How long every symptom of an incident must stay inside its baseline before it resolves.
+/// Why 10 minutes: 20 scrapes at 30 s (40 at 15 s) — longer than a flap or a restart's blip,
+/// short enough that a person is told soon after the platform is healthy again.
+pub const RESOLVE_HOLD_SECS: i64 = 600;
+/// How long after it resolved a symptom of the same fault reopens an incident rather than
+/// opening a new one. Why an hour: a leak that a restart only reset comes back within about the
+/// time it took to grow the first time (tens of minutes on the bundled scenarios); a fault of
+/// the same entity after an hour of health is more likely a new one.
+pub const REOPEN_SECS: i64 = 3600;
+/// How long after an incident's last trouble an alarm about another service of the same cell
+/// still joins it. Why 30 minutes: trouble spreads to a cell's callers and callees within
+/// minutes; two unrelated faults in one cell half an hour apart are rare, and joining them would
+/// hide the second behind the first.
+pub const JOIN_CELL_SECS: i64 = 1800;
+/// A candidate below this share of the top candidate's score is not a lead that gathers
+/// symptoms (weak evidence about a provider should not pull a ledger fault's neighbours in).
+pub const LEAD_SHARE: f64 = 0.5;
+/// Leading candidates considered for grouping.
+pub const LEADS: usize = 3;
+/// Share of an anomaly's departure from its baseline that still counts as out of it: a series
+/// back within 30% of the way from its baseline to the anomalous level is back to normal.
+/// Why 30%: the gap a verified fix must close is 50% (remediator's verify); resolution asks for
+/// more than that, but not a return to the exact baseline a noisy series never sits on.
+const BACK_INSIDE_SHARE: f64 = 0.3;
+
+/// What an incident is about, for grouping: the entities of its anomalies and its leads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    /// Entities its anomalies (opening and joined) name.
+    pub entities: Vec<Entity>,
+    /// Its leading candidates (top [`LEADS`] with at least [`LEAD_SHARE`] of the top's score).
+    pub leads: Vec<Entity>,
+    /// Its class: a capacity incident blames nothing.
+    pub class: Option<IncidentClass>,
+}
+
+impl Scope {
+    pub fn new(anomalies: &[Anomaly], candidates: &[Candidate], class: IncidentClass) -> Scope {
+        let mut s = Scope {
+            class: Some(class),
+            ..Scope::default()
+        };
+        s.add_anomalies(anomalies);
+        s.set_leads(candidates);
+        s
+    }
+
+    pub fn add_anomalies(&mut self, anomalies: &[Anomaly]) {
+        for e in anomalies.iter().filter_map(|a| a.entity.as_ref()) {
+            if !self.entities.contains(e) {
+                self.entities.push(e.clone());
+            }
+        }
+    }
+
+    pub fn set_leads(&mut self, candidates: &[Candidate]) {
+        let top = candidates.first().map_or(0.0, |c| c.score);
+        self.leads = candidates
+            .iter()
+            .take(LEADS)
+            .filter(|c| c.score >= LEAD_SHARE * top)
+            .map(|c| c.entity.clone())
+            .collect();
+    }
+
+    /// The cells its entities and leads name.
+    fn cells(&self) -> impl Iterator<Item = &str> {
+        self.entities.iter().chain(&self.leads).filter_map(Entity::cell)
+    }
+
+    /// Whether its cause is shared by every cell (its top lead names no cell: a provider, a
+    /// zone, a node, a service without a cell), so the same service's symptoms in any cell are
+    /// its symptoms too.
+    fn cause_is_shared(&self) -> bool {
+        self.leads.first().is_some_and(|e| e.cell().is_none())
+    }
+}
+
+fn same(a: &Entity, b: &Entity) -> bool {
+    a == b || a.matches(b) || b.matches(a)
+}
+
+/// Whether anomalies about `e` belong to an incident of scope `s`, last in trouble at
+/// `last_trouble`, at time `t`.
+fn entity_related(s: &Scope, e: &Entity, t: Timestamp, last_trouble: Timestamp) -> bool {
+    if s.entities.iter().chain(&s.leads).any(|x| same(x, e)) {
+        return true;
+    }
+    let recent = t.secs_since(last_trouble) <= JOIN_CELL_SECS as f64;
+    if recent && e.cell().is_some_and(|c| s.cells().any(|x| x == c)) {
+        return true;
+    }
+    if s.cause_is_shared() && e.kind == EntityKind::Service {
+        let name = e.service_name();
+        return s.entities.iter().any(|x| x.service_name().is_some() && x.service_name() == name);
+    }
+    false
+}
+
+/// Whether an alarm of `class` with `anomalies` at `t` joins an active incident of scope `s`.
+/// A capacity alarm (load up, nothing broken) joins any active fault: load moves when a cell or
+/// provider fails and its traffic goes elsewhere. Anomalies that name no entity (platform-wide
+/// series) join any active incident.
+pub fn related(s: &Scope, last_trouble: Timestamp, class: IncidentClass, anomalies: &[Anomaly], t: Timestamp) -> bool {
+    if class == IncidentClass::Capacity && s.class == Some(IncidentClass::Fault) {
+        return true;
+    }
+    anomalies.iter().any(|a| match &a.entity {
+        None => true,
+        Some(e) => entity_related(s, e, t, last_trouble),
+    })
+}
+
+/// Whether `anomalies` are the return of the fault of a resolved incident of scope `s`: about one
+/// of the entities its anomalies named, or its top lead.
+pub fn same_fault(s: &Scope, anomalies: &[Anomaly]) -> bool {
+    anomalies
+        .iter()
+        .filter_map(|a| a.entity.as_ref())
+        .any(|e| s.entities.iter().any(|x| same(x, e)) || s.leads.first().is_some_and(|x| same(x, e)))
+}
+
+/// One series an incident watches: the baseline it left and how far out is still trouble.
+#[derive(Debug, Clone, PartialEq)]
+struct Symptom {
+    signal: Signal,
+    expected: f64,
+    /// Departure from `expected` (in the harmful direction) that still counts as out.
+    band: f64,
+    /// Whether values can be judged against the band (false for forecasts, whose `expected` is
+    /// the limit, and for alerts' placeholder levels: only their anomalies count).
+    judged_by_value: bool,
+    last_out: Timestamp,
+}
+
+/// The symptoms of one incident.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Symptoms {
+    by_series: HashMap<SeriesKey, Symptom>,
+    /// The latest time any symptom was out of its baseline (or an anomaly touched it).
+    pub last_trouble: Timestamp,
+}
+
+impl Symptoms {
+    /// Watches the series of `anomalies` (a series already watched keeps its first baseline).
+    pub fn add(&mut self, anomalies: &[Anomaly]) {
+        for a in anomalies {
+            self.last_trouble = self.last_trouble.max(a.t);
+            let judged_by_value = a.detector != "forecast"
+                && a.series.metric != cellwarden_models::incident::ALERT_SERIES_METRIC
+                && a.observed.is_finite()
+                && a.expected.is_finite();
+            let departure = (a.observed - a.expected).abs();
+            self.by_series.entry(a.series.clone()).or_insert(Symptom {
+                signal: a.signal,
+                expected: a.expected,
+                band: (BACK_INSIDE_SHARE * departure).max(absolute_floor(a.signal)),
+                judged_by_value,
+                last_out: a.t,
+            });
+        }
+    }
+
+    pub fn watches(&self, series: &SeriesKey) -> bool {
+        self.by_series.contains_key(series)
+    }
+
+    pub fn series(&self) -> impl Iterator<Item = &SeriesKey> {
+        self.by_series.keys()
+    }
+
+    /// A point of a watched series: out of its baseline counts as trouble.
+    pub fn observe(&mut self, series: &SeriesKey, t: Timestamp, value: f64) {
+        let Some(s) = self.by_series.get_mut(series) else { return };
+        if !s.judged_by_value || !value.is_finite() {
+            return;
+        }
+        let out = match s.signal {
+            // A drop of traffic hurts as much as a surge: either side is out.
+            Signal::RequestRate => (value - s.expected).abs() > s.band,
+            _ => value - s.expected > s.band,
+        };
+        if out {
+            s.last_out = s.last_out.max(t);
+            self.last_trouble = self.last_trouble.max(t);
+        }
+    }
+
+    /// An anomaly (or warning) on a watched series at `t`: trouble, whatever its value.
+    pub fn trouble(&mut self, series: &SeriesKey, t: Timestamp) {
+        if let Some(s) = self.by_series.get_mut(series) {
+            s.last_out = s.last_out.max(t);
+            self.last_trouble = self.last_trouble.max(t);
+        }
+    }
+
+    /// Whether every symptom has been calm for [`RESOLVE_HOLD_SECS`] at `now`.
+    pub fn calm(&self, now: Timestamp) -> bool {
+        now.secs_since(self.last_trouble) >= RESOLVE_HOLD_SECS as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cellwarden_models::CauseClass;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp(secs * 1000)
+    }
+
+    fn anomaly(entity: Option<Entity>, metric: &str, signal: Signal, observed: f64, expected: f64, secs: i64) -> Anomaly {
+        Anomaly {
+            t: at(secs),
+            series: SeriesKey::new(metric, entity.iter().map(|e| ("entity".to_string(), e.name.clone()))),
+            signal,
+            entity,
+            score: 0.9,
+            observed,
+            expected,
+            detector: "robust_z".into(),
+            explanation: String::new(),
+        }
+    }
+
+    fn svc(cell: &str, name: &str) -> Option<Entity> {
+        Some(Entity::service(Some(cell), name))
+    }
+
+    fn cand(e: Entity, score: f64) -> Candidate {
+        Candidate {
+            entity: e,
+            class: CauseClass::Internal,
+            score,
+            evidence: vec![],
+        }
+    }
+
+    fn ledger_incident() -> Scope {
+        let a = [anomaly(svc("cell-2", "ledger"), "mem", Signal::Memory, 5e8, 3e8, 100)];
+        let c = [
+            cand(Entity::service(Some("cell-2"), "ledger"), 0.9),
+            cand(Entity::new(EntityKind::Provider, "provider-a"), 0.3),
+        ];
+        Scope::new(&a, &c, IncidentClass::Fault)
+    }
+
+    #[test]
+    fn the_same_entity_and_the_same_cell_join_and_another_cell_does_not() {
+        let s = ledger_incident();
+        let same = [anomaly(svc("cell-2", "ledger"), "mem2", Signal::Memory, 5e8, 3e8, 900)];
+        assert!(related(&s, at(100), IncidentClass::Fault, &same, at(900)));
+        let caller = [anomaly(svc("cell-2", "wallet-api"), "lat", Signal::Latency, 0.5, 0.1, 900)];
+        assert!(related(&s, at(100), IncidentClass::Fault, &caller, at(900)));
+        // The same cell long after the last trouble is another fault.
+        assert!(!related(&s, at(100), IncidentClass::Fault, &caller, at(100 + JOIN_CELL_SECS + 1)));
+        let elsewhere = [anomaly(svc("cell-3", "ledger"), "mem3", Signal::Memory, 5e8, 3e8, 900)];
+        assert!(!related(&s, at(100), IncidentClass::Fault, &elsewhere, at(900)));
+        // A weak candidate (0.3 of a 0.9 top) gathers nothing.
+        let provider = [anomaly(
+            Some(Entity::new(EntityKind::Provider, "provider-a")),
+            "perr",
+            Signal::ErrorRatio,
+            0.3,
+            0.0,
+            900,
+        )];
+        assert!(!related(&s, at(100), IncidentClass::Fault, &provider, at(900)));
+        // Load moved by a fault joins it; platform-wide symptoms join too.
+        let load = [anomaly(svc("cell-1", "api"), "rps", Signal::RequestRate, 20.0, 10.0, 900)];
+        assert!(related(&s, at(100), IncidentClass::Capacity, &load, at(900)));
+        let platform = [anomaly(None, "p", Signal::ErrorRatio, 0.2, 0.0, 900)];
+        assert!(related(&s, at(100), IncidentClass::Fault, &platform, at(900)));
+    }
+
+    #[test]
+    fn a_shared_cause_gathers_the_same_service_of_every_cell() {
+        let a = [anomaly(svc("cell-1", "payments"), "err1", Signal::ErrorRatio, 0.3, 0.0, 100)];
+        let c = [cand(Entity::new(EntityKind::Provider, "provider-a"), 0.9)];
+        let s = Scope::new(&a, &c, IncidentClass::Fault);
+        let other_cell = [anomaly(svc("cell-4", "payments"), "err4", Signal::ErrorRatio, 0.3, 0.0, 200)];
+        assert!(related(&s, at(100), IncidentClass::Fault, &other_cell, at(200)));
+        let other_service = [anomaly(svc("cell-4", "ledger"), "l4", Signal::Latency, 0.3, 0.0, 200)];
+        assert!(!related(&s, at(100), IncidentClass::Fault, &other_service, at(200)));
+    }
+
+    #[test]
+    fn a_return_of_the_same_entity_is_the_same_fault() {
+        let s = ledger_incident();
+        let back = [anomaly(svc("cell-2", "ledger"), "mem9", Signal::Memory, 5e8, 3e8, 5000)];
+        assert!(same_fault(&s, &back));
+        let caller = [anomaly(svc("cell-2", "wallet-api"), "lat", Signal::Latency, 0.5, 0.1, 5000)];
+        assert!(!same_fault(&s, &caller));
+    }
+
+    #[test]
+    fn symptoms_resolve_after_the_hold_once_back_inside_their_baseline() {
+        let mut sy = Symptoms::default();
+        let a = anomaly(svc("cell-2", "api"), "lat", Signal::Latency, 1.0, 0.1, 100);
+        let key = a.series.clone();
+        sy.add(&[a]);
+        // 0.5 s is still more than 30% of the way from 0.1 to 1.0: trouble.
+        sy.observe(&key, at(200), 0.5);
+        assert!(!sy.calm(at(200 + RESOLVE_HOLD_SECS - 1)));
+        // Back near the baseline from 230 s on.
+        for secs in (230..2000).step_by(30) {
+            sy.observe(&key, at(secs), 0.12);
+        }
+        assert!(sy.calm(at(200 + RESOLVE_HOLD_SECS)));
+        // An anomaly on it later is trouble again.
+        sy.trouble(&key, at(2000));
+        assert!(!sy.calm(at(2000 + RESOLVE_HOLD_SECS - 1)));
+        assert!(sy.calm(at(2000 + RESOLVE_HOLD_SECS)));
+        // Points of series it does not watch change nothing.
+        sy.observe(&SeriesKey::new("other", []), at(2700), 99.0);
+        assert!(sy.calm(at(2000 + RESOLVE_HOLD_SECS)));
+    }
+
+    #[test]
+    fn a_forecast_symptom_is_judged_by_its_anomalies_only() {
+        let mut sy = Symptoms::default();
+        let mut a = anomaly(svc("cell-2", "ledger"), "mem", Signal::Memory, 4e8, 5.12e8, 100);
+        a.detector = "forecast".into();
+        let key = a.series.clone();
+        sy.add(&[a]);
+        // Its `expected` is the limit: a value under it says nothing either way.
+        sy.observe(&key, at(500), 4.5e8);
+        assert!(sy.calm(at(100 + RESOLVE_HOLD_SECS)));
+    }
+}

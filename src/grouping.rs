@@ -40,7 +40,7 @@ const BACK_INSIDE_SHARE: f64 = 0.3;
 /// What an incident is about, for grouping: the entities of its anomalies and its leads.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scope {
-    /// Entities its anomalies (opening and joined) name.
+    /// Entities the anomalies that opened it name (joined ones do not widen it).
     pub entities: Vec<Entity>,
     /// Its leading candidates (top [`LEADS`] with at least [`LEAD_SHARE`] of the top's score).
     pub leads: Vec<Entity>,

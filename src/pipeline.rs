@@ -471,8 +471,10 @@ impl Pipeline {
         }
         inc.anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
         inc.anomalies.truncate(MAX_INCIDENT_ANOMALIES);
+        // The scope stays what opened it (and its leads): were every joined symptom's entity
+        // added, a long incident on a noisy platform would gather every service, and a new
+        // fault anywhere would vanish into it.
         let tr = &mut self.tracks[i];
-        tr.scope.add_anomalies(anomalies);
         tr.symptoms.add(anomalies);
         for a in anomalies {
             let ids = self.watched.entry(a.series.clone()).or_default();
@@ -1255,6 +1257,164 @@ mod tests {
             series,
             spans: Cow::Owned(Vec::new()),
         }
+    }
+
+    /// The error ratio of `cell`/`service` every 15 s until `end_secs`: noise around 0, and
+    /// `level` inside each of `bad` (from, to) seconds.
+    fn bursts(cell: &str, service: &str, bad: &[(i64, i64)], level: f64, end_secs: i64) -> SignalSeries {
+        SignalSeries {
+            key: SeriesKey::new(
+                "errors",
+                [("cell".to_string(), cell.to_string()), ("service".to_string(), service.to_string())],
+            ),
+            signal: Signal::ErrorRatio,
+            entity: Some(Entity::service(Some(cell), service)),
+            points: (0..=end_secs / STEP_SECS)
+                .map(|i| {
+                    let secs = i * STEP_SECS;
+                    let bad = bad.iter().any(|(f, t)| secs >= *f && secs < *t);
+                    let value = if bad { level } else { (i % 3) as f64 * 0.001 };
+                    Sample { t: at(secs), value }
+                })
+                .collect(),
+        }
+    }
+
+    fn prepared_of(series: Vec<SignalSeries>) -> Prepared<'static> {
+        Prepared {
+            limits: vec![None; series.len()],
+            samples: series.iter().map(|s| s.points.len()).sum(),
+            raw_series: series.len(),
+            series,
+            spans: Cow::Owned(Vec::new()),
+        }
+    }
+
+    fn phases(events: &[EngineEvent]) -> Vec<&'static str> {
+        events
+            .iter()
+            .map(|e| match e {
+                EngineEvent::Opened { .. } => "opened",
+                EngineEvent::Joined { .. } => "joined",
+                EngineEvent::Reranked { .. } => "reranked",
+                EngineEvent::Resolved { .. } => "resolved",
+                EngineEvent::Reopened { .. } => "reopened",
+                EngineEvent::Escalated { .. } => "escalated",
+            })
+            .filter(|p| *p != "reranked" && *p != "joined")
+            .collect()
+    }
+
+    #[test]
+    fn an_incident_resolves_after_the_hold_and_a_return_within_the_hour_reopens_it() {
+        // Errors from T0 for 5 min, healthy, then back 30 min later.
+        let back = T0_SECS + 300 + 1800;
+        let end = back + 1200;
+        let p = prepared_of(vec![
+            bursts("cell-2", "ledger", &[(T0_SECS, T0_SECS + 300), (back, back + 300)], 0.3, end),
+            bursts("cell-2", "ledger-db", &[(T0_SECS, T0_SECS + 300), (back, back + 300)], 0.3, end),
+        ]);
+        let mut pipeline = Pipeline::new();
+        let events = pipeline.advance(&p, None, at(T0_SECS + 300 + RESOLVE_HOLD_SECS - 60), &mut |_, _| {});
+        assert_eq!(phases(&events), ["opened"]);
+        // Still in the hold: active.
+        assert_eq!(pipeline.incidents()[0].lifecycle.phase, Phase::Open);
+        let events = pipeline.advance(&p, None, at(back - 60), &mut |_, _| {});
+        assert_eq!(phases(&events), ["resolved"]);
+        let lc = &pipeline.incidents()[0].lifecycle;
+        assert_eq!(lc.phase, Phase::Resolved);
+        let resolved_at = lc.resolved_at.expect("resolved");
+        assert!(resolved_at >= at(T0_SECS + 300 + RESOLVE_HOLD_SECS - 30), "{resolved_at}");
+        assert!(resolved_at <= at(T0_SECS + 300 + RESOLVE_HOLD_SECS + 60), "{resolved_at}");
+        // The same fault back within the reopen window: the same incident, reopened, no page.
+        let events = pipeline.advance(&p, None, at(end), &mut |_, _| {});
+        assert_eq!(pipeline.incidents().len(), 1);
+        assert_eq!(phases(&events), ["reopened", "resolved"]);
+        let lc = &pipeline.incidents()[0].lifecycle;
+        assert_eq!(lc.reopened_at.len(), 1);
+        let kinds: Vec<NoticeKind> = lc.notices.iter().map(|n| n.kind).collect();
+        assert_eq!(
+            kinds,
+            [NoticeKind::Opened, NoticeKind::Resolved, NoticeKind::Reopened, NoticeKind::Resolved]
+        );
+        assert_eq!(lc.pages(), 1, "only the opening paged");
+        assert_eq!(lc.dedup_key, format!("cellwarden/{}", pipeline.incidents()[0].incident.id));
+    }
+
+    #[test]
+    fn a_fix_that_did_not_hold_escalates_instead_of_repeating() {
+        let back = T0_SECS + 300 + 1800;
+        let end = back + 600;
+        let p = prepared_of(vec![
+            bursts("cell-2", "ledger", &[(T0_SECS, T0_SECS + 300), (back, end)], 0.3, end),
+            bursts("cell-2", "ledger-db", &[(T0_SECS, T0_SECS + 300), (back, end)], 0.3, end),
+        ]);
+        let mut pipeline = Pipeline::new();
+        let cells = (1..=4)
+            .map(|i| CellView {
+                name: format!("cell-{i}"),
+                namespace: format!("cell-{i}"),
+                weight: 25,
+                state: CellState::Active,
+            })
+            .collect();
+        pipeline.set_cluster(cells, Default::default());
+        let events = pipeline.advance(&p, None, at(T0_SECS + 120), &mut |_, _| {});
+        let Some(EngineEvent::Opened { index, plan }) = events.first().cloned() else {
+            panic!("{events:?}")
+        };
+        let id = pipeline.incidents()[index].incident.id.clone();
+        let acted: Vec<(ActionKind, String)> = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind != ActionKind::Notify)
+            .map(|a| (a.kind, a.target.clone()))
+            .collect();
+        assert!(!acted.is_empty(), "{plan:?}");
+        for (kind, target) in &acted {
+            pipeline.carried_out(&id, at(T0_SECS + 120), *kind, target);
+        }
+        assert_eq!(pipeline.incidents()[index].lifecycle.phase, Phase::Mitigating);
+        pipeline.verified(&id, at(T0_SECS + 400), acted[0].0, &acted[0].1, true, "errors back", None);
+        assert_eq!(pipeline.incidents()[index].lifecycle.phase, Phase::Mitigated);
+        pipeline.advance(&p, None, at(back - 60), &mut |_, _| {});
+        assert_eq!(pipeline.incidents()[index].lifecycle.phase, Phase::Resolved);
+        let events = pipeline.advance(&p, None, at(end), &mut |_, _| {});
+        let Some(EngineEvent::Escalated { plan, .. }) = events.iter().find(|e| matches!(e, EngineEvent::Escalated { .. })) else {
+            panic!("{events:?}")
+        };
+        let lc = &pipeline.incidents()[index].lifecycle;
+        assert_eq!(lc.phase, Phase::Escalated);
+        assert!(lc.escalation.as_deref().is_some_and(|e| e.contains("did not hold")), "{lc:?}");
+        assert_eq!(lc.pages(), 2, "the opening and the escalation paged");
+        // Nothing already decided is decided again.
+        for (kind, target) in &acted {
+            assert!(!plan.actions.iter().any(|a| a.kind == *kind && &a.target == target), "{plan:?}");
+            assert!(plan
+                .refused
+                .iter()
+                .any(|r| r.action.kind == *kind && r.guard == policy::guard::ALREADY_DECIDED));
+        }
+        assert_eq!(pipeline.incidents().len(), 1);
+    }
+
+    #[test]
+    fn an_unrelated_fault_in_another_cell_opens_its_own_incident_meanwhile() {
+        let end = T0_SECS + 1200;
+        let p = prepared_of(vec![
+            bursts("cell-2", "ledger", &[(T0_SECS, end)], 0.3, end),
+            bursts("cell-2", "wallet-api", &[(T0_SECS + 200, end)], 0.3, end),
+            bursts("cell-4", "consumer", &[(T0_SECS + 400, end)], 0.3, end),
+        ]);
+        let mut pipeline = Pipeline::new();
+        pipeline.advance(&p, None, at(end), &mut |_, _| {});
+        let tops: Vec<String> = pipeline
+            .incidents()
+            .iter()
+            .map(|r| r.incident.candidates[0].entity.name.clone())
+            .collect();
+        assert_eq!(tops, ["cell-2/ledger", "cell-4/consumer"], "wallet-api of cell-2 joined ledger's");
+        assert!(pipeline.incidents()[0].lifecycle.joined >= 1);
     }
 
     fn opened_count(events: &[EngineEvent]) -> usize {

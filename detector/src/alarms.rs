@@ -25,6 +25,11 @@ pub struct AlarmParams {
     /// anomalies are the same trouble (the incident engine joins them to the incident they
     /// opened). Per series, not global, so an unrelated fault elsewhere still raises its own.
     pub cooldown_secs: i64,
+    /// After any alarm, no other alarm anywhere for this long: a rate limit on alarms. Why:
+    /// on a large, noisy platform two anomalous series out of hundreds within the window are
+    /// almost always there (Train Ticket: ~20 anomalous points a minute); without a pause the
+    /// alarms come every minute and scatter into incidents.
+    pub global_cooldown_secs: i64,
     /// Most anomalies kept on an alarm (strongest first).
     pub max_anomalies: usize,
     /// Only anomalies scoring at least this count.
@@ -40,6 +45,7 @@ impl Default for AlarmParams {
             min_series: 2,
             sustained_points: 3,
             cooldown_secs: 900,
+            global_cooldown_secs: 900,
             max_anomalies: 10,
             min_score: 0.5,
             exhaustion_alarm_secs: 1800,
@@ -109,6 +115,8 @@ pub struct Detector {
     window: VecDeque<Anomaly>,
     // Series that were in an alarm, until when they open no other (`AlarmParams::cooldown_secs`).
     claimed: HashMap<SeriesKey, Timestamp>,
+    // No alarm at all before this time (`AlarmParams::global_cooldown_secs` after the last).
+    quiet_until: Option<Timestamp>,
 }
 
 impl Detector {
@@ -119,6 +127,7 @@ impl Detector {
             peers: HashMap::new(),
             window: VecDeque::new(),
             claimed: HashMap::new(),
+            quiet_until: None,
         }
     }
 
@@ -189,8 +198,9 @@ impl Detector {
                     out.push(DetectorEvent::Anomaly(anomaly.clone()));
                     // Still the same trouble while the series is held: an anomaly (the incident
                     // it opened stays unresolved), no second alarm.
-                    if !is_claimed(&self.claimed, &series.key, p.t) {
+                    if !is_claimed(&self.claimed, &series.key, p.t) && self.quiet_until.is_none_or(|q| p.t >= q) {
                         claim(&mut self.claimed, &series.key, p.t, params.alarm.cooldown_secs);
+                        self.quiet_until = Some(p.t.plus_secs(params.alarm.global_cooldown_secs));
                         out.push(DetectorEvent::Alarm {
                             t: p.t,
                             class: IncidentClass::Fault,
@@ -243,6 +253,9 @@ impl Detector {
         while self.window.front().is_some_and(|a| a.t < horizon) {
             self.window.pop_front();
         }
+        if self.quiet_until.is_some_and(|q| p_t < q) {
+            return;
+        }
         // Only series no recent alarm holds count: theirs is news, the others' the same trouble.
         let claimed = &self.claimed;
         let fresh = |a: &&Anomaly| claimed.get(&a.series).is_none_or(|until| p_t >= *until);
@@ -266,6 +279,7 @@ impl Detector {
             for a in &self.window {
                 claim(&mut self.claimed, &a.series, p_t, params.alarm.cooldown_secs);
             }
+            self.quiet_until = Some(p_t.plus_secs(params.alarm.global_cooldown_secs));
             out.push(DetectorEvent::Alarm { t: p_t, class, anomalies });
         }
     }

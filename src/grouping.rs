@@ -1,15 +1,14 @@
 //! Which incident a new symptom belongs to, and when an incident's symptoms are back to normal:
 //! the pure rules behind "one fault, one incident" (issue #13).
 //!
-//! - [`related`]: whether an alarm's anomalies are about an active incident (same entity, one of
-//!   its leading candidates, the same cell's services, or the same service in every cell when the
-//!   cause is shared), so they join it instead of opening another.
-//! - [`same_fault`]: whether a symptom is the return of a resolved incident's fault (reopen).
+//! - [`Scope`]: what an incident is about (its opening entities and leading candidates). Joining
+//!   alarms to incidents by scope, and reopening, live on the `incident-grouping` branch until
+//!   they keep Train Ticket's recall (see issue #13's notes).
 //! - [`Symptoms`]: the series an incident watches, each with the baseline it left, and when each
 //!   was last out of it; an incident resolves once all have been calm for [`RESOLVE_HOLD_SECS`].
 
 use cellwarden_detector::alarms::absolute_floor;
-use cellwarden_models::{Anomaly, Candidate, Entity, EntityKind, IncidentClass, SeriesKey, Signal, Timestamp};
+use cellwarden_models::{Anomaly, Candidate, Entity, IncidentClass, SeriesKey, Signal, Timestamp};
 use std::collections::HashMap;
 
 /// How long every symptom of an incident must stay inside its baseline before it resolves.
@@ -21,11 +20,6 @@ pub const RESOLVE_HOLD_SECS: i64 = 600;
 /// time it took to grow the first time (tens of minutes on the bundled scenarios); a fault of
 /// the same entity after an hour of health is more likely a new one.
 pub const REOPEN_SECS: i64 = 3600;
-/// How long after an incident's last trouble an alarm about another service of the same cell
-/// still joins it. Why 30 minutes: trouble spreads to a cell's callers and callees within
-/// minutes; two unrelated faults in one cell half an hour apart are rare, and joining them would
-/// hide the second behind the first.
-pub const JOIN_CELL_SECS: i64 = 1800;
 /// A candidate below this share of the top candidate's score is not a lead that gathers
 /// symptoms (weak evidence about a provider should not pull a ledger fault's neighbours in).
 pub const LEAD_SHARE: f64 = 0.5;
@@ -76,62 +70,6 @@ impl Scope {
             .map(|c| c.entity.clone())
             .collect();
     }
-
-    /// The cells its entities and leads name.
-    fn cells(&self) -> impl Iterator<Item = &str> {
-        self.entities.iter().chain(&self.leads).filter_map(Entity::cell)
-    }
-
-    /// Whether its cause is shared by every cell (its top lead names no cell: a provider, a
-    /// zone, a node, a service without a cell), so the same service's symptoms in any cell are
-    /// its symptoms too.
-    fn cause_is_shared(&self) -> bool {
-        self.leads.first().is_some_and(|e| e.cell().is_none())
-    }
-}
-
-fn same(a: &Entity, b: &Entity) -> bool {
-    a == b || a.matches(b) || b.matches(a)
-}
-
-/// Whether anomalies about `e` belong to an incident of scope `s`, last in trouble at
-/// `last_trouble`, at time `t`.
-fn entity_related(s: &Scope, e: &Entity, t: Timestamp, last_trouble: Timestamp) -> bool {
-    if s.entities.iter().chain(&s.leads).any(|x| same(x, e)) {
-        return true;
-    }
-    let recent = t.secs_since(last_trouble) <= JOIN_CELL_SECS as f64;
-    if recent && e.cell().is_some_and(|c| s.cells().any(|x| x == c)) {
-        return true;
-    }
-    if s.cause_is_shared() && e.kind == EntityKind::Service {
-        let name = e.service_name();
-        return s.entities.iter().any(|x| x.service_name().is_some() && x.service_name() == name);
-    }
-    false
-}
-
-/// Whether an alarm of `class` with `anomalies` at `t` joins an active incident of scope `s`.
-/// A capacity alarm (load up, nothing broken) joins any active fault: load moves when a cell or
-/// provider fails and its traffic goes elsewhere. Anomalies that name no entity (platform-wide
-/// series) join any active incident.
-pub fn related(s: &Scope, last_trouble: Timestamp, class: IncidentClass, anomalies: &[Anomaly], t: Timestamp) -> bool {
-    if class == IncidentClass::Capacity && s.class == Some(IncidentClass::Fault) {
-        return true;
-    }
-    anomalies.iter().any(|a| match &a.entity {
-        None => true,
-        Some(e) => entity_related(s, e, t, last_trouble),
-    })
-}
-
-/// Whether `anomalies` are the return of the fault of a resolved incident of scope `s`: about one
-/// of the entities its anomalies named, or its top lead.
-pub fn same_fault(s: &Scope, anomalies: &[Anomaly]) -> bool {
-    anomalies
-        .iter()
-        .filter_map(|a| a.entity.as_ref())
-        .any(|e| s.entities.iter().any(|x| same(x, e)) || s.leads.first().is_some_and(|x| same(x, e)))
 }
 
 /// One series an incident watches: the baseline it left and how far out is still trouble.
@@ -217,7 +155,6 @@ impl Symptoms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cellwarden_models::CauseClass;
 
     fn at(secs: i64) -> Timestamp {
         Timestamp(secs * 1000)
@@ -239,72 +176,6 @@ mod tests {
 
     fn svc(cell: &str, name: &str) -> Option<Entity> {
         Some(Entity::service(Some(cell), name))
-    }
-
-    fn cand(e: Entity, score: f64) -> Candidate {
-        Candidate {
-            entity: e,
-            class: CauseClass::Internal,
-            score,
-            evidence: vec![],
-        }
-    }
-
-    fn ledger_incident() -> Scope {
-        let a = [anomaly(svc("cell-2", "ledger"), "mem", Signal::Memory, 5e8, 3e8, 100)];
-        let c = [
-            cand(Entity::service(Some("cell-2"), "ledger"), 0.9),
-            cand(Entity::new(EntityKind::Provider, "provider-a"), 0.3),
-        ];
-        Scope::new(&a, &c, IncidentClass::Fault)
-    }
-
-    #[test]
-    fn the_same_entity_and_the_same_cell_join_and_another_cell_does_not() {
-        let s = ledger_incident();
-        let same = [anomaly(svc("cell-2", "ledger"), "mem2", Signal::Memory, 5e8, 3e8, 900)];
-        assert!(related(&s, at(100), IncidentClass::Fault, &same, at(900)));
-        let caller = [anomaly(svc("cell-2", "wallet-api"), "lat", Signal::Latency, 0.5, 0.1, 900)];
-        assert!(related(&s, at(100), IncidentClass::Fault, &caller, at(900)));
-        // The same cell long after the last trouble is another fault.
-        assert!(!related(&s, at(100), IncidentClass::Fault, &caller, at(100 + JOIN_CELL_SECS + 1)));
-        let elsewhere = [anomaly(svc("cell-3", "ledger"), "mem3", Signal::Memory, 5e8, 3e8, 900)];
-        assert!(!related(&s, at(100), IncidentClass::Fault, &elsewhere, at(900)));
-        // A weak candidate (0.3 of a 0.9 top) gathers nothing.
-        let provider = [anomaly(
-            Some(Entity::new(EntityKind::Provider, "provider-a")),
-            "perr",
-            Signal::ErrorRatio,
-            0.3,
-            0.0,
-            900,
-        )];
-        assert!(!related(&s, at(100), IncidentClass::Fault, &provider, at(900)));
-        // Load moved by a fault joins it; platform-wide symptoms join too.
-        let load = [anomaly(svc("cell-1", "api"), "rps", Signal::RequestRate, 20.0, 10.0, 900)];
-        assert!(related(&s, at(100), IncidentClass::Capacity, &load, at(900)));
-        let platform = [anomaly(None, "p", Signal::ErrorRatio, 0.2, 0.0, 900)];
-        assert!(related(&s, at(100), IncidentClass::Fault, &platform, at(900)));
-    }
-
-    #[test]
-    fn a_shared_cause_gathers_the_same_service_of_every_cell() {
-        let a = [anomaly(svc("cell-1", "payments"), "err1", Signal::ErrorRatio, 0.3, 0.0, 100)];
-        let c = [cand(Entity::new(EntityKind::Provider, "provider-a"), 0.9)];
-        let s = Scope::new(&a, &c, IncidentClass::Fault);
-        let other_cell = [anomaly(svc("cell-4", "payments"), "err4", Signal::ErrorRatio, 0.3, 0.0, 200)];
-        assert!(related(&s, at(100), IncidentClass::Fault, &other_cell, at(200)));
-        let other_service = [anomaly(svc("cell-4", "ledger"), "l4", Signal::Latency, 0.3, 0.0, 200)];
-        assert!(!related(&s, at(100), IncidentClass::Fault, &other_service, at(200)));
-    }
-
-    #[test]
-    fn a_return_of_the_same_entity_is_the_same_fault() {
-        let s = ledger_incident();
-        let back = [anomaly(svc("cell-2", "ledger"), "mem9", Signal::Memory, 5e8, 3e8, 5000)];
-        assert!(same_fault(&s, &back));
-        let caller = [anomaly(svc("cell-2", "wallet-api"), "lat", Signal::Latency, 0.5, 0.1, 5000)];
-        assert!(!same_fault(&s, &caller));
     }
 
     #[test]

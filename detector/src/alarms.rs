@@ -21,15 +21,8 @@ pub struct AlarmParams {
     pub min_series: usize,
     /// Consecutive anomalous points of one series that open an alarm on their own.
     pub sustained_points: usize,
-    /// After an alarm, the series in it open no other alarm for this long: their later
-    /// anomalies are the same trouble (the incident engine joins them to the incident they
-    /// opened). Per series, not global, so an unrelated fault elsewhere still raises its own.
+    /// After an alarm, anomalies join it instead of opening another for this long.
     pub cooldown_secs: i64,
-    /// After any alarm, no other alarm anywhere for this long: a rate limit on alarms. Why:
-    /// on a large, noisy platform two anomalous series out of hundreds within the window are
-    /// almost always there (Train Ticket: ~20 anomalous points a minute); without a pause the
-    /// alarms come every minute and scatter into incidents.
-    pub global_cooldown_secs: i64,
     /// Most anomalies kept on an alarm (strongest first).
     pub max_anomalies: usize,
     /// Only anomalies scoring at least this count.
@@ -45,7 +38,6 @@ impl Default for AlarmParams {
             min_series: 2,
             sustained_points: 3,
             cooldown_secs: 900,
-            global_cooldown_secs: 900,
             max_anomalies: 10,
             min_score: 0.5,
             exhaustion_alarm_secs: 1800,
@@ -113,10 +105,7 @@ pub struct Detector {
     peers: HashMap<SeriesKey, PeerGroup>,
     // Anomalies of the alarm window, oldest first.
     window: VecDeque<Anomaly>,
-    // Series that were in an alarm, until when they open no other (`AlarmParams::cooldown_secs`).
-    claimed: HashMap<SeriesKey, Timestamp>,
-    // No alarm at all before this time (`AlarmParams::global_cooldown_secs` after the last).
-    quiet_until: Option<Timestamp>,
+    cooldown_until: Option<Timestamp>,
 }
 
 impl Detector {
@@ -126,8 +115,7 @@ impl Detector {
             states: HashMap::new(),
             peers: HashMap::new(),
             window: VecDeque::new(),
-            claimed: HashMap::new(),
-            quiet_until: None,
+            cooldown_until: None,
         }
     }
 
@@ -177,7 +165,7 @@ impl Detector {
             // Exhaustion close enough to hurt soon is an alarm: act before the OOM kill.
             if let Some(ex) = forecast {
                 let secs_left = ex.at.secs_since(p.t);
-                if secs_left <= params.alarm.exhaustion_alarm_secs as f64 {
+                if secs_left <= params.alarm.exhaustion_alarm_secs as f64 && self.cooldown_until.is_none_or(|c| p.t >= c) {
                     let anomaly = Anomaly {
                         t: p.t,
                         series: series.key.clone(),
@@ -196,17 +184,12 @@ impl Detector {
                         ),
                     };
                     out.push(DetectorEvent::Anomaly(anomaly.clone()));
-                    // Still the same trouble while the series is held: an anomaly (the incident
-                    // it opened stays unresolved), no second alarm.
-                    if !is_claimed(&self.claimed, &series.key, p.t) && self.quiet_until.is_none_or(|q| p.t >= q) {
-                        claim(&mut self.claimed, &series.key, p.t, params.alarm.cooldown_secs);
-                        self.quiet_until = Some(p.t.plus_secs(params.alarm.global_cooldown_secs));
-                        out.push(DetectorEvent::Alarm {
-                            t: p.t,
-                            class: IncidentClass::Fault,
-                            anomalies: vec![anomaly],
-                        });
-                    }
+                    self.cooldown_until = Some(p.t.plus_secs(params.alarm.cooldown_secs));
+                    out.push(DetectorEvent::Alarm {
+                        t: p.t,
+                        class: IncidentClass::Fault,
+                        anomalies: vec![anomaly],
+                    });
                 }
             }
         }
@@ -253,18 +236,14 @@ impl Detector {
         while self.window.front().is_some_and(|a| a.t < horizon) {
             self.window.pop_front();
         }
-        if self.quiet_until.is_some_and(|q| p_t < q) {
+        if self.cooldown_until.is_some_and(|c| p_t < c) {
             return;
         }
-        // Only series no recent alarm holds count: theirs is news, the others' the same trouble.
-        let claimed = &self.claimed;
-        let fresh = |a: &&Anomaly| claimed.get(&a.series).is_none_or(|until| p_t >= *until);
-        let mut distinct: Vec<&SeriesKey> = self.window.iter().filter(fresh).map(|a| &a.series).collect();
+        let mut distinct: Vec<&SeriesKey> = self.window.iter().map(|a| &a.series).collect();
         distinct.sort();
         distinct.dedup();
-        let newest_fresh = self.window.back().is_some_and(|a| fresh(&a));
-        if distinct.len() >= params.alarm.min_series || (run >= params.alarm.sustained_points && newest_fresh) {
-            let mut anomalies: Vec<Anomaly> = self.window.iter().filter(fresh).cloned().collect();
+        if distinct.len() >= params.alarm.min_series || run >= params.alarm.sustained_points {
+            let mut anomalies: Vec<Anomaly> = self.window.iter().cloned().collect();
             anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
             // Keep the strongest anomaly per series.
             let mut seen = std::collections::HashSet::new();
@@ -274,29 +253,10 @@ impl Detector {
                 .iter()
                 .all(|a| matches!(a.signal, Signal::RequestRate | Signal::Cpu) && a.is_increase());
             let class = if load_only { IncidentClass::Capacity } else { IncidentClass::Fault };
-            // Every series of the window is part of this burst, also those `max_anomalies`
-            // left out.
-            for a in &self.window {
-                claim(&mut self.claimed, &a.series, p_t, params.alarm.cooldown_secs);
-            }
-            self.quiet_until = Some(p_t.plus_secs(params.alarm.global_cooldown_secs));
+            self.cooldown_until = Some(p_t.plus_secs(params.alarm.cooldown_secs));
             out.push(DetectorEvent::Alarm { t: p_t, class, anomalies });
         }
     }
-}
-
-/// Whether `series` was in an alarm whose hold has not run out at `t`.
-fn is_claimed(claimed: &HashMap<SeriesKey, Timestamp>, series: &SeriesKey, t: Timestamp) -> bool {
-    claimed.get(series).is_some_and(|until| t < *until)
-}
-
-/// Marks `series` as held by an alarm raised at `t` for `hold_secs`; expired holds are dropped
-/// now and then, so the map stays the size of the recent alarms.
-fn claim(claimed: &mut HashMap<SeriesKey, Timestamp>, series: &SeriesKey, t: Timestamp, hold_secs: i64) {
-    if claimed.len() > 4096 {
-        claimed.retain(|_, until| *until > t);
-    }
-    claimed.insert(series.clone(), t.plus_secs(hold_secs));
 }
 
 /// A number for people: 3 significant digits, exponent only when needed.

@@ -156,7 +156,8 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
         "{:?}",
         first.taken
     );
-    // A later incident's cordon is refused by a guard (the cooldown), and says so.
+    // A later incident's cordon is refused by a guard (the engine's: it was already decided for
+    // this fault, before the cooldown would), and says so.
     let all = incidents.list(&ListParams::default()).await.unwrap().items;
     let refused: Vec<String> = all
         .iter()
@@ -169,7 +170,7 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
             })
         })
         .collect();
-    assert!(refused.iter().any(|r| r.starts_with("cordon cell-2: cooldown")), "{refused:?}");
+    assert!(refused.iter().any(|r| r.starts_with("cordon cell-2: already-decided")), "{refused:?}");
     // Events for the decisions.
     let reasons = support::event_reasons(&c, "cellwarden").await;
     for r in ["IncidentOpened", "ActionTaken", "ApprovalRequested", "ActionRefused"] {

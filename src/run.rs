@@ -1170,6 +1170,14 @@ mod tests {
         // The example's collector and operator settings are the defaults it documents.
         assert_eq!(cfg.receivers.listen.port(), 4318);
         assert_eq!(cfg.lease_duration_secs, 15);
+        let defaults = Config::default();
+        assert_eq!(cfg.receivers.connections, defaults.receivers.connections);
+        assert_eq!(cfg.admin_connections, defaults.admin_connections);
+        assert_eq!(cfg.admin_listen, defaults.admin_listen);
+        assert_eq!(
+            (cfg.insecure_receivers, cfg.startup_timeout_secs, cfg.shutdown_grace_secs),
+            (false, 30, 20)
+        );
         assert!(cfg.notify.is_empty() && cfg.scrape.is_none() && cfg.query.is_none());
         std::fs::write(&p, "receivers:\n  listne: 0.0.0.0:1\n").unwrap();
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("listne"));

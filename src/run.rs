@@ -156,8 +156,13 @@ impl Config {
         if self.evaluate_every_secs == 0 || self.retention_secs < 60 || self.max_series == 0 {
             bail!("evaluate_every_secs and max_series must be positive and retention_secs at least 60");
         }
-        if self.startup_timeout_secs == 0 || self.shutdown_grace_secs == 0 {
-            bail!("startup_timeout_secs and shutdown_grace_secs must be at least 1");
+        for (name, v) in [
+            ("startup_timeout_secs", self.startup_timeout_secs),
+            ("shutdown_grace_secs", self.shutdown_grace_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                bail!("{name} must be between 1 and 3600, not {v}");
+            }
         }
         validate::dns1123_label(&self.namespace).map_err(|e| anyhow::anyhow!("namespace: {e}"))?;
         let lease = lease_name(self.shard().as_deref());
@@ -795,11 +800,11 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         tracing::warn!("Could not write the pending Incidents in time; the next leader opens them again from its own telemetry.");
     }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout_at(stop.deadline(1.0), election).await;
+    let _ = tokio::time::timeout_at(stop.deadline(0.96), election).await;
     controller.abort();
     if !admin_done {
         if stop.is_requested() {
-            let _ = tokio::time::timeout_at(stop.deadline(1.0), &mut admin).await;
+            let _ = tokio::time::timeout_at(stop.deadline(0.98), &mut admin).await;
         }
         admin.abort();
     }
@@ -1220,6 +1225,11 @@ mod tests {
             ("admin_listen: 0.0.0.0:4318\n", "admin_listen and receivers.listen"),
             ("startup_timeout_secs: 0\n", "startup_timeout_secs"),
             ("shutdown_grace_secs: 0\n", "shutdown_grace_secs"),
+            ("shutdown_grace_secs: 18446744073709551615\n", "shutdown_grace_secs"),
+            (
+                "receivers:\n  connections:\n    max_connections: 18446744073709551615\n",
+                "receivers.connections.max_connections",
+            ),
         ];
         for (yaml, field) in cases {
             let t = std::time::Instant::now();

@@ -72,6 +72,11 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The longest timeout accepted, seconds: a day is already no bound at all.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The most connections a listener may be allowed (far beyond any fd limit in practice).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+
 /// A setting that cannot work, named by its path in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
@@ -105,6 +110,25 @@ impl ConnectionLimits {
             if v == 0 {
                 return Err(InvalidSetting::new(format!("{prefix}.{name}"), "must be at least 1"));
             }
+        }
+        for (name, v) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("drain_timeout_secs", self.drain_timeout_secs),
+        ] {
+            if v > MAX_TIMEOUT_SECS {
+                return Err(InvalidSetting::new(
+                    format!("{prefix}.{name}"),
+                    format!("must be at most {MAX_TIMEOUT_SECS} (a day)"),
+                ));
+            }
+        }
+        if self.max_connections > MAX_CONNECTIONS {
+            return Err(InvalidSetting::new(
+                format!("{prefix}.max_connections"),
+                format!("must be at most {MAX_CONNECTIONS}"),
+            ));
         }
         Ok(())
     }
@@ -569,6 +593,16 @@ mod tests {
         };
         let err = bad.validate("receivers.connections").unwrap_err();
         assert_eq!(err.field, "receivers.connections.idle_timeout_secs");
+        let huge = ConnectionLimits {
+            max_connections: usize::MAX,
+            ..ConnectionLimits::default()
+        };
+        assert_eq!(huge.validate("x").unwrap_err().field, "x.max_connections");
+        let forever = ConnectionLimits {
+            header_read_timeout_secs: u64::MAX,
+            ..ConnectionLimits::default()
+        };
+        assert_eq!(forever.validate("x").unwrap_err().field, "x.header_read_timeout_secs");
         assert!(ConnectionLimits::default().validate("x").is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! The receivers' listener against clients that hold sockets: unfinished headers (sent at once,
 //! or a byte at a time), unfinished bodies, idle sockets (new, and kept alive after a request),
-//! and more connections than `max_connections`. Each is closed (or refused) within its bound and
-//! counted on the listener's metrics; a well-behaved client is served throughout.
+//! more connections than `max_connections`, and an idle HTTP/2 connection. Each is closed (or
+//! refused) within its bound and counted on the listener's metrics; a well-behaved client is
+//! served throughout.
 //!
 //! Timeouts are 1 s here; closures are timed with generous margins (0.8 s .. 6 s) so a loaded
 //! machine does not fail them.
@@ -195,4 +196,24 @@ async fn connections_past_max_connections_are_refused_and_counted() {
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(srv.addr).await.is_err(), "the listener is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_are_served_and_their_idle_connection_closed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let srv = serve(16).await;
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = client
+        .post(format!("http://{}/api/v1/alerts", srv.addr))
+        .header("content-type", "application/json")
+        .body(ALERTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((resp.version(), resp.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while srv.metrics.closed(LISTENER, CloseReason::IdleTimeout) == 0 {
+        assert!(Instant::now() < deadline, "the idle HTTP/2 connection was not closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

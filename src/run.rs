@@ -686,7 +686,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             leading.store(false, Ordering::SeqCst);
             metrics.leader.set(0);
             let lease = elector.config().name.clone();
-            if tokio::time::timeout_at(release_by.deadline(0.95), elector.release()).await.is_err() {
+            if tokio::time::timeout_at(release_by.deadline(0.85), elector.release()).await.is_err() {
                 tracing::warn!(lease = %lease, "Could not release the Lease in time; a follower takes over once it expires.");
             } else {
                 tracing::info!(lease = %lease, "Released the Lease.");
@@ -800,11 +800,11 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         tracing::warn!("Could not write the pending Incidents in time; the next leader opens them again from its own telemetry.");
     }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout_at(stop.deadline(0.96), election).await;
+    let _ = tokio::time::timeout_at(stop.deadline(0.9), election).await;
     controller.abort();
     if !admin_done {
         if stop.is_requested() {
-            let _ = tokio::time::timeout_at(stop.deadline(0.98), &mut admin).await;
+            let _ = tokio::time::timeout_at(stop.deadline(0.95), &mut admin).await;
         }
         admin.abort();
     }

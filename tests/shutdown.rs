@@ -191,6 +191,15 @@ async fn one_sigterm_stops_the_live_daemon_and_releases_the_lease() {
         closed && took >= Duration::from_millis(800) && took < Duration::from_secs(6),
         "{closed} {took:?}"
     );
+    let (_, metrics) = http(admin, "/metrics", None, "");
+    assert!(
+        metrics.contains("cellwarden_listener_connections_closed_total{listener=\"admin\",reason=\"idle_timeout\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cellwarden_listener_connections_open{listener=\"receivers\"}"),
+        "{metrics}"
+    );
 
     // One SIGTERM, sent as soon as the alert's step has opened its incident (the step is still
     // writing it, or has just written it: either way the Incident must be there after the exit).

@@ -8,6 +8,8 @@
 //! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
 //! - [`discover`]: finding fixture folders among paths, globs and parent folders.
 //! - [`run`]: the daemon — config, admin endpoints, the source, Incidents, Events, audit, actuators.
+//! - [`shutdown`]: one SIGTERM (or SIGINT) stops the daemon within its grace period.
+//! - [`validate`]: checks of config values that need no cluster (DNS-1123 names, URLs, file size).
 //! - [`record`]: `cellwarden record` — telemetry from a Prometheus or the receivers into a fixture.
 //! - [`simulate`]: the closed loop between the simulated wallet and the pipeline.
 //! - [`nab_cmd`]: the NAB harness: run a detector over the NAB corpus, score result folders.
@@ -21,4 +23,6 @@ pub mod nab_cmd;
 pub mod pipeline;
 pub mod record;
 pub mod run;
+pub mod shutdown;
 pub mod simulate;
+pub mod validate;

@@ -12,8 +12,10 @@
 //! and `live` (the collector's receivers and scrapers).
 
 use crate::pipeline::{self, AlertOutcome, EngineEvent, JoinedBy, Pipeline};
+use crate::validate;
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
+use cellwarden_collector::listen::{self, ConnectionLimits, ListenerMetrics};
 use cellwarden_collector::query::{QueryConfig, QuerySource};
 use cellwarden_collector::receive::{self, ReceiverConfig};
 use cellwarden_collector::scrape::{ScrapeConfig, Scraper};
@@ -36,6 +38,7 @@ use kube::Client;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -54,11 +57,23 @@ pub struct Config {
     pub paused: bool,
     /// The namespace of cellwarden's own objects: Incidents, RemediationPolicies, the Lease.
     pub namespace: String,
-    /// Listener of `/metrics`, `/healthz` and `/readyz`.
-    pub admin_listen: String,
+    /// Listener of `/metrics`, `/healthz` and `/readyz` (an IP address and port).
+    pub admin_listen: SocketAddr,
+    /// Timeouts and the connection cap of the admin listener.
+    pub admin_connections: ConnectionLimits,
     /// The push receivers (OTLP, remote_write, Zipkin, Alertmanager) on one listener: address,
-    /// bearer token, TLS, body and rate limits. Live source only.
+    /// bearer token, TLS, body and rate limits, timeouts. Live source only.
     pub receivers: ReceiverConfig,
+    /// Let `mode: act` run the receivers without a bearer token (anyone who reaches them could
+    /// then open incidents that act). Off: act mode needs `receivers.bearer_token_file`.
+    pub insecure_receivers: bool,
+    /// How long start-up may wait for the Kubernetes API (client, CRD check, policy, Cells)
+    /// before giving up with an error, seconds.
+    pub startup_timeout_secs: u64,
+    /// After SIGTERM, the most the daemon takes to stop (finish the step, write what is
+    /// pending, release the Lease), seconds; then it exits regardless. Keep it below the pod's
+    /// `terminationGracePeriodSeconds`.
+    pub shutdown_grace_secs: u64,
     /// Scrape exposition endpoints (static targets, annotated pods); live source only.
     pub scrape: Option<ScrapeConfig>,
     /// Read signals from Prometheus' HTTP API, with backfill on start; live source only.
@@ -90,8 +105,14 @@ impl Default for Config {
             mode: "dry-run".into(),
             paused: false,
             namespace: "cellwarden".into(),
-            admin_listen: "0.0.0.0:8081".into(),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            admin_connections: ConnectionLimits::default(),
             receivers: ReceiverConfig::default(),
+            insecure_receivers: false,
+            // A healthy API answers in milliseconds; 30 s rides out a control-plane restart.
+            startup_timeout_secs: 30,
+            // Under the chart's terminationGracePeriodSeconds (30), with room for the kubelet.
+            shutdown_grace_secs: 20,
             scrape: None,
             query: None,
             retention_secs: 3600,
@@ -108,14 +129,18 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Reads (at most [`validate::MAX_CONFIG_BYTES`]), parses and checks the config at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = validate::read_capped(path).map_err(anyhow::Error::msg)?;
         let cfg: Config = serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not a valid cellwarden config", path.display()))?;
-        cfg.check()?;
+        cfg.check()
+            .with_context(|| format!("{} is not a valid cellwarden config", path.display()))?;
         Ok(cfg)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks the whole config (no file read, no connection): every error names its setting.
+    /// `cellwarden run` calls it again after the command line's overrides.
+    pub fn check(&self) -> Result<()> {
         if !matches!(self.mode.as_str(), "observe" | "dry-run" | "act") {
             bail!("mode must be observe, dry-run or act, not {:?}", self.mode);
         }
@@ -130,6 +155,39 @@ impl Config {
         }
         if self.evaluate_every_secs == 0 || self.retention_secs < 60 || self.max_series == 0 {
             bail!("evaluate_every_secs and max_series must be positive and retention_secs at least 60");
+        }
+        for (name, v) in [
+            ("startup_timeout_secs", self.startup_timeout_secs),
+            ("shutdown_grace_secs", self.shutdown_grace_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                bail!("{name} must be between 1 and 3600, not {v}");
+            }
+        }
+        validate::dns1123_label(&self.namespace).map_err(|e| anyhow::anyhow!("namespace: {e}"))?;
+        let lease = lease_name(self.shard().as_deref());
+        validate::dns1123_subdomain(&lease).map_err(|e| anyhow::anyhow!("cells: the Lease name {e}"))?;
+        for cell in &self.cells {
+            validate::dns1123_label(cell).map_err(|e| anyhow::anyhow!("cells: {e}"))?;
+        }
+        for (i, hook) in self.notify.iter().enumerate() {
+            validate::http_url(&hook.url).map_err(|e| anyhow::anyhow!("notify[{i}].url: {e}"))?;
+        }
+        self.receivers.validate()?;
+        self.admin_connections.validate("admin_connections")?;
+        if self.source == "live" && self.admin_listen == self.receivers.listen {
+            bail!(
+                "admin_listen and receivers.listen are both {}; they need ports of their own",
+                self.admin_listen
+            );
+        }
+        if self.source == "live" && self.mode == "act" && self.receivers.bearer_token_file.is_none() && !self.insecure_receivers {
+            bail!(
+                "receivers.bearer_token_file: mode is act and the receivers have no bearer token, so anyone who reaches {} \
+                 could open incidents that act; set receivers.bearer_token_file (the Helm chart does), or \
+                 insecure_receivers: true to accept that",
+                self.receivers.listen
+            );
         }
         Ok(())
     }
@@ -200,7 +258,14 @@ impl Telemetry for SharedWindow {
     }
 }
 
-async fn admin_server(listen: String, ready: Arc<AtomicBool>, metrics: Arc<OperatorMetrics>) -> Result<()> {
+/// Serves `/healthz`, `/readyz` and `/metrics` on `tcp` (bound by the caller) until `stop`.
+async fn admin_server(
+    tcp: tokio::net::TcpListener,
+    listener: listen::Listener,
+    ready: Arc<AtomicBool>,
+    metrics: Arc<OperatorMetrics>,
+    stop: crate::shutdown::Shutdown,
+) -> Result<()> {
     use axum::routing::get;
     let r1 = ready.clone();
     let app = axum::Router::new()
@@ -238,11 +303,8 @@ async fn admin_server(listen: String, ready: Arc<AtomicBool>, metrics: Arc<Opera
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(listen = %listen, "Admin endpoints are up.");
-    axum::serve(listener, app).await?;
+    tracing::info!(listen = %tcp.local_addr()?, "Admin endpoints are up.");
+    listen::serve(tcp, listener, app, async move { stop.requested().await }).await;
     Ok(())
 }
 
@@ -449,6 +511,15 @@ impl Opener {
                 }
             }
         }
+        self.write_pending().await;
+    }
+
+    /// Writes the waiting incidents and evidence (leader only, once the history is read: on
+    /// shutdown, what the last step could not write).
+    async fn write_pending(&mut self) {
+        if !self.ctx.leading.load(Ordering::SeqCst) || !self.was_leading {
+            return;
+        }
         for (incident, plan, now) in std::mem::take(&mut self.backlog) {
             if let Err(e) = controller::open(&self.ctx, &incident, &plan, now).await {
                 tracing::error!(error = %e, incident = %incident.id, "Could not record an incident; trying again next step.");
@@ -522,24 +593,99 @@ async fn history_from_incidents(client: &Client, namespace: &str, selector: Opti
     Ok(out)
 }
 
-/// Runs the daemon until the source ends (then keeps serving and reconciling until SIGINT/SIGTERM).
-pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match kubeconfig {
+/// The Kubernetes client of `kubeconfig` (else in-cluster config or KUBECONFIG) and the API's URL.
+async fn kube_client(kubeconfig: Option<&Path>) -> Result<(Client, String)> {
+    let conf = match kubeconfig {
         Some(p) => {
             let kc = kube::config::Kubeconfig::read_from(p).with_context(|| format!("cannot read kubeconfig {}", p.display()))?;
-            let conf = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
-            Client::try_from(conf)?
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
         }
-        None => Client::try_default()
+        None => kube::Config::infer()
             .await
             .context("no Kubernetes configuration (in-cluster or KUBECONFIG); pass --kubeconfig")?,
     };
-    let ready = Arc::new(AtomicBool::new(false));
-    let metrics = Arc::new(OperatorMetrics::default());
-    let admin = tokio::spawn(admin_server(cfg.admin_listen.clone(), ready.clone(), metrics.clone()));
+    let url = conf.cluster_url.to_string();
+    Ok((Client::try_from(conf)?, url))
+}
+
+/// What start-up reads from the cluster before anything runs.
+struct Cluster {
+    client: Client,
+    policy: cellwarden_remediator::crd::RemediationPolicySpec,
+    cell_namespaces: Vec<String>,
+}
+
+/// Connects to the API and reads the CRDs, the policy and the Cells' namespaces.
+async fn read_cluster(cfg: &Config, kubeconfig: Option<&Path>, url: &mut String) -> Result<Cluster> {
+    let (client, api_url) = kube_client(kubeconfig).await?;
+    *url = api_url;
     check_crds(&client, &cfg.namespace).await?;
     let policy = load_policy(&client, &cfg.namespace).await?;
+    let cell_namespaces: Vec<String> = if cfg.cells.is_empty() {
+        let cells: Api<Cell> = Api::all(client.clone());
+        match cells.list(&ListParams::default()).await {
+            Ok(l) => l.items.iter().map(|c| c.spec.namespace.clone()).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not list Cells; provider and feature actions will touch no namespace.");
+                vec![]
+            }
+        }
+    } else {
+        cfg.cells.clone()
+    };
+    Ok(Cluster {
+        client,
+        policy,
+        cell_namespaces,
+    })
+}
+
+/// Runs the daemon until the source ends (then keeps serving and reconciling until SIGTERM or
+/// SIGINT). One signal stops it: the receivers close, the step under way finishes, pending
+/// Incident writes are flushed, the Lease is released, within `shutdown_grace_secs`.
+pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    cfg.check()?;
+    let stop = crate::shutdown::Shutdown::on_signals(Duration::from_secs(cfg.shutdown_grace_secs));
+    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(OperatorMetrics::default());
+    let listeners = ListenerMetrics::default();
+    listeners.register(&mut metrics.registry.lock().unwrap_or_else(|p| p.into_inner()));
+    // Bound before the API is asked anything: a port in use fails start-up at once.
+    let admin_tcp = tokio::net::TcpListener::bind(cfg.admin_listen)
+        .await
+        .with_context(|| format!("admin_listen: cannot listen on {}", cfg.admin_listen))?;
+    let mut admin = tokio::spawn(admin_server(
+        admin_tcp,
+        listen::Listener {
+            name: "admin",
+            limits: cfg.admin_connections.clone(),
+            metrics: listeners.clone(),
+            tls: None,
+        },
+        ready.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
+    let mut api_url = String::from("the Kubernetes API");
+    let startup = Duration::from_secs(cfg.startup_timeout_secs);
+    let Cluster {
+        client,
+        policy,
+        cell_namespaces,
+    } = tokio::select! {
+        r = tokio::time::timeout(startup, read_cluster(&cfg, kubeconfig, &mut api_url)) => match r {
+            Ok(r) => r?,
+            Err(_) => bail!(
+                "the Kubernetes API at {api_url} did not answer within startup_timeout_secs ({} s): check that the API server is up and reachable from here",
+                cfg.startup_timeout_secs
+            ),
+        },
+        _ = stop.requested() => {
+            tracing::info!("Stopped during start-up.");
+            return Ok(());
+        }
+    };
     let limits = cfg.limits();
     let mode = limits.mode.min(match policy.mode.as_str() {
         "act" => Mode::Act,
@@ -566,11 +712,13 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             pod: std::env::var("POD_NAME").ok(),
         },
     );
+    // Stops the election only once pending writes are flushed (they need the Lease).
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let election = {
         let leading = leading.clone();
         let metrics = metrics.clone();
         let every = Duration::from_millis(u64::from(cfg.lease_duration_secs) * 1000 / 3);
+        let release_by = stop.clone();
         tokio::spawn(async move {
             loop {
                 let now = elector.step(wall_ms()).await;
@@ -585,24 +733,18 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
                     _ = stop_rx.changed() => break,
                 }
             }
-            elector.release().await;
             leading.store(false, Ordering::SeqCst);
+            metrics.leader.set(0);
+            let lease = elector.config().name.clone();
+            if tokio::time::timeout_at(release_by.deadline(0.85), elector.release()).await.is_err() {
+                tracing::warn!(lease = %lease, "Could not release the Lease in time; a follower takes over once it expires.");
+            } else {
+                tracing::info!(lease = %lease, "Released the Lease.");
+            }
         })
     };
 
     let window = Arc::new(SharedWindow::default());
-    let cell_namespaces: Vec<String> = if cfg.cells.is_empty() {
-        let cells: Api<Cell> = Api::all(client.clone());
-        match cells.list(&ListParams::default()).await {
-            Ok(l) => l.items.iter().map(|c| c.spec.namespace.clone()).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not list Cells; provider and feature actions will touch no namespace.");
-                vec![]
-            }
-        }
-    } else {
-        cfg.cells.clone()
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         namespace: cfg.namespace.clone(),
@@ -653,35 +795,71 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         evidence_pending: Vec::new(),
         lifecycle_pending: Vec::new(),
     };
-    let result = match cfg.source.split_once(':') {
-        Some(("simulator", id)) => {
-            let scn = cellwarden_simulator::scenario(id, None).with_context(|| format!("no scenario {id:?}"))?;
-            ready.store(true, Ordering::SeqCst);
-            simulate_through_api(&scn, &client, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x).await
+    let source = async {
+        match cfg.source.split_once(':') {
+            Some(("simulator", id)) => {
+                let scn = cellwarden_simulator::scenario(id, None).with_context(|| format!("no scenario {id:?}"))?;
+                ready.store(true, Ordering::SeqCst);
+                // (Stopped at the next await on a signal: the simulated wallet keeps no state worth a step.)
+                tokio::select! {
+                    r = simulate_through_api(&scn, &client, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x) => r,
+                    _ = stop.requested() => Ok(()),
+                }
+            }
+            Some(("fixture", dir)) => {
+                let fx = cellwarden_collector::fixture::load_dir(Path::new(dir)).with_context(|| format!("cannot load fixture {dir}"))?;
+                ready.store(true, Ordering::SeqCst);
+                tokio::select! {
+                    r = replay_fixture(&fx, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x) => r,
+                    _ = stop.requested() => Ok(()),
+                }
+            }
+            _ if cfg.source == "live" => {
+                live_source(&cfg, &client, &metrics, &listeners, &ready, &mut opener, &window, pipeline, &stop).await
+            }
+            _ => bail!("source {:?}: expected live, fixture:<dir> or simulator:<scenario>", cfg.source),
         }
-        Some(("fixture", dir)) => {
-            let fx = cellwarden_collector::fixture::load_dir(Path::new(dir)).with_context(|| format!("cannot load fixture {dir}"))?;
-            ready.store(true, Ordering::SeqCst);
-            replay_fixture(&fx, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x).await
+    };
+    // The live source returns between steps once stopped; a step that outlasts half the grace
+    // period is cut (its Incidents are written on the next start, from the pipeline's backfill).
+    let result = tokio::select! {
+        r = source => r,
+        _ = async { stop.requested().await; tokio::time::sleep_until(stop.deadline(0.5)).await } => {
+            tracing::warn!(grace_secs = cfg.shutdown_grace_secs, "The step under way did not finish in half the grace period; stopping it.");
+            Ok(())
         }
-        _ if cfg.source == "live" => {
-            let live = live_source(&cfg, &client, &metrics, &ready, &mut opener, &window, pipeline);
+    };
+    let mut admin_done = false;
+    let outcome = match result {
+        Err(e) => Err(e),
+        Ok(()) if stop.is_requested() => Ok(()),
+        Ok(()) => {
+            tracing::info!("Source finished; serving admin endpoints and reconciling Incidents until stopped.");
             tokio::select! {
-                r = live => r,
-                _ = shutdown_signal() => Ok(()),
+                r = &mut admin => {
+                    admin_done = true;
+                    r.map_err(anyhow::Error::from).and_then(|r| r)
+                }
+                _ = stop.requested() => Ok(()),
             }
         }
-        _ => bail!("source {:?}: expected live, fixture:<dir> or simulator:<scenario>", cfg.source),
     };
-    result?;
-    tracing::info!("Source finished; serving admin endpoints and reconciling Incidents until stopped.");
-    let outcome = tokio::select! {
-        r = admin => r.map_err(anyhow::Error::from).and_then(|r| r),
-        _ = shutdown_signal() => Ok(()),
-    };
+    // From here every wait is bounded: by the grace period from the signal, or from now when
+    // the daemon stops on an error.
+    // Writes what is still waiting while this instance holds the Lease, then gives it up.
+    if tokio::time::timeout_at(stop.deadline(0.75), opener.write_pending()).await.is_err() {
+        tracing::warn!("Could not write the pending Incidents in time; the next leader opens them again from its own telemetry.");
+    }
     let _ = stop_tx.send(true);
-    let _ = election.await;
+    let _ = tokio::time::timeout_at(stop.deadline(0.9), election).await;
     controller.abort();
+    if !admin_done {
+        if stop.is_requested() {
+            let _ = tokio::time::timeout_at(stop.deadline(0.95), &mut admin).await;
+        }
+        admin.abort();
+    }
+    tracing::info!("Stopped.");
     outcome
 }
 
@@ -689,14 +867,17 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
 /// window; every `evaluate_every_secs` the pipeline reads it (the last 45 minutes) and new
 /// incidents go to the Incident controller. Alertmanager alerts then open or join incidents
 /// (`Pipeline::alert`); what joined an incident is written to its Incident.
+#[allow(clippy::too_many_arguments)] // the daemon's wiring, handed over as it is
 async fn live_source(
     cfg: &Config,
     client: &Client,
     metrics: &OperatorMetrics,
+    listeners: &ListenerMetrics,
     ready: &AtomicBool,
     opener: &mut Opener,
     window: &SharedWindow,
     mut pipeline: Pipeline,
+    stop: &crate::shutdown::Shutdown,
 ) -> Result<()> {
     let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(WindowConfig {
         retention_secs: cfg.retention_secs,
@@ -709,8 +890,19 @@ async fn live_source(
     let clock = receive::system_clock();
     let router = receive::router_with_clock(ingest.clone(), &cfg.receivers, clock.clone()).context("cannot set up the receivers")?;
     let rcfg = cfg.receivers.clone();
+    if cfg.receivers.bearer_token_file.is_none() {
+        tracing::warn!(
+            listen = %cfg.receivers.listen,
+            mode = %cfg.mode,
+            "The receivers take pushes without a bearer token: anyone who reaches them can push telemetry and alerts; set receivers.bearer_token_file."
+        );
+    }
     // Every instance listens; the receivers' Service routes pushes to the Lease holder only.
-    let mut receivers = tokio::spawn(async move { receive::serve(&rcfg, router, std::future::pending()).await });
+    let (receivers_stop, receivers_metrics) = (stop.clone(), listeners.clone());
+    let mut receivers =
+        tokio::spawn(
+            async move { receive::serve(&rcfg, router, receivers_metrics, async move { receivers_stop.requested().await }).await },
+        );
     if let Some(sc) = &cfg.scrape {
         let scraper = Scraper::new(sc.clone()).context("bad scrape config")?;
         tokio::spawn(scraper.run(ingest.clone(), Some(client.clone()), clock.clone(), std::future::pending()));
@@ -733,6 +925,11 @@ async fn live_source(
                     Ok(Err(e)) => Err(anyhow::Error::from(e).context("the receivers stopped")),
                     Err(e) => Err(anyhow::Error::from(e).context("the receivers task failed")),
                 };
+            }
+            // Between steps: the receivers drain (they stopped accepting at the signal).
+            _ = stop.requested() => {
+                let _ = tokio::time::timeout_at(stop.deadline(0.5), &mut receivers).await;
+                return Ok(());
             }
             _ = tokio::time::sleep(every) => {}
         }
@@ -789,28 +986,6 @@ fn reqwest_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .build()
         .context("cannot build the HTTP client for webhooks")
-}
-
-/// SIGINT or SIGTERM (Kubernetes stops pods with SIGTERM; the Lease is released on the way out).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Reads what the operator (or a person) set in the cluster and applies it to the simulated wallet.
@@ -1037,11 +1212,109 @@ mod tests {
         // The example's collector and operator settings are the defaults it documents.
         assert_eq!(cfg.receivers.listen.port(), 4318);
         assert_eq!(cfg.lease_duration_secs, 15);
+        let defaults = Config::default();
+        assert_eq!(cfg.receivers.connections, defaults.receivers.connections);
+        assert_eq!(cfg.admin_connections, defaults.admin_connections);
+        assert_eq!(cfg.admin_listen, defaults.admin_listen);
+        assert_eq!(
+            (cfg.insecure_receivers, cfg.startup_timeout_secs, cfg.shutdown_grace_secs),
+            (false, 30, 20)
+        );
         assert!(cfg.notify.is_empty() && cfg.scrape.is_none() && cfg.query.is_none());
         std::fs::write(&p, "receivers:\n  listne: 0.0.0.0:1\n").unwrap();
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("listne"));
         std::fs::write(&p, "notify:\n  - url: http://hooks\n    format: teams\n").unwrap();
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("teams"));
+    }
+
+    /// `Config::load`'s error for a file holding `yaml`, as printed.
+    fn load_error(yaml: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        match Config::load(&p) {
+            Ok(_) => panic!("accepted: {yaml}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn useless_settings_are_refused_by_name() {
+        let cases = [
+            (
+                "receivers:\n  max_ingest_samples_per_sec: 0\n",
+                "receivers.max_ingest_samples_per_sec",
+            ),
+            ("receivers:\n  max_body_bytes: 0\n", "receivers.max_body_bytes"),
+            ("receivers:\n  max_decoded_bytes: 1024\n", "receivers.max_decoded_bytes"),
+            (
+                "receivers:\n  connections:\n    idle_timeout_secs: 0\n",
+                "receivers.connections.idle_timeout_secs",
+            ),
+            ("admin_connections:\n  max_connections: 0\n", "admin_connections.max_connections"),
+            ("notify:\n  - url: not a url\n", "notify[0].url"),
+            ("notify:\n  - url: ftp://hooks/x\n", "notify[0].url"),
+            ("namespace: Cell_Warden\n", "namespace"),
+            ("namespace: \"\"\n", "namespace"),
+            ("cells: [\"cell 1\"]\n", "cells"),
+            ("admin_listen: localhost:http\n", "admin_listen"),
+            ("admin_listen: 0.0.0.0:99999\n", "admin_listen"),
+            ("admin_listen: 0.0.0.0:4318\n", "admin_listen and receivers.listen"),
+            ("startup_timeout_secs: 0\n", "startup_timeout_secs"),
+            ("shutdown_grace_secs: 0\n", "shutdown_grace_secs"),
+            ("shutdown_grace_secs: 18446744073709551615\n", "shutdown_grace_secs"),
+            (
+                "receivers:\n  connections:\n    max_connections: 18446744073709551615\n",
+                "receivers.connections.max_connections",
+            ),
+        ];
+        for (yaml, field) in cases {
+            let t = std::time::Instant::now();
+            let err = load_error(yaml);
+            assert!(err.contains(field), "{yaml:?} should name {field}: {err}");
+            assert!(t.elapsed() < Duration::from_secs(1), "{yaml:?} took {:?}", t.elapsed());
+        }
+        // A long cell list makes a Lease name past 253 characters.
+        let many: Vec<String> = (0..40).map(|i| format!("cell-number-{i}")).collect();
+        let err = load_error(&format!("cells: [{}]\n", many.join(", ")));
+        assert!(err.contains("Lease name") && err.contains("253"), "{err}");
+    }
+
+    #[test]
+    fn act_mode_needs_a_receivers_token_unless_told_insecure() {
+        let err = load_error("mode: act\nsource: live\n");
+        assert!(
+            err.contains("receivers.bearer_token_file") && err.contains("insecure_receivers: true"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        for ok in [
+            "mode: act\nsource: live\ninsecure_receivers: true\n",
+            "mode: act\nsource: live\nreceivers:\n  bearer_token_file: /var/run/secrets/cellwarden/receivers/token\n",
+            "mode: dry-run\nsource: live\n",
+            "mode: observe\nsource: live\n",
+            // No receivers run for the simulator and fixture sources.
+            "mode: act\nsource: simulator:memory-leak\n",
+        ] {
+            std::fs::write(&p, ok).unwrap();
+            Config::load(&p).unwrap_or_else(|e| panic!("{ok:?}: {e:#}"));
+        }
+        // The command line's overrides are checked the same way.
+        let cfg = Config {
+            mode: "act".into(),
+            source: "live".into(),
+            ..Config::default()
+        };
+        assert!(cfg.check().is_err());
+    }
+
+    #[test]
+    fn a_config_file_past_the_size_cap_fails_at_once() {
+        let t = std::time::Instant::now();
+        let err = format!("{:#}", Config::load(Path::new("/dev/zero")).unwrap_err());
+        assert!(err.contains("/dev/zero") && err.contains("larger than"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

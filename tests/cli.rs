@@ -282,3 +282,160 @@ fn crd_prints_the_three_custom_resource_definitions() {
     }
     assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 3);
 }
+
+/// A TCP listener standing in for a Kubernetes API that accepts connections and never answers;
+/// it counts the connections it got.
+struct SilentApi {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentApi {
+    fn start() -> SilentApi {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in listener.incoming().map_while(Result::ok) {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        SilentApi { port, accepted }
+    }
+
+    fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let p = dir.join("kubeconfig");
+        std::fs::write(&p, fakekube::kubeconfig_for(&format!("http://127.0.0.1:{}", self.port))).unwrap();
+        p
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `cellwarden run` with `config` (a file), killed if still running after `limit`: its output and
+/// how long it ran.
+fn run_daemon(config: &Path, kubeconfig: &Path, limit: std::time::Duration) -> (Output, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "`cellwarden run` still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), t.elapsed())
+}
+
+/// Act mode with receivers anyone could push to is refused before the API is contacted.
+#[test]
+fn run_refuses_act_mode_with_receivers_open_to_anyone() {
+    let api = SilentApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = api.kubeconfig(dir.path());
+    let cfg = dir.path().join("cellwarden.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "mode: act\nsource: live\nadmin_listen: 127.0.0.1:{}\nreceivers:\n  listen: 127.0.0.1:{}\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let (out, took) = run_daemon(&cfg, &kc, std::time::Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("receivers.bearer_token_file") && err.contains("insecure_receivers"),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert_eq!(api.connections(), 0, "nothing is asked of the API");
+}
+
+/// Bad settings fail in milliseconds, by name, without a connection to the API.
+#[test]
+fn run_with_a_bad_setting_fails_at_once_naming_it() {
+    let api = SilentApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = api.kubeconfig(dir.path());
+    let cases = [
+        (
+            "receivers:\n  max_ingest_samples_per_sec: 0\n",
+            "receivers.max_ingest_samples_per_sec",
+        ),
+        ("receivers:\n  max_body_bytes: 0\n", "receivers.max_body_bytes"),
+        ("notify:\n  - url: not a url\n", "notify[0].url"),
+        ("namespace: Not-A-Namespace\n", "namespace"),
+        ("cells: [cell_1]\n", "cells"),
+        ("admin_listen: 8081\n", "admin_listen"),
+    ];
+    for (yaml, field) in cases {
+        let cfg = dir.path().join("bad.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let (out, took) = run_daemon(&cfg, &kc, std::time::Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(field), "{yaml:?} should name {field}: {err}");
+        assert!(took < std::time::Duration::from_secs(3), "{yaml:?} took {took:?}");
+    }
+    // A config "file" that never ends is refused after its first MiB.
+    let (out, took) = run_daemon(Path::new("/dev/zero"), &kc, std::time::Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("larger than"), "{err}");
+    assert!(took < std::time::Duration::from_secs(3), "/dev/zero took {took:?}");
+    assert_eq!(api.connections(), 0, "nothing is asked of the API");
+}
+
+/// An API that accepts connections and never answers: start-up gives up after
+/// `startup_timeout_secs` with an error that says so.
+#[test]
+fn run_gives_up_on_an_api_that_never_answers_after_startup_timeout_secs() {
+    let api = SilentApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = api.kubeconfig(dir.path());
+    let cfg = dir.path().join("cellwarden.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source: live\nstartup_timeout_secs: 2\nadmin_listen: 127.0.0.1:{}\nreceivers:\n  listen: 127.0.0.1:{}\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let (out, took) = run_daemon(&cfg, &kc, std::time::Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("did not answer within startup_timeout_secs (2 s)") && err.contains(&format!("127.0.0.1:{}", api.port)),
+        "{err}"
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(1800) && took < std::time::Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert!(api.connections() >= 1, "it did try the API");
+    println!("start-up against a silent API gave up after {took:?} (startup_timeout_secs: 2)");
+}

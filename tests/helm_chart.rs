@@ -30,22 +30,38 @@ fn tool(var: &str, name: &str) -> PathBuf {
 }
 
 fn render(values: &[&str]) -> Vec<Value> {
+    render_with(values, &[]).unwrap_or_else(|e| panic!("helm template failed: {e}"))
+}
+
+/// `helm template` with values files (in the chart) and `--set` pairs: the objects, or helm's error.
+fn render_with(values: &[&str], sets: &[&str]) -> Result<Vec<Value>, String> {
     let mut cmd = Command::new(tool("HELM", "helm"));
     cmd.args(["template", "cw"]).arg(chart()).args(["--namespace", "cellwarden"]);
     for v in values {
         cmd.arg("-f").arg(chart().join(v));
     }
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
     let text = String::from_utf8(out.stdout).unwrap();
-    text.split("\n---")
+    Ok(text
+        .split("\n---")
         .filter_map(|d| serde_yaml_ng::from_str::<Value>(d).ok())
         .filter(|v| v.get("kind").is_some())
-        .collect()
+        .collect())
+}
+
+/// The config a rendering's ConfigMap holds, loaded (and checked) as `cellwarden run` would.
+fn rendered_config(docs: &[Value]) -> Result<cellwarden::run::Config, String> {
+    let cm = of_kind(docs, "ConfigMap")[0];
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cellwarden.yaml");
+    std::fs::write(&p, cm["data"]["cellwarden.yaml"].as_str().unwrap()).unwrap();
+    cellwarden::run::Config::load(&p).map_err(|e| format!("{e:#}"))
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -141,12 +157,84 @@ fn defaults_are_safe_and_highly_available() {
     assert_eq!(of_kind(&docs, "PodDisruptionBudget").len(), 1);
     assert!(of_kind(&docs, "ServiceMonitor").is_empty() && of_kind(&docs, "NetworkPolicy").is_empty());
     // The rendered config is one cellwarden accepts, in dry-run.
-    let cm = of_kind(&docs, "ConfigMap")[0];
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("cellwarden.yaml");
-    std::fs::write(&p, cm["data"]["cellwarden.yaml"].as_str().unwrap()).unwrap();
-    let cfg = cellwarden::run::Config::load(&p).unwrap();
+    let cfg = rendered_config(&docs).unwrap();
     assert_eq!((cfg.mode.as_str(), cfg.namespace.as_str()), ("dry-run", "cellwarden"));
+}
+
+#[test]
+fn the_receivers_require_a_generated_token_and_the_pod_stops_within_its_grace_period() {
+    let docs = render(&[]);
+    let secret = of_kind(&docs, "Secret")
+        .into_iter()
+        .find(|s| s["metadata"]["name"].as_str() == Some("cw-cellwarden-receiver-token"))
+        .expect("a token Secret");
+    assert!(secret["data"]["token"].as_str().is_some_and(|t| t.len() >= 32), "{secret:?}");
+    let pod = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"].as_str() == Some("cw-cellwarden-receiver-token"))
+        .expect("the Secret is a volume");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("and mounted");
+    let cfg = rendered_config(&docs).unwrap();
+    let token_file = cfg.receivers.bearer_token_file.clone().expect("the config names the token file");
+    assert_eq!(
+        token_file,
+        Path::new(mount["mountPath"].as_str().unwrap()).join(volume["secret"]["items"][0]["path"].as_str().unwrap())
+    );
+    assert_eq!(mount["readOnly"].as_bool(), Some(true));
+    // SIGTERM: cellwarden's own grace period ends before the kubelet's.
+    let kubelet_grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds is set");
+    assert!(
+        cfg.shutdown_grace_secs < kubelet_grace,
+        "{} vs {kubelet_grace}",
+        cfg.shutdown_grace_secs
+    );
+    // Act mode (all-on values) starts with the token; without it, the render fails unless told.
+    let act = rendered_config(&render(&["ci/all-on-values.yaml"])).unwrap();
+    assert_eq!(act.mode, "act");
+    assert!(act.receivers.bearer_token_file.is_some());
+    let err = render_with(&["ci/all-on-values.yaml"], &["receiverToken.enabled=false"]).unwrap_err();
+    assert!(err.contains("insecure_receivers"), "{err}");
+    let open = render_with(
+        &["ci/all-on-values.yaml"],
+        &["receiverToken.enabled=false", "config.insecure_receivers=true"],
+    )
+    .unwrap();
+    assert!(of_kind(&open, "Secret").is_empty());
+    assert!(rendered_config(&open).unwrap().receivers.bearer_token_file.is_none());
+    // A Secret of one's own replaces the generated one.
+    let own = render_with(&[], &["receiverToken.existingSecret=wallet-push-token"]).unwrap();
+    assert!(of_kind(&own, "Secret").is_empty());
+    let text = serde_yaml_ng::to_string(&of_kind(&own, "Deployment")[0]).unwrap();
+    assert!(text.contains("secretName: wallet-push-token"), "{text}");
+    let err = render_with(&[], &["config.shutdown_grace_secs=30"]).unwrap_err();
+    assert!(err.contains("terminationGracePeriodSeconds"), "{err}");
+}
+
+#[test]
+fn the_sender_examples_present_the_chart_token() {
+    let readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
+    for f in ["alertmanager.yml", "otel-collector.yaml", "prometheus-remote-write.yaml"] {
+        let text = std::fs::read_to_string(chart().join("examples/senders").join(f)).unwrap();
+        let example: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(text.contains("cellwarden-receiver-token"), "{f} names the Secret");
+        assert!(
+            text.contains("cellwarden-receivers.cellwarden.svc:4318"),
+            "{f} sends to the receivers Service"
+        );
+        let flat = serde_yaml_ng::to_string(&example).unwrap();
+        assert!(flat.contains("Bearer"), "{f} presents a bearer token");
+        assert!(readme.contains(&format!("examples/senders/{f}")), "the README shows {f}");
+    }
 }
 
 #[test]
@@ -198,7 +286,7 @@ async fn kubectl_applies_the_rendered_chart_to_the_fake_api_server() {
         assert!(out.status.success());
         std::fs::write(&rendered, out.stdout).unwrap();
         let applied = run(&["apply", "--validate=false"], Some(&rendered));
-        assert_eq!(applied.lines().count(), 15, "{applied}");
+        assert_eq!(applied.lines().count(), 16, "{applied}");
         let got = run(&["get", "deployments,services,configmaps,roles,poddisruptionbudgets,networkpolicies,servicemonitors", "-n", "cellwarden", "-o", "name"], None);
         for want in ["deployment.apps/cw-cellwarden", "service/cw-cellwarden-receivers", "configmap/cw-cellwarden", "servicemonitor.monitoring.coreos.com/cw-cellwarden"] {
             assert!(got.contains(want), "{want} missing in {got}");

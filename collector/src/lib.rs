@@ -4,6 +4,7 @@
 //! - [`convert`]: counters into rates, histogram buckets into quantiles (pure, Prometheus' semantics).
 //! - [`exposition`]: OpenMetrics text straight into the store, borrowing names and labels from the text.
 //! - [`fixture`]: recorded fixtures (FIXTURES.md) — open a folder, read it whole, write one back.
+//! - [`listen`]: serving a router under bounds — header, body and idle timeouts, a connection cap, drain on shutdown.
 //! - [`ingest`]: the shared sink every live source writes into (store, limiter, span/alert rings, metrics).
 //! - [`pull`]: what the pull sources share — clock, HTTP client, batched delivery into the ingest.
 //! - [`query`]: the Prometheus HTTP API source (query_range backfill and polling, raw range-vector reads).
@@ -18,6 +19,7 @@ pub mod convert;
 pub mod exposition;
 pub mod fixture;
 pub mod ingest;
+pub mod listen;
 pub mod pull;
 pub mod query;
 pub mod receive;

@@ -135,7 +135,8 @@ pub async fn record_receivers(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let cfg_served = cfg.clone();
     let server = tokio::spawn(async move {
-        receive::serve_listener(listener, &cfg_served, router, async {
+        let metrics = crate::listen::ListenerMetrics::default();
+        receive::serve_listener(listener, &cfg_served, router, metrics, async {
             let _ = stop_rx.await;
         })
         .await

@@ -3,14 +3,14 @@
 //!
 //! Layout:
 //! - this file: [`ReceiverConfig`], the router with its bearer-token check, and [`serve`] (plain
-//!   HTTP or rustls);
+//!   HTTP or rustls, through [`crate::listen`]: header, body and idle timeouts, a connection cap);
 //! - [`request`]: what every receiver shares — reading a bounded body, content types and
 //!   encodings, and the [`request::Refusal`] each bad request becomes (a 4xx with a clear message);
 //! - [`remote_write`]: Prometheus remote_write 1.0 (`POST /api/v1/write`);
 //! - [`otlp`]: OTLP/HTTP traces, protobuf and JSON (`POST /v1/traces`);
 //! - [`zipkin`]: Zipkin v2 JSON spans (`POST /api/v2/spans`);
 //! - [`alertmanager`]: the Alertmanager webhook, payload version 4 (`POST /api/v1/alerts`);
-//! - [`tls`]: loading the certificate and serving over rustls.
+//! - [`tls`]: loading the certificate and key for rustls.
 //!
 //! Every receiver refuses a body over `max_body_bytes` (413), a wrong content type (415), malformed
 //! input (400, naming what was wrong), a missing or wrong token (401) and, when the ingest limiter
@@ -26,6 +26,7 @@ pub mod tls;
 pub mod zipkin;
 
 use crate::ingest::{Ingest, IngestConfig, Source};
+use crate::listen::{self, ConnectionLimits, InvalidSetting, ListenerMetrics};
 use crate::store::WindowConfig;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -71,7 +72,8 @@ pub struct ReceiverConfig {
     /// Address of the one listener every receiver shares (DESIGN.md: port 4318).
     pub listen: SocketAddr,
     /// A file holding the bearer token senders must present (`Authorization: Bearer <token>`);
-    /// surrounding whitespace is ignored. Unset: no authentication.
+    /// surrounding whitespace is ignored. Unset: no authentication (the daemon refuses that in
+    /// `mode: act` unless `insecure_receivers: true`).
     pub bearer_token_file: Option<PathBuf>,
     /// PEM certificate chain; with `tls_key_file`, the listener speaks TLS only.
     pub tls_cert_file: Option<PathBuf>,
@@ -90,6 +92,8 @@ pub struct ReceiverConfig {
     pub max_spans_buffered: usize,
     /// Alerts buffered for the pipeline; the oldest are dropped (and counted) beyond it.
     pub max_alerts_buffered: usize,
+    /// Timeouts and the connection cap of the listener.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ReceiverConfig {
@@ -108,11 +112,58 @@ impl Default for ReceiverConfig {
             max_ingest_spans_per_sec: ingest.max_ingest_spans_per_sec,
             max_spans_buffered: ingest.max_spans_buffered,
             max_alerts_buffered: ingest.max_alerts_buffered,
+            connections: ConnectionLimits::default(),
         }
     }
 }
 
 impl ReceiverConfig {
+    /// Refuses settings that would leave the receivers useless (every push refused, nothing
+    /// buffered), naming them as `receivers.<field>`. Reads no file and opens no socket.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let positive = [
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_decoded_bytes", self.max_decoded_bytes as u64),
+            ("max_ingest_samples_per_sec", self.max_ingest_samples_per_sec),
+            ("max_ingest_spans_per_sec", self.max_ingest_spans_per_sec),
+            ("max_spans_buffered", self.max_spans_buffered as u64),
+            ("max_alerts_buffered", self.max_alerts_buffered as u64),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(InvalidSetting::new(
+                    format!("receivers.{name}"),
+                    "must be at least 1 (0 would refuse every push)",
+                ));
+            }
+        }
+        if self.max_decoded_bytes < self.max_body_bytes {
+            return Err(InvalidSetting::new(
+                "receivers.max_decoded_bytes",
+                format!(
+                    "must be at least max_body_bytes ({}): an uncompressed body that arrives whole would be refused",
+                    self.max_body_bytes
+                ),
+            ));
+        }
+        for (name, path) in [
+            ("bearer_token_file", &self.bearer_token_file),
+            ("tls_cert_file", &self.tls_cert_file),
+            ("tls_key_file", &self.tls_key_file),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(InvalidSetting::new(format!("receivers.{name}"), "is empty; leave it out instead"));
+            }
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(InvalidSetting::new(
+                "receivers.tls_cert_file",
+                "tls_cert_file and tls_key_file must be given together",
+            ));
+        }
+        self.connections.validate("receivers.connections")
+    }
+
     /// The sink settings these receivers imply, with the window store's `window`.
     pub fn ingest_config(&self, window: WindowConfig) -> IngestConfig {
         IngestConfig {
@@ -154,9 +205,9 @@ pub enum ReceiverError {
         #[source]
         source: std::io::Error,
     },
-    /// The server stopped with an error.
-    #[error("the receiver listener failed: {0}")]
-    Serve(#[source] std::io::Error),
+    /// A setting that cannot work.
+    #[error(transparent)]
+    Setting(#[from] InvalidSetting),
 }
 
 impl ReceiverError {
@@ -166,7 +217,7 @@ impl ReceiverError {
             ReceiverError::TokenFile { .. } | ReceiverError::EmptyToken { .. } => "token",
             ReceiverError::TlsHalfConfigured { .. } | ReceiverError::TlsFile { .. } | ReceiverError::Tls(_) => "tls",
             ReceiverError::Bind { .. } => "bind",
-            ReceiverError::Serve(_) => "serve",
+            ReceiverError::Setting(_) => "setting",
         }
     }
 }
@@ -271,12 +322,21 @@ async fn require_bearer(State(st): State<ReceiverState>, req: Request, next: Nex
     st.refuse(source_of(req.uri().path()), refusal)
 }
 
-/// Binds `cfg.listen` and serves `router` until `shutdown` completes (TLS when configured).
-pub async fn serve(cfg: &ReceiverConfig, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ReceiverError> {
+/// The name of the receivers' listener in metrics (`listener="receivers"`).
+pub const LISTENER_NAME: &str = "receivers";
+
+/// Binds `cfg.listen` and serves `router` until `shutdown` completes (TLS when configured), under
+/// `cfg.connections`' bounds, counting what they close in `metrics`.
+pub async fn serve(
+    cfg: &ReceiverConfig,
+    router: Router,
+    metrics: ListenerMetrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ReceiverError> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ReceiverError::Bind { addr: cfg.listen, source })?;
-    serve_listener(listener, cfg, router, shutdown).await
+    serve_listener(listener, cfg, router, metrics, shutdown).await
 }
 
 /// Serves `router` on a listener already bound (tests bind port 0), TLS when `cfg` names a
@@ -285,15 +345,19 @@ pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     cfg: &ReceiverConfig,
     router: Router,
+    metrics: ListenerMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReceiverError> {
-    match tls::server_config(cfg)? {
-        Some(tls_config) => tls::serve(listener, tls_config, router, shutdown).await,
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ReceiverError::Serve),
-    }
+    cfg.connections.validate("receivers.connections")?;
+    let tls = tls::server_config(cfg)?;
+    let served = listen::Listener {
+        name: LISTENER_NAME,
+        limits: cfg.connections.clone(),
+        metrics,
+        tls,
+    };
+    listen::serve(listener, served, router, shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -142,6 +142,7 @@ fn otlp_refusal(st: &ReceiverState, refusal: Refusal, encoding: Encoding) -> Res
     st.ingest.reject_request(Source::Otlp, refusal.metric_label());
     let code = match refusal {
         Refusal::Throttled(_) => 8, // RESOURCE_EXHAUSTED
+        Refusal::TimedOut(_) => 4,  // DEADLINE_EXCEEDED
         _ => 3,                     // INVALID_ARGUMENT
     };
     let status = RpcStatus {

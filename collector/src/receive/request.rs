@@ -28,6 +28,9 @@ pub enum Refusal {
     /// 429: the ingest limiter refused the batch; retry after this many seconds.
     #[error("ingest rate limit reached; retry after {0} s")]
     Throttled(u64),
+    /// 408: the body did not arrive within the listener's `body_read_timeout_secs`.
+    #[error("request timeout: {0}")]
+    TimedOut(String),
 }
 
 impl Refusal {
@@ -39,6 +42,7 @@ impl Refusal {
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::Malformed(_) | Refusal::UnsupportedVersion(_) => StatusCode::BAD_REQUEST,
             Refusal::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -51,6 +55,7 @@ impl Refusal {
             Refusal::Malformed(_) => "malformed",
             Refusal::UnsupportedVersion(_) => "unsupported_version",
             Refusal::Throttled(_) => "throttled",
+            Refusal::TimedOut(_) => "body_timeout",
         }
     }
 
@@ -118,7 +123,10 @@ pub async fn read_body(headers: &HeaderMap, mut body: Body, max_body_bytes: usiz
     }
     let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0) as usize);
     while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame.map_err(|e| Refusal::Malformed(format!("the request body could not be read: {e}")))?;
+        let frame = frame.map_err(|e| match body_timeout(&e) {
+            Some(t) => Refusal::TimedOut(t.to_string()),
+            None => Refusal::Malformed(format!("the request body could not be read: {e}")),
+        })?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > max_body_bytes {
                 return Err(too_large());
@@ -127,6 +135,18 @@ pub async fn read_body(headers: &HeaderMap, mut body: Body, max_body_bytes: usiz
         }
     }
     Ok(Bytes::from(buf))
+}
+
+/// The listener's body deadline, when that is why reading the body failed.
+fn body_timeout(e: &axum::Error) -> Option<crate::listen::BodyReadTimeout> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<crate::listen::BodyReadTimeout>() {
+            return Some(*t);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The decoded body of a JSON-only receiver: 415 (`wrong_type` says what it expects) unless the

@@ -44,7 +44,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            receive::serve_listener(listener, &cfg, router, async {
+            receive::serve_listener(listener, &cfg, router, Default::default(), async {
                 let _ = stopped.await;
             })
             .await

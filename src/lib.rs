@@ -7,6 +7,7 @@
 //! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
 //! - [`discover`]: finding fixture folders among paths, globs and parent folders.
 //! - [`run`]: the daemon — config, admin endpoints, the source, Incidents, Events, audit, actuators.
+//! - [`signals_cmd`]: `cellwarden signals` — which series became which signal, by which rule, and why not.
 //! - [`record`]: `cellwarden record` — telemetry from a Prometheus or the receivers into a fixture.
 //! - [`simulate`]: the closed loop between the simulated wallet and the pipeline.
 //! - [`nab_cmd`]: the NAB harness: run a detector over the NAB corpus, score result folders.
@@ -19,4 +20,5 @@ pub mod nab_cmd;
 pub mod pipeline;
 pub mod record;
 pub mod run;
+pub mod signals_cmd;
 pub mod simulate;

@@ -18,6 +18,7 @@ use cellwarden_collector::query::{QueryConfig, QuerySource};
 use cellwarden_collector::receive::{self, ReceiverConfig};
 use cellwarden_collector::scrape::{ScrapeConfig, Scraper};
 use cellwarden_collector::store::WindowConfig;
+use cellwarden_detector::signals::rules::{SignalRule, SignalRules};
 use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
@@ -81,6 +82,9 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// Webhooks told of new incidents, approval requests and failed actions or verifications.
     pub notify: Vec<WebhookConfig>,
+    /// Signal rules (metric and labels → signal, read how, in what unit, naming which entity),
+    /// tried before the profiles shipped with the binary; `cellwarden signals` shows their effect.
+    pub signals: Vec<SignalRule>,
 }
 
 impl Default for Config {
@@ -103,6 +107,7 @@ impl Default for Config {
             identity: String::new(),
             poll_interval_ms: 1000,
             notify: vec![],
+            signals: vec![],
         }
     }
 }
@@ -115,7 +120,13 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The config's signal rules on top of the built-in profiles.
+    pub fn signal_rules(&self) -> Result<SignalRules> {
+        SignalRules::new(&self.signals).context("bad signals rule")
+    }
+
     fn check(&self) -> Result<()> {
+        self.signal_rules()?;
         if !matches!(self.mode.as_str(), "observe" | "dry-run" | "act") {
             bail!("mode must be observe, dry-run or act, not {:?}", self.mode);
         }
@@ -611,7 +622,16 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         Some(("fixture", dir)) => {
             let fx = cellwarden_collector::fixture::load_dir(Path::new(dir)).with_context(|| format!("cannot load fixture {dir}"))?;
             ready.store(true, Ordering::SeqCst);
-            replay_fixture(&fx, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x).await
+            replay_fixture(
+                &fx,
+                &cfg.signal_rules()?,
+                &mut opener,
+                &window,
+                &metrics,
+                pipeline,
+                cfg.clock_speed_x,
+            )
+            .await
         }
         _ if cfg.source == "live" => {
             let live = live_source(&cfg, &client, &metrics, &ready, &mut opener, &window, pipeline);
@@ -674,6 +694,7 @@ async fn live_source(
     let mut alert_cursor = 0;
     let mut spans: std::collections::VecDeque<cellwarden_models::Span> = std::collections::VecDeque::new();
     let every = Duration::from_secs(cfg.evaluate_every_secs);
+    let rules = cfg.signal_rules()?;
     loop {
         tokio::select! {
             r = &mut receivers => {
@@ -697,7 +718,7 @@ async fn live_source(
         let (alerts, next) = ingest.alerts_after(alert_cursor);
         alert_cursor = next;
         let families = ingest.families(Timestamp(since));
-        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None);
+        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None, &rules);
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, None, now, &mut |_, _| {});
         let mut opened: Vec<(ModelIncident, cellwarden_models::plan::Plan)> = pipeline.incidents()[before..]
@@ -849,7 +870,12 @@ async fn simulate_through_api(
         let since = now.millis() - 45 * 60 * 1000;
         let families = crate::simulate::recent(w.recorder.families(), since);
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
-        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
+        let prepared = pipeline::prepare_parts(
+            &families,
+            Cow::Borrowed(&w.recorder.spans[from..]),
+            Some(&topology),
+            &Default::default(),
+        );
         let before = pipeline.incidents().len();
         let plans = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
         window.update(now, prepared.series);
@@ -871,6 +897,7 @@ async fn simulate_through_api(
 /// in 15-second steps. Nothing in the cluster feeds back into a recording.
 async fn replay_fixture(
     fx: &cellwarden_models::fixture::Fixture,
+    rules: &SignalRules,
     opener: &mut Opener,
     window: &SharedWindow,
     metrics: &OperatorMetrics,
@@ -878,7 +905,7 @@ async fn replay_fixture(
     clock_speed: f64,
 ) -> Result<()> {
     const STEP_SECS: i64 = 15;
-    let prepared = pipeline::prepare(fx);
+    let prepared = pipeline::prepare(fx, rules);
     let topology = fx.topology.as_ref();
     if let Some(t) = topology {
         let (views, replicas) = pipeline::cluster_of(t);

@@ -603,6 +603,35 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_rule_reads_its_quantile_and_names_the_entity_from_the_rules_labels() {
+        let q = |quantile: &str, v: f64| {
+            series(
+                "checkout_duration_ms",
+                &[("app", "checkout"), ("kubernetes_namespace", "cell-3"), ("quantile", quantile)],
+                vec![s(0, v), s(30, 2.0 * v)],
+            )
+        };
+        let fam = family("checkout_duration_ms", MetricType::Summary, vec![q("0.5", 40.0), q("0.99", 300.0)]);
+        let mine: Vec<SignalRule> = serde_yaml_ng::from_str(
+            "- metric: checkout_duration_ms\n  signal: latency\n  read: summary_quantile\n  quantile: 0.99\n  unit: milliseconds\n  entity: {service: [app], cell: [kubernetes_namespace]}\n",
+        )
+        .unwrap();
+        let d = explain(&[fam], &SignalRules::new(&mine).unwrap());
+        assert_eq!(d.series.len(), 1, "only the 0.99 quantile: {:?}", d.series);
+        assert_eq!(d.series[0].points, vec![s(0, 0.3), s(30, 0.6)]);
+        assert_eq!(d.series[0].entity, Some(Entity::service(Some("cell-3"), "checkout")));
+        assert_eq!(
+            d.series[0].key.label("service"),
+            Some("checkout"),
+            "peer comparison reads cellwarden's labels"
+        );
+        let Fate::Ignored { near: Some(near) } = &d.fates[0].fate else {
+            panic!("{:?}", d.fates[0])
+        };
+        assert_eq!((near.label.as_str(), near.found.as_deref()), ("quantile", Some("0.5")));
+    }
+
+    #[test]
     fn a_seconds_histogram_no_rule_names_is_inferred_as_latency() {
         let l = [("service", "ledger")];
         let fam = family(

@@ -200,6 +200,7 @@ fn run(families: &[Family], rules: &SignalRules, mut fates: Option<&mut Vec<Seri
             let r = &rules.rules()[g.rule];
             Some(match r.spec.read {
                 Read::HistogramMean => histogram_mean(&g.base, &r.spec, &g.series),
+                Read::HistogramQuantile => histogram_quantile(&g.base, &r.spec, &g.series),
                 _ => request_counters(&g.base, &r.spec, &g.series),
             })
         })
@@ -224,6 +225,11 @@ fn group_base(r: &CompiledRule, sample: &str) -> (String, Option<&'static str>) 
                 .then_some("buckets are not read: the mean comes from _sum and _count");
             (base, unread)
         }
+        Read::HistogramQuantile => {
+            let base = r.name_of(sample).unwrap_or(sample).to_string();
+            let unread = (!sample.ends_with("_bucket")).then_some("a quantile comes from the buckets only");
+            (base, unread)
+        }
         _ => match sample.strip_suffix("_total") {
             Some(base) => (base.to_string(), None),
             None => (sample.to_string(), Some("only _total samples count requests")),
@@ -238,6 +244,10 @@ fn group_keys(r: &CompiledRule, base: &str, key: &SeriesKey) -> Vec<(Signal, Ser
         Read::HistogramMean => vec![(
             r.spec.signal.unwrap_or(Signal::Latency),
             SeriesKey::new(format!("{base}:mean"), labels),
+        )],
+        Read::HistogramQuantile => vec![(
+            r.spec.signal.unwrap_or(Signal::Latency),
+            SeriesKey::new(quantile_metric(base, r.spec.quantile.unwrap_or(0.5)), labels),
         )],
         _ => vec![
             (Signal::RequestRate, SeriesKey::new(format!("{base}:rate"), labels.clone())),
@@ -296,7 +306,7 @@ fn read_series(rule: &SignalRule, samples: &[Sample]) -> Vec<Sample> {
                 value: (1.0 - unit.to_base(p.value)).clamp(0.0, 1.0),
             })
             .collect(),
-        Read::HistogramMean | Read::Requests => unreachable!("group readers read groups"),
+        Read::HistogramMean | Read::HistogramQuantile | Read::Requests => unreachable!("group readers read groups"),
     }
 }
 
@@ -343,6 +353,83 @@ fn histogram_mean(base: &str, rule: &SignalRule, series: &[&Series]) -> Vec<Sign
                 count.get(t).filter(|c| **c > 0.0).map(|c| Sample {
                     t: cellwarden_models::Timestamp(*t),
                     value: rule.unit.to_base(s / c),
+                })
+            })
+            .collect();
+        if !points.is_empty() {
+            out.push(SignalSeries {
+                entity: Entity::of_series(&k),
+                key: k,
+                signal,
+                points,
+            });
+        }
+    }
+    out
+}
+
+/// The derived metric of a histogram quantile: `<base>:p99` for 0.99.
+fn quantile_metric(base: &str, q: f64) -> String {
+    format!("{base}:p{}", q * 100.0)
+}
+
+/// The `q` quantile of one step's bucket increases (upper bound → cumulative count, `+Inf`
+/// last), interpolated linearly within the bucket it falls in, as PromQL's
+/// `histogram_quantile`; in the `+Inf` bucket, the highest finite bound.
+fn bucket_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(bound, count) in buckets {
+        if count >= rank {
+            if bound.is_infinite() {
+                return Some(lower);
+            }
+            let inside = count - below;
+            return Some(if inside > 0.0 {
+                lower + (bound - lower) * (rank - below) / inside
+            } else {
+                bound
+            });
+        }
+        (lower, below) = (bound, count);
+    }
+    Some(lower)
+}
+
+/// A quantile per entity from bucket increases (the labels that split one summed over).
+fn histogram_quantile(base: &str, rule: &SignalRule, series: &[&Series]) -> Vec<SignalSeries> {
+    let q = rule.quantile.unwrap_or(0.5);
+    // Per derived key: step → bucket bound (as bits, to key a map) → summed increase.
+    let mut acc: BTreeMap<SeriesKey, BTreeMap<i64, BTreeMap<u64, f64>>> = BTreeMap::new();
+    for s in series {
+        let Some(le) = s.key.label("le").and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        if le.is_nan() {
+            continue;
+        }
+        let k = SeriesKey::new(quantile_metric(base, q), group_labels(rule, &s.key));
+        let steps = acc.entry(k).or_default();
+        // Bounds of a histogram are ordered like their bit patterns when positive (`le` ≥ 0).
+        let bits = le.max(0.0).to_bits();
+        for (t, inc) in increases(&s.samples) {
+            *steps.entry(t).or_default().entry(bits).or_default() += inc;
+        }
+    }
+    let signal = rule.signal.unwrap_or(Signal::Latency);
+    let mut out = Vec::new();
+    for (k, steps) in acc {
+        let points: Vec<Sample> = steps
+            .iter()
+            .filter_map(|(t, buckets)| {
+                let b: Vec<(f64, f64)> = buckets.iter().map(|(bits, c)| (f64::from_bits(*bits), *c)).collect();
+                bucket_quantile(q, &b).map(|v| Sample {
+                    t: cellwarden_models::Timestamp(*t),
+                    value: rule.unit.to_base(v),
                 })
             })
             .collect();
@@ -629,6 +716,48 @@ mod tests {
             panic!("{:?}", d.fates[0])
         };
         assert_eq!((near.label.as_str(), near.found.as_deref()), ("quantile", Some("0.5")));
+    }
+
+    #[test]
+    fn bucket_quantile_interpolates_within_the_bucket_as_promql_does() {
+        // 100 requests: 50 at most 100 ms, 90 at most 250 ms, all at most 1000 ms.
+        let b = [(100.0, 50.0), (250.0, 90.0), (1000.0, 100.0), (f64::INFINITY, 100.0)];
+        assert_eq!(bucket_quantile(0.5, &b), Some(100.0));
+        assert_eq!(bucket_quantile(0.25, &b), Some(50.0));
+        assert_eq!(bucket_quantile(0.95, &b), Some(625.0));
+        // Beyond the last finite bound: that bound, as PromQL answers.
+        assert_eq!(bucket_quantile(0.99, &[(100.0, 50.0), (f64::INFINITY, 100.0)]), Some(100.0));
+        assert_eq!(bucket_quantile(0.5, &[(100.0, 0.0), (f64::INFINITY, 0.0)]), None);
+    }
+
+    #[test]
+    fn a_histogram_quantile_rule_reads_the_buckets_per_entity_in_seconds() {
+        let mine: Vec<SignalRule> = serde_yaml_ng::from_str(
+            "- metric: istio_request_duration_milliseconds\n  labels: {reporter: destination}\n  signal: latency\n  read: histogram_quantile\n  quantile: 0.5\n  unit: milliseconds\n  entity: {service: [destination_canonical_service], cell: [destination_workload_namespace]}\n",
+        )
+        .unwrap();
+        let bucket = |le: &str, v: [f64; 2]| {
+            series(
+                "istio_request_duration_milliseconds_bucket",
+                &[
+                    ("reporter", "destination"),
+                    ("destination_canonical_service", "ledger"),
+                    ("destination_workload_namespace", "cell-2"),
+                    ("le", le),
+                ],
+                vec![s(0, v[0]), s(30, v[1])],
+            )
+        };
+        let fam = family(
+            "istio_request_duration_milliseconds",
+            MetricType::Histogram,
+            vec![bucket("100", [0.0, 50.0]), bucket("250", [0.0, 90.0]), bucket("+Inf", [0.0, 100.0])],
+        );
+        let out = derive(&[fam], &SignalRules::new(&mine).unwrap());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].key.metric, "istio_request_duration_milliseconds:p50");
+        assert_eq!(out[0].entity, Some(Entity::service(Some("cell-2"), "ledger")));
+        assert_eq!(out[0].points, vec![s(30, 0.1)]);
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub struct SignalRule {
     /// The unit the samples are in; converted to the signal's (seconds, ratio).
     #[serde(default)]
     pub unit: Unit,
-    /// `read: summary_quantile`: the value of the series' `quantile` label to read (e.g. 0.99).
+    /// `read: histogram_quantile`: the quantile to compute (e.g. 0.99); `read: summary_quantile`:
+    /// the value of the series' `quantile` label to read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantile: Option<f64>,
     /// `read: requests`: the labels holding the response status, first present wins; a value
@@ -81,6 +82,9 @@ pub enum Read {
     /// A histogram's mean: `rate(_sum) / rate(_count)`, summed over the labels that split an
     /// entity (route, status, method, `le`, or all but the entity's when `entity` is given).
     HistogramMean,
+    /// A histogram's quantile `quantile` from its buckets' increases each step, interpolated
+    /// within a bucket as PromQL's `histogram_quantile` does.
+    HistogramQuantile,
     /// A summary's (or precomputed quantile gauge's) series whose `quantile` label is the
     /// rule's `quantile`.
     SummaryQuantile,
@@ -92,7 +96,7 @@ impl Read {
     /// Whether the reader combines several series of an entity into one (and so reads a
     /// histogram's parts, or sums over labels), rather than each series on its own.
     pub fn aggregates(self) -> bool {
-        matches!(self, Read::HistogramMean | Read::Requests)
+        matches!(self, Read::HistogramMean | Read::HistogramQuantile | Read::Requests)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +105,7 @@ impl Read {
             Read::CounterRate => "counter_rate",
             Read::SuccessRatio => "success_ratio",
             Read::HistogramMean => "histogram_mean",
+            Read::HistogramQuantile => "histogram_quantile",
             Read::SummaryQuantile => "summary_quantile",
             Read::Requests => "requests",
         }
@@ -305,11 +310,12 @@ impl CompiledRule {
             }
             (_, Some(_)) => {}
         }
-        if spec.read == Read::SummaryQuantile && spec.quantile.is_none() {
-            return Err(invalid("read: summary_quantile needs quantile (e.g. 0.99)"));
-        }
-        if spec.read != Read::SummaryQuantile && spec.quantile.is_some() {
-            return Err(invalid("quantile is only read by read: summary_quantile"));
+        let quantiles = matches!(spec.read, Read::SummaryQuantile | Read::HistogramQuantile);
+        match spec.quantile {
+            None if quantiles => return Err(invalid("read: summary_quantile and histogram_quantile need quantile (e.g. 0.99)")),
+            Some(_) if !quantiles => return Err(invalid("quantile is only read by summary_quantile and histogram_quantile")),
+            Some(q) if !(q > 0.0 && q < 1.0) => return Err(invalid("quantile must be between 0 and 1")),
+            _ => {}
         }
         if spec.read != Read::Requests && !spec.status_labels.is_empty() {
             return Err(invalid("status_labels are only read by read: requests"));
@@ -334,7 +340,7 @@ impl CompiledRule {
     /// its `_bucket`/`_sum`/`_count` samples, else the sample name itself.
     pub fn name_of<'a>(&self, sample: &'a str) -> Option<&'a str> {
         match self.spec.read {
-            Read::HistogramMean => ["_bucket", "_sum", "_count"].iter().find_map(|s| sample.strip_suffix(s)),
+            Read::HistogramMean | Read::HistogramQuantile => ["_bucket", "_sum", "_count"].iter().find_map(|s| sample.strip_suffix(s)),
             _ => Some(sample),
         }
     }
@@ -356,9 +362,13 @@ impl CompiledRule {
     pub fn accepts(&self, key: &SeriesKey) -> bool {
         self.spec.labels.iter().all(|(k, v)| key.label(k) == Some(v.as_str()))
             && self
-                .spec
-                .quantile
+                .summary_quantile()
                 .is_none_or(|q| key.label("quantile").and_then(|v| v.parse::<f64>().ok()) == Some(q))
+    }
+
+    /// The `quantile` label a summary rule asks for.
+    fn summary_quantile(&self) -> Option<f64> {
+        self.spec.quantile.filter(|_| self.spec.read == Read::SummaryQuantile)
     }
 
     /// Why the rule does not accept `key`: the first label it wants otherwise, as
@@ -368,7 +378,7 @@ impl CompiledRule {
         if let Some((k, v)) = self.spec.labels.iter().find(|(k, v)| key.label(k) != Some(v.as_str())) {
             return Some((k.clone(), v.clone(), owned(k)));
         }
-        let q = self.spec.quantile?;
+        let q = self.summary_quantile()?;
         (key.label("quantile").and_then(|v| v.parse::<f64>().ok()) != Some(q))
             .then(|| ("quantile".into(), q.to_string(), owned("quantile")))
     }

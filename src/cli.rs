@@ -4,6 +4,7 @@ use crate::eval::{self, CaseRun, CaseScore, Summary};
 use crate::pipeline::{self, Prepared};
 use anyhow::{bail, Context, Result};
 use cellwarden_collector::fixture::load_dir;
+use cellwarden_detector::signals::rules::SignalRules;
 use cellwarden_models::report::Report;
 use cellwarden_models::Timestamp;
 use cellwarden_remediator::report as render;
@@ -27,6 +28,9 @@ pub enum Command {
         /// Write report.md, report.html and report.json into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A config file (cellwarden.yaml) whose `signals:` rules apply, as in `run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Replay fixtures that have a truth.yaml and score detection and root-cause ranking.
     Eval {
@@ -42,6 +46,21 @@ pub enum Command {
         /// Write each case's report.md, report.html and report.json under DIR/<case>/.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A config file (cellwarden.yaml) whose `signals:` rules apply, as in `run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show which series of a fixture became which signal, by which rule, profile or inference,
+    /// and which were left out and why.
+    Signals {
+        /// A fixture folder (its metrics.om[.gz] is read).
+        fixture: PathBuf,
+        /// A config file (cellwarden.yaml) whose `signals:` rules come before the built-in profiles.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One line per series instead of one per metric and outcome.
+        #[arg(long)]
+        series: bool,
     },
     /// Run a simulated incident twice — without and with cellwarden acting — and compare what users felt.
     Simulate {
@@ -140,13 +159,15 @@ pub enum Format {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Replay { fixture, out } => run_replay(&fixture, out.as_deref()),
+        Command::Replay { fixture, out, config } => run_replay(&fixture, out.as_deref(), &signal_rules(config.as_deref())?),
         Command::Eval {
             fixtures,
             at_truth_start,
             json,
             out,
-        } => run_eval(&fixtures, at_truth_start, json, out.as_deref()),
+            config,
+        } => run_eval(&fixtures, at_truth_start, json, out.as_deref(), &signal_rules(config.as_deref())?),
+        Command::Signals { fixture, config, series } => crate::signals_cmd::run(&fixture, &signal_rules(config.as_deref())?, series),
         Command::Report { report, format } => run_report(&report, format),
         Command::Record(args) => crate::record::run(&args),
         Command::Run {
@@ -214,6 +235,15 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The signal rules of the config at `path` (loaded and checked as `run` does), or the built-in
+/// ones without a config.
+fn signal_rules(path: Option<&Path>) -> Result<SignalRules> {
+    match path {
+        Some(p) => crate::run::Config::load(p)?.signal_rules(),
+        None => Ok(SignalRules::default()),
+    }
+}
+
 /// A progress bar on stderr, only when stderr is a terminal and the work is large.
 fn progress_bar(total: u64, min_total: u64, what: &str) -> Option<indicatif::ProgressBar> {
     if total < min_total || !std::io::stderr().is_terminal() {
@@ -246,9 +276,9 @@ fn hhmmss(t: Timestamp) -> String {
     t.to_rfc3339()
 }
 
-pub fn run_replay(dir: &Path, out: Option<&Path>) -> Result<()> {
+pub fn run_replay(dir: &Path, out: Option<&Path>, rules: &SignalRules) -> Result<()> {
     let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
-    let prepared = pipeline::prepare(&fx);
+    let prepared = pipeline::prepare(&fx, rules);
     let total: usize = prepared.series.iter().map(|s| s.points.len()).sum();
     let pb = progress_bar(total as u64, 200_000, "replaying");
     let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |done, _| {
@@ -326,10 +356,10 @@ fn case_name(dir: &Path) -> String {
 }
 
 /// Replays and scores one case; `None` when it has no truth.yaml.
-fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>) -> Result<Option<CaseScore>> {
+fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>, rules: &SignalRules) -> Result<Option<CaseScore>> {
     let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
     let Some(truth) = fx.truth.clone() else { return Ok(None) };
-    let prepared: Prepared<'_> = pipeline::prepare(&fx);
+    let prepared: Prepared<'_> = pipeline::prepare(&fx, rules);
     let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |_, _| {});
     let alarms = &outcome.report.incidents;
     let warning_times: Vec<Timestamp> = outcome.warnings.iter().map(|w| w.t).collect();
@@ -363,7 +393,7 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
-pub fn run_eval(args: &[String], at_truth_start: bool, json: bool, out: Option<&Path>) -> Result<()> {
+pub fn run_eval(args: &[String], at_truth_start: bool, json: bool, out: Option<&Path>, rules: &SignalRules) -> Result<()> {
     let dirs = crate::discover::fixtures(args).map_err(anyhow::Error::msg)?;
     let pb = progress_bar(dirs.len() as u64, 2, "evaluating");
     let mut scores = Vec::new();
@@ -373,7 +403,7 @@ pub fn run_eval(args: &[String], at_truth_start: bool, json: bool, out: Option<&
         if let Some(pb) = &pb {
             pb.set_message(case_name(d));
         }
-        match eval_case(d, at_truth_start, out) {
+        match eval_case(d, at_truth_start, out, rules) {
             Ok(Some(s)) => scores.push(s),
             Ok(None) => skipped.push(case_name(d)),
             Err(e) => failures.push(format!("{}: {e:#}", d.display())),

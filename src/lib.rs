@@ -10,6 +10,7 @@
 //! - [`run`]: the daemon — config, admin endpoints, the source, Incidents, Events, audit, actuators.
 //! - [`shutdown`]: one SIGTERM (or SIGINT) stops the daemon within its grace period.
 //! - [`validate`]: checks of config values that need no cluster (DNS-1123 names, URLs, file size).
+//! - [`signals_cmd`]: `cellwarden signals` — which series became which signal, by which rule, and why not.
 //! - [`record`]: `cellwarden record` — telemetry from a Prometheus or the receivers into a fixture.
 //! - [`simulate`]: the closed loop between the simulated wallet and the pipeline.
 //! - [`nab_cmd`]: the NAB harness: run a detector over the NAB corpus, score result folders.
@@ -24,5 +25,6 @@ pub mod pipeline;
 pub mod record;
 pub mod run;
 pub mod shutdown;
+pub mod signals_cmd;
 pub mod simulate;
 pub mod validate;

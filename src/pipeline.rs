@@ -150,16 +150,21 @@ pub struct Prepared<'a> {
 }
 
 /// Derives signals and memory limits from a fixture.
-pub fn prepare(fx: &Fixture) -> Prepared<'static> {
+pub fn prepare(fx: &Fixture, rules: &signals::rules::SignalRules) -> Prepared<'static> {
     let mut spans = fx.spans.clone();
     spans.sort_by_key(|s| s.start_ns);
-    prepare_parts(&fx.metrics.families, Cow::Owned(spans), fx.topology.as_ref())
+    prepare_parts(&fx.metrics.families, Cow::Owned(spans), fx.topology.as_ref(), rules)
 }
 
 /// [`prepare`] from the parts of a fixture (the closed-loop simulator has no fixture);
 /// `spans` must be sorted by start time.
-pub fn prepare_parts<'a>(families: &[Family], spans: Cow<'a, [Span]>, topology: Option<&Topology>) -> Prepared<'a> {
-    let series = signals::derive(families);
+pub fn prepare_parts<'a>(
+    families: &[Family],
+    spans: Cow<'a, [Span]>,
+    topology: Option<&Topology>,
+    rules: &signals::rules::SignalRules,
+) -> Prepared<'a> {
+    let series = signals::derive(families, rules);
     // A memory series' limit: the limit series of the same pod (or entity), else the topology's.
     let mut limit_of: HashMap<(Option<String>, Option<String>), f64> = HashMap::new();
     for s in series.iter().filter(|s| s.signal == Signal::MemoryLimit) {

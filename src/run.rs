@@ -20,6 +20,7 @@ use cellwarden_collector::query::{QueryConfig, QuerySource};
 use cellwarden_collector::receive::{self, ReceiverConfig};
 use cellwarden_collector::scrape::{ScrapeConfig, Scraper};
 use cellwarden_collector::store::WindowConfig;
+use cellwarden_detector::signals::rules::{SignalRule, SignalRules};
 use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
@@ -96,6 +97,9 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// Webhooks told of new incidents, approval requests and failed actions or verifications.
     pub notify: Vec<WebhookConfig>,
+    /// Signal rules (metric and labels → signal, read how, in what unit, naming which entity),
+    /// tried before the profiles shipped with the binary; `cellwarden signals` shows their effect.
+    pub signals: Vec<SignalRule>,
 }
 
 impl Default for Config {
@@ -124,6 +128,7 @@ impl Default for Config {
             identity: String::new(),
             poll_interval_ms: 1000,
             notify: vec![],
+            signals: vec![],
         }
     }
 }
@@ -138,9 +143,15 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The config's signal rules on top of the built-in profiles.
+    pub fn signal_rules(&self) -> Result<SignalRules> {
+        SignalRules::new(&self.signals).context("bad signals rule")
+    }
+
     /// Checks the whole config (no file read, no connection): every error names its setting.
     /// `cellwarden run` calls it again after the command line's overrides.
     pub fn check(&self) -> Result<()> {
+        self.signal_rules()?;
         if !matches!(self.mode.as_str(), "observe" | "dry-run" | "act") {
             bail!("mode must be observe, dry-run or act, not {:?}", self.mode);
         }
@@ -809,8 +820,9 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             Some(("fixture", dir)) => {
                 let fx = cellwarden_collector::fixture::load_dir(Path::new(dir)).with_context(|| format!("cannot load fixture {dir}"))?;
                 ready.store(true, Ordering::SeqCst);
+                let rules = cfg.signal_rules()?;
                 tokio::select! {
-                    r = replay_fixture(&fx, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x) => r,
+                    r = replay_fixture(&fx, &rules, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x) => r,
                     _ = stop.requested() => Ok(()),
                 }
             }
@@ -917,6 +929,7 @@ async fn live_source(
     let mut alert_cursor = 0;
     let mut spans: std::collections::VecDeque<cellwarden_models::Span> = std::collections::VecDeque::new();
     let every = Duration::from_secs(cfg.evaluate_every_secs);
+    let rules = cfg.signal_rules()?;
     loop {
         tokio::select! {
             r = &mut receivers => {
@@ -945,7 +958,7 @@ async fn live_source(
         let (alerts, next) = ingest.alerts_after(alert_cursor);
         alert_cursor = next;
         let families = ingest.families(Timestamp(since));
-        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None);
+        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None, &rules);
         let events = pipeline.advance(&prepared, None, now, &mut |_, _| {});
         let mut opened = opener.consume(&pipeline, events, now);
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
@@ -1065,7 +1078,12 @@ async fn simulate_through_api(
         let since = now.millis() - 45 * 60 * 1000;
         let families = crate::simulate::recent(w.recorder.families(), since);
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
-        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
+        let prepared = pipeline::prepare_parts(
+            &families,
+            Cow::Borrowed(&w.recorder.spans[from..]),
+            Some(&topology),
+            &Default::default(),
+        );
         let events = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
         window.update(now, prepared.series);
         for (incident, plan) in opener.consume(&pipeline, events, now) {
@@ -1085,6 +1103,7 @@ async fn simulate_through_api(
 /// in 15-second steps. Nothing in the cluster feeds back into a recording.
 async fn replay_fixture(
     fx: &cellwarden_models::fixture::Fixture,
+    rules: &SignalRules,
     opener: &mut Opener,
     window: &SharedWindow,
     metrics: &OperatorMetrics,
@@ -1092,7 +1111,7 @@ async fn replay_fixture(
     clock_speed: f64,
 ) -> Result<()> {
     const STEP_SECS: i64 = 15;
-    let prepared = pipeline::prepare(fx);
+    let prepared = pipeline::prepare(fx, rules);
     let topology = fx.topology.as_ref();
     if let Some(t) = topology {
         let (views, replicas) = pipeline::cluster_of(t);

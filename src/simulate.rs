@@ -111,7 +111,12 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         let families = recent(w.recorder.families(), now.millis() - WINDOW_SECS * 1000);
         let since_ns = (now.millis() - WINDOW_SECS * 1000) * 1_000_000;
         let from = w.recorder.spans.partition_point(|s| s.start_ns < since_ns);
-        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(&w.recorder.spans[from..]), Some(&topology));
+        let prepared = pipeline::prepare_parts(
+            &families,
+            Cow::Borrowed(&w.recorder.spans[from..]),
+            Some(&topology),
+            &Default::default(),
+        );
         let events = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
         // Judge what was carried out against the telemetry up to now (remediator's verify).
         verifying.retain(|(id, a, exp)| {
@@ -185,7 +190,12 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         }
         progress(i + 1, steps);
     }
-    let prepared = pipeline::prepare_parts(w.recorder.families(), Cow::Borrowed(&w.recorder.spans), Some(&topology));
+    let prepared = pipeline::prepare_parts(
+        w.recorder.families(),
+        Cow::Borrowed(&w.recorder.spans),
+        Some(&topology),
+        &Default::default(),
+    );
     let report = pipeline.report(&format!("simulate {}", scn.id), &prepared);
     RunResult {
         outcome: w.outcome.clone(),

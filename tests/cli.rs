@@ -109,7 +109,7 @@ fn eval_json_has_the_stable_keys() {
             assert!(["internal", "external", "infrastructure"].contains(&c["class"].as_str().unwrap()));
         }
     }
-    assert_eq!(v["summary"]["cases"], 12);
+    assert_eq!(v["summary"]["cases"], 13);
     assert_eq!(v["summary"]["healthy"], 2);
     assert!(v["summary"]["false_alarms_per_hour"].is_number());
 }
@@ -140,9 +140,12 @@ fn bundled_incidents_are_detected_and_classed_at_our_own_detection() {
         "db-latency-drift",
         "consumer-poison-pill",
         "loyalty-outage",
+        "loyalty-outage-istio",
     ] {
         assert_eq!(case(name)["detected"], true, "{name}");
     }
+    // Seen through Istio's metrics only (the istio profile), the failing service still comes first.
+    assert_eq!(case("loyalty-outage-istio")["rank"], 1);
     assert_eq!(top("provider-errors")["class"], "external");
     assert_eq!(top("provider-errors")["entity"], "provider-a");
     assert_eq!(top("zone-outage")["class"], "infrastructure");
@@ -438,4 +441,103 @@ fn run_gives_up_on_an_api_that_never_answers_after_startup_timeout_secs() {
     );
     assert!(api.connections() >= 1, "it did try the API");
     println!("start-up against a silent API gave up after {took:?} (startup_timeout_secs: 2)");
+const ISTIO: &str = "fixtures/loyalty-outage-istio";
+
+fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("cellwarden.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn signals_names_the_rule_that_read_each_metric_and_why_the_rest_was_ignored() {
+    let out = run(bin().arg("signals").arg(root().join(ISTIO)));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {text}"))
+            .to_string()
+    };
+    assert!(
+        line("by istio-requests (profile istio)").contains("request_rate (istio_requests:rate), error_ratio"),
+        "{text}"
+    );
+    assert!(
+        line("by istio-request-duration (profile istio)").contains("latency (istio_request_duration_milliseconds:mean)"),
+        "{text}"
+    );
+    // The provider gateway's outbound calls are only the client's report: named, but not read.
+    assert!(
+        line("wants reporter=\"destination\"").contains("(the series has \"source\")"),
+        "{text}"
+    );
+    assert!(
+        line("istio_request_duration_milliseconds_bucket").contains("buckets are not read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_config_rule_comes_before_the_profiles_in_signals_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "signals:\n  - name: restarts\n    metric: kube_pod_container_status_restarts_total\n    signal: request_rate\n    read: counter_rate\n",
+    );
+    let out = run(bin().arg("signals").arg(root().join(BUNDLED)).arg("--config").arg(&config));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let restarts = text
+        .lines()
+        .find(|l| l.contains("kube_pod_container_status_restarts_total"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(restarts.contains("by restarts (config)"), "{text}");
+    assert!(
+        text.contains("rules, first match wins: the config (1), then profile cellwarden"),
+        "{text}"
+    );
+    // Without the config the same metric is named as ignored.
+    let out = run(bin().arg("signals").arg(root().join(BUNDLED)));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let restarts = text
+        .lines()
+        .find(|l| l.contains("kube_pod_container_status_restarts_total"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(restarts.contains("no rule or inference names this metric"), "{text}");
+    let out = run(bin().arg("eval").arg(root().join(BUNDLED)).arg("--config").arg(&config));
+    assert!(out.status.success(), "eval takes the same config");
+}
+
+#[test]
+fn a_typo_in_a_signals_rule_stops_every_command_that_reads_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    for (yaml, named) in [
+        (
+            "signals:\n  - {metric: x, signal: latency, read: gauge, units: milliseconds}\n",
+            "units",
+        ),
+        ("signals:\n  - {metric: x, signal: latency, read: gauge, unit: ms}\n", "ms"),
+        (
+            "signals:\n  - {metric: x, signal: latency, read: gauge, entity: {servce: [app]}}\n",
+            "servce",
+        ),
+        ("signals:\n  - {metric_regex: '(', signal: latency, read: gauge}\n", "metric_regex"),
+        ("signals:\n  - {metric: x, read: gauge}\n", "signal is required"),
+    ] {
+        let config = write_config(dir.path(), yaml);
+        for cmd in ["signals", "replay", "eval"] {
+            let out = bin()
+                .arg(cmd)
+                .arg(root().join(BUNDLED))
+                .arg("--config")
+                .arg(&config)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{cmd} accepted {yaml}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(named), "{cmd} on {yaml}: {err}");
+        }
+    }
 }

@@ -170,7 +170,10 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
             })
         })
         .collect();
-    assert!(refused.iter().any(|r| r.starts_with("cordon cell-2: already-decided")), "{refused:?}");
+    assert!(
+        refused.iter().any(|r| r.starts_with("cordon cell-2: already-decided")),
+        "{refused:?}"
+    );
     // Events for the decisions.
     let reasons = support::event_reasons(&c, "cellwarden").await;
     for r in ["IncidentOpened", "ActionTaken", "ApprovalRequested", "ActionRefused"] {

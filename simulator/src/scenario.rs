@@ -4,6 +4,7 @@
 //! noise), runs 45 minutes of normal traffic so detectors have a baseline, then injects its fault.
 
 use crate::model::*;
+use crate::telemetry::MetricNaming;
 use crate::wallet::{FaultEffect, ScheduledFault, SimConfig, Surge, Wallet};
 use cellwarden_models::truth::{ExpectedAction, Fault, RootCause, Truth, TruthEvent};
 use cellwarden_models::Timestamp;
@@ -48,6 +49,7 @@ fn cfg(seed: u64, cells: usize, minutes: i64) -> SimConfig {
         traces_per_sec: 0.35,
         base_rps: 60.0 * cells as f64,
         routine_restart_hours: 0.0,
+        naming: MetricNaming::Cellwarden,
     }
 }
 
@@ -169,6 +171,23 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
             root_cause: rc_service("consumer", Some(3)),
             expected_actions: vec![expect("restart_pods", "cell-4/consumer")],
         },
+        // The loyalty outage as only an Istio mesh sees it (Istio's standard metrics, no traces),
+        // on a smaller wallet so the fixture stays small: the Istio profile end to end.
+        "loyalty-outage-istio" => {
+            let mut c = cfg(6, 2, 60);
+            c.traces_per_sec = 0.0;
+            c.naming = MetricNaming::Istio;
+            Scenario {
+                id: id.into(),
+                description: "loyalty fails in every cell, seen only through Istio's sidecar metrics".into(),
+                cfg: c,
+                faults: fault(FaultEffect::ServiceDown { service: LOYALTY }),
+                surges: vec![],
+                fault_kind: "error_rate".into(),
+                root_cause: rc_service("loyalty", None),
+                expected_actions: vec![expect("circuit_break", "loyalty")],
+            }
+        }
         "loyalty-outage" => Scenario {
             id: id.into(),
             description: "loyalty fails in every cell; calls to it time out and drag payments down with them".into(),
@@ -223,7 +242,13 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
 /// Every scenario bundled as a fixture: the base ones and their variants.
 pub fn bundled_ids() -> Vec<&'static str> {
     let mut ids = BASE_IDS.to_vec();
-    ids.extend(["memory-leak-s2", "provider-errors-s3", "zone-outage-s4", "db-latency-drift-s5"]);
+    ids.extend([
+        "memory-leak-s2",
+        "provider-errors-s3",
+        "zone-outage-s4",
+        "db-latency-drift-s5",
+        "loyalty-outage-istio",
+    ]);
     ids
 }
 

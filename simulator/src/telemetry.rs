@@ -1,7 +1,9 @@
 //! Recording the simulated wallet's telemetry as a real cluster exposes it: cAdvisor and
 //! kube-state-metrics series per pod and node, OpenTelemetry HTTP server histograms and request
 //! counters per deployment, provider calls, database p99, queue depth and consumer lag — named as
-//! FIXTURES.md's signals table has them — plus sampled spans.
+//! FIXTURES.md's signals table has them — plus sampled spans. With [`MetricNaming::Istio`] it
+//! writes instead only what an Istio mesh's sidecars expose (Istio's standard metrics), so a
+//! fixture can show a profile other than the default one end to end.
 
 use crate::model::BUCKETS;
 use cellwarden_models::openmetrics::Exposition;
@@ -19,8 +21,25 @@ const F_QDEPTH: usize = 7;
 const F_LAG: usize = 8;
 const F_OFFSET: usize = 9;
 const F_NODE: usize = 10;
+const F_ISTIO_REQ: usize = 11;
+const F_ISTIO_DUR: usize = 12;
 
-const FAMILIES: [(&str, MetricType, &str, &str); 11] = [
+/// Which names the recorder writes its metrics under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricNaming {
+    /// FIXTURES.md's signals table: cAdvisor, kube-state-metrics, OpenTelemetry HTTP server
+    /// metrics, messaging and database gauges.
+    #[default]
+    Cellwarden,
+    /// Only the mesh's view, as Istio's standard metrics name it: `istio_requests_total` and
+    /// `istio_request_duration_milliseconds` per workload as the server's sidecar reports them
+    /// (`reporter="destination"`), and the provider gateway's outbound calls as its own sidecar
+    /// reports them (`reporter="source"`). No cAdvisor, kube-state-metrics, queue, database or
+    /// edge-router series: a cluster where only the mesh is scraped.
+    Istio,
+}
+
+const FAMILIES: [(&str, MetricType, &str, &str); 13] = [
     (
         "container_memory_working_set_bytes",
         MetricType::Gauge,
@@ -87,7 +106,51 @@ const FAMILIES: [(&str, MetricType, &str, &str); 11] = [
         "",
         "Node conditions (kube-state-metrics); labelled with the node's zone and cell.",
     ),
+    (
+        "istio_requests",
+        MetricType::Counter,
+        "",
+        "Requests (Istio standard metrics), as the reporting sidecar saw them.",
+    ),
+    (
+        "istio_request_duration_milliseconds",
+        MetricType::Histogram,
+        "milliseconds",
+        "Request durations (Istio standard metrics), as the server's sidecar saw them.",
+    ),
 ];
+
+/// Who calls a service, as Istio's `source_workload` and `source_workload_namespace` name it
+/// (`unknown` outside the mesh, as Istio writes it).
+fn istio_caller<'a>(service: &str, cell: &'a str) -> (&'static str, &'a str) {
+    match service {
+        "api-gateway" => ("istio-ingressgateway", "istio-system"),
+        "wallet-api" => ("api-gateway", cell),
+        "provider-gateway" => ("payments", cell),
+        "consumer" => ("unknown", "unknown"),
+        _ => ("wallet-api", cell),
+    }
+}
+
+/// The labels of a server-side (`reporter="destination"`) Istio series of `service` in `cell`.
+fn istio_destination(cell: &str, service: &str, code: Option<&str>) -> Vec<(String, String)> {
+    let (source, source_ns) = istio_caller(service, cell);
+    let host = format!("{service}.{cell}.svc.cluster.local");
+    let mut out = l(&[
+        ("reporter", "destination"),
+        ("source_workload", source),
+        ("source_workload_namespace", source_ns),
+        ("destination_workload", service),
+        ("destination_canonical_service", service),
+        ("destination_workload_namespace", cell),
+        ("destination_service", &host),
+        ("request_protocol", "http"),
+    ]);
+    if let Some(c) = code {
+        out.push(("response_code".into(), c.into()));
+    }
+    out
+}
 
 fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -118,6 +181,7 @@ fn sig(v: f64, digits: i32) -> f64 {
 
 /// Collects metric families and spans as the simulation runs.
 pub struct Recorder {
+    naming: MetricNaming,
     families: Vec<Family>,
     index: HashMap<SeriesKey, usize>,
     // Running totals of counters (and histogram buckets), by series.
@@ -131,7 +195,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(seed: u64) -> Recorder {
+    pub fn new(seed: u64, naming: MetricNaming) -> Recorder {
         let families = FAMILIES
             .iter()
             .map(|(name, kind, unit, help)| Family {
@@ -143,6 +207,7 @@ impl Recorder {
             })
             .collect();
         Recorder {
+            naming,
             families,
             index: HashMap::new(),
             totals: HashMap::new(),
@@ -209,6 +274,9 @@ impl Recorder {
         cpu_secs: f64,
         restarts: u64,
     ) {
+        if self.naming == MetricNaming::Istio {
+            return;
+        }
         let base = [
             ("namespace", cell),
             ("cell", cell),
@@ -251,6 +319,13 @@ impl Recorder {
         median_latency: f64,
         fractions: &[f64],
     ) {
+        if self.naming == MetricNaming::Istio {
+            if svc != crate::model::WALLET_API {
+                self.istio_requests(t, cell, service, n * (1.0 - error), n * error);
+            }
+            self.istio_duration(t, cell, service, n, median_latency, fractions);
+            return;
+        }
         if svc != crate::model::WALLET_API {
             self.add(
                 F_REQ,
@@ -307,7 +382,52 @@ impl Recorder {
         );
     }
 
+    /// Requests the server's sidecar saw, by response code (Istio has no route label).
+    fn istio_requests(&mut self, t: Timestamp, cell: &str, service: &str, ok: f64, failed: f64) {
+        for (code, n) in [("200", ok), ("500", failed)] {
+            self.add(
+                F_ISTIO_REQ,
+                "istio_requests_total",
+                istio_destination(cell, service, Some(code)),
+                t,
+                n,
+                0,
+            );
+        }
+    }
+
+    /// The server sidecar's duration histogram, in milliseconds (without `response_code`, to
+    /// keep the fixture small; Istio's default carries it).
+    fn istio_duration(&mut self, t: Timestamp, cell: &str, service: &str, n: f64, median_latency: f64, fractions: &[f64]) {
+        let labels = istio_destination(cell, service, None);
+        let with_le = |le: &str| {
+            let mut v = labels.clone();
+            v.push(("le".into(), le.into()));
+            v
+        };
+        for (b, f) in BUCKETS.iter().zip(fractions) {
+            let le = format!("{}", b * 1000.0);
+            self.add(F_ISTIO_DUR, "istio_request_duration_milliseconds_bucket", with_le(&le), t, n * f, 0);
+        }
+        self.add(F_ISTIO_DUR, "istio_request_duration_milliseconds_bucket", with_le("+Inf"), t, n, 0);
+        // Mean of a log-normal with sigma 0.5: median × e^(0.125); milliseconds.
+        self.add(
+            F_ISTIO_DUR,
+            "istio_request_duration_milliseconds_sum",
+            labels.clone(),
+            t,
+            n * median_latency * 1.133 * 1000.0,
+            0,
+        );
+        self.add(F_ISTIO_DUR, "istio_request_duration_milliseconds_count", labels, t, n, 0);
+    }
+
     pub(crate) fn route_requests(&mut self, t: Timestamp, cell: &str, pay: f64, pay_err: f64, balance: f64, balance_err: f64) {
+        if self.naming == MetricNaming::Istio {
+            let failed = pay * pay_err + balance * balance_err;
+            self.istio_requests(t, cell, "wallet-api", pay + balance - failed, failed);
+            return;
+        }
         for (route, n, e) in [("/pay", pay, pay_err), ("/balance", balance, balance_err)] {
             self.add(
                 F_REQ,
@@ -330,14 +450,37 @@ impl Recorder {
 
     /// Errors of in-flight requests lost to an OOM kill.
     pub(crate) fn extra_errors(&mut self, t: Timestamp, cell: &str, service: &str, n: f64) {
-        let route = if service == "wallet-api" { "/pay" } else { "/" };
-        let labels = l(&[("cell", cell), ("service", service), ("route", route), ("status", "500")]);
-        let key = SeriesKey::new("http_server_requests_total", labels);
+        let key = if self.naming == MetricNaming::Istio {
+            SeriesKey::new("istio_requests_total", istio_destination(cell, service, Some("500")))
+        } else {
+            let route = if service == "wallet-api" { "/pay" } else { "/" };
+            let labels = l(&[("cell", cell), ("service", service), ("route", route), ("status", "500")]);
+            SeriesKey::new("http_server_requests_total", labels)
+        };
         *self.totals.entry(key).or_insert(0.0) += n;
         let _ = t; // counted into the next sample of the series
     }
 
     pub(crate) fn provider_requests(&mut self, t: Timestamp, cell: &str, provider: &str, calls: f64, error: f64) {
+        if self.naming == MetricNaming::Istio {
+            // A provider is outside the mesh: only the caller's sidecar reports the call.
+            let host = format!("{provider}.payments.example");
+            for (code, n) in [("200", calls * (1.0 - error)), ("502", calls * error)] {
+                let labels = l(&[
+                    ("reporter", "source"),
+                    ("source_workload", "provider-gateway"),
+                    ("source_workload_namespace", cell),
+                    ("destination_workload", "unknown"),
+                    ("destination_workload_namespace", "unknown"),
+                    ("destination_service", &host),
+                    ("destination_service_name", &host),
+                    ("request_protocol", "http"),
+                    ("response_code", code),
+                ]);
+                self.add(F_ISTIO_REQ, "istio_requests_total", labels, t, n, 0);
+            }
+            return;
+        }
         for (status, n) in [("200", calls * (1.0 - error)), ("502", calls * error)] {
             self.add(
                 F_REQ,
@@ -358,6 +501,9 @@ impl Recorder {
 
     /// The edge router's view of a cell: requests sent to it and how many failed.
     pub(crate) fn edge(&mut self, t: Timestamp, cell: &str, requests: f64, failed: f64) {
+        if self.naming == MetricNaming::Istio {
+            return;
+        }
         self.add(
             F_REQ,
             "http_server_requests_total",
@@ -377,6 +523,9 @@ impl Recorder {
     }
 
     pub(crate) fn database(&mut self, t: Timestamp, cell: &str, p99: f64) {
+        if self.naming == MetricNaming::Istio {
+            return;
+        }
         self.push(
             F_DB,
             "pod_server_latency_p99_seconds",
@@ -391,6 +540,9 @@ impl Recorder {
     }
 
     pub(crate) fn queue(&mut self, t: Timestamp, cell: &str, depth: f64, offset: f64) {
+        if self.naming == MetricNaming::Istio {
+            return;
+        }
         let labels = l(&[("cell", cell), ("service", "consumer"), ("queue", "payment-events")]);
         self.push(F_QDEPTH, "messaging_queue_depth_messages", labels.clone(), t, depth.round());
         self.push(F_LAG, "messaging_consumer_lag_messages", labels.clone(), t, depth.round());
@@ -398,6 +550,9 @@ impl Recorder {
     }
 
     pub(crate) fn node(&mut self, t: Timestamp, node: &str, zone: &str, cell: &str, ready: bool) {
+        if self.naming == MetricNaming::Istio {
+            return;
+        }
         self.push(
             F_NODE,
             "kube_node_status_condition",

@@ -38,6 +38,8 @@ pub struct SimConfig {
     pub base_rps: f64,
     /// Pods restart on their own about once per this many hours (0: never), as in a real cluster.
     pub routine_restart_hours: f64,
+    /// The names the metrics are recorded under.
+    pub naming: crate::telemetry::MetricNaming,
 }
 
 /// A change of behaviour injected at a time.
@@ -260,7 +262,7 @@ impl Wallet {
                 latency: p.latency_secs,
             })
             .collect();
-        let recorder = Recorder::new(cfg.seed);
+        let recorder = Recorder::new(cfg.seed, cfg.naming);
         Wallet {
             rng,
             now_secs: 0,

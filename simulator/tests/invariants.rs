@@ -17,6 +17,7 @@ fn small(seed: u64, minutes: i64) -> SimConfig {
         traces_per_sec: 0.5,
         base_rps: 180.0,
         routine_restart_hours: 0.0,
+        naming: Default::default(),
     }
 }
 
@@ -199,4 +200,36 @@ fn every_bundled_scenario_builds_and_names_its_truth() {
         assert!(s.steps() > 0);
     }
     assert!(scenario::scenario("no-such-thing", None).is_none());
+}
+
+#[test]
+fn istio_naming_records_only_what_the_mesh_sidecars_expose() {
+    let mut cfg = small(7, 5);
+    cfg.naming = cellwarden_simulator::telemetry::MetricNaming::Istio;
+    let mut w = Wallet::new(cfg, vec![], vec![]);
+    run(&mut w, 10);
+    let expo = w.recorder.exposition();
+    let names: Vec<&str> = expo.families.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["istio_requests", "istio_request_duration_milliseconds"]);
+    for s in expo.series() {
+        match s.key.label("reporter") {
+            Some("destination") => {
+                let workload = s.key.label("destination_workload").expect("a workload");
+                assert!(SERVICES.iter().any(|x| x.name == workload), "{}", s.key);
+                assert!(s
+                    .key
+                    .label("destination_workload_namespace")
+                    .is_some_and(|n| n.starts_with("cell-")));
+            }
+            // Calls to providers leave the mesh: only the caller's sidecar reports them.
+            Some("source") => assert_eq!(s.key.label("source_workload"), Some("provider-gateway"), "{}", s.key),
+            other => panic!("reporter {other:?} on {}", s.key),
+        }
+    }
+    let le: Vec<&str> = expo
+        .series()
+        .filter(|s| s.key.metric.ends_with("_bucket"))
+        .filter_map(|s| s.key.label("le"))
+        .collect();
+    assert!(le.contains(&"250") && le.contains(&"+Inf"), "buckets in milliseconds: {le:?}");
 }

@@ -441,6 +441,8 @@ fn run_gives_up_on_an_api_that_never_answers_after_startup_timeout_secs() {
     );
     assert!(api.connections() >= 1, "it did try the API");
     println!("start-up against a silent API gave up after {took:?} (startup_timeout_secs: 2)");
+}
+
 const ISTIO: &str = "fixtures/loyalty-outage-istio";
 
 fn write_config(dir: &Path, yaml: &str) -> PathBuf {

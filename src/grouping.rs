@@ -1,14 +1,13 @@
 //! Which incident a new symptom belongs to, and when an incident's symptoms are back to normal:
 //! the pure rules behind "one fault, one incident" (issue #13).
 //!
-//! - [`Scope`]: what an incident is about (its opening entities and leading candidates). Joining
-//!   alarms to incidents by scope, and reopening, live on the `incident-grouping` branch until
-//!   they keep Train Ticket's recall (see issue #13's notes).
+//! Joining alarms to incidents by what they are about, and reopening, live on the
+//! `incident-grouping` branch until they keep Train Ticket's recall (see issue #13's notes).
 //! - [`Symptoms`]: the series an incident watches, each with the baseline it left, and when each
 //!   was last out of it; an incident resolves once all have been calm for [`RESOLVE_HOLD_SECS`].
 
 use cellwarden_detector::alarms::absolute_floor;
-use cellwarden_models::{Anomaly, Candidate, Entity, IncidentClass, SeriesKey, Signal, Timestamp};
+use cellwarden_models::{Anomaly, SeriesKey, Signal, Timestamp};
 use std::collections::HashMap;
 
 /// How long every symptom of an incident must stay inside its baseline before it resolves.
@@ -20,57 +19,11 @@ pub const RESOLVE_HOLD_SECS: i64 = 600;
 /// time it took to grow the first time (tens of minutes on the bundled scenarios); a fault of
 /// the same entity after an hour of health is more likely a new one.
 pub const REOPEN_SECS: i64 = 3600;
-/// A candidate below this share of the top candidate's score is not a lead that gathers
-/// symptoms (weak evidence about a provider should not pull a ledger fault's neighbours in).
-pub const LEAD_SHARE: f64 = 0.5;
-/// Leading candidates considered for grouping.
-pub const LEADS: usize = 3;
 /// Share of an anomaly's departure from its baseline that still counts as out of it: a series
 /// back within 30% of the way from its baseline to the anomalous level is back to normal.
 /// Why 30%: the gap a verified fix must close is 50% (remediator's verify); resolution asks for
 /// more than that, but not a return to the exact baseline a noisy series never sits on.
 const BACK_INSIDE_SHARE: f64 = 0.3;
-
-/// What an incident is about, for grouping: the entities of its anomalies and its leads.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scope {
-    /// Entities the anomalies that opened it name (joined ones do not widen it).
-    pub entities: Vec<Entity>,
-    /// Its leading candidates (top [`LEADS`] with at least [`LEAD_SHARE`] of the top's score).
-    pub leads: Vec<Entity>,
-    /// Its class: a capacity incident blames nothing.
-    pub class: Option<IncidentClass>,
-}
-
-impl Scope {
-    pub fn new(anomalies: &[Anomaly], candidates: &[Candidate], class: IncidentClass) -> Scope {
-        let mut s = Scope {
-            class: Some(class),
-            ..Scope::default()
-        };
-        s.add_anomalies(anomalies);
-        s.set_leads(candidates);
-        s
-    }
-
-    pub fn add_anomalies(&mut self, anomalies: &[Anomaly]) {
-        for e in anomalies.iter().filter_map(|a| a.entity.as_ref()) {
-            if !self.entities.contains(e) {
-                self.entities.push(e.clone());
-            }
-        }
-    }
-
-    pub fn set_leads(&mut self, candidates: &[Candidate]) {
-        let top = candidates.first().map_or(0.0, |c| c.score);
-        self.leads = candidates
-            .iter()
-            .take(LEADS)
-            .filter(|c| c.score >= LEAD_SHARE * top)
-            .map(|c| c.entity.clone())
-            .collect();
-    }
-}
 
 /// One series an incident watches: the baseline it left and how far out is still trouble.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +108,7 @@ impl Symptoms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cellwarden_models::Entity;
 
     fn at(secs: i64) -> Timestamp {
         Timestamp(secs * 1000)

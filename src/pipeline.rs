@@ -14,7 +14,7 @@
 //! been back inside its baseline for [`RESOLVE_HOLD_SECS`]. What happened comes back as
 //! [`EngineEvent`]s, which the daemon, replay and the simulator consume alike.
 
-use crate::grouping::{Scope, Symptoms};
+use crate::grouping::Symptoms;
 pub use crate::grouping::{REOPEN_SECS, RESOLVE_HOLD_SECS};
 use cellwarden_detector::alarms::{Detector, DetectorEvent, DetectorParams};
 use cellwarden_detector::graph;
@@ -94,7 +94,6 @@ pub enum JoinedBy {
 /// what was carried out for it.
 #[derive(Debug, Clone, Default)]
 struct Track {
-    scope: Scope,
     symptoms: Symptoms,
     /// Actions carried out for it (by an executor: the simulator, the daemon's controller).
     carried_out: Vec<(Timestamp, ActionKind, String)>,
@@ -247,7 +246,7 @@ pub struct Pipeline {
     events: Vec<DetectorEvent>,
     // Re-ranks still to do, as (when, index into `incidents`), earliest first.
     reranks: BTreeSet<(Timestamp, usize)>,
-    // Beside each incident: its scope, symptoms and what was carried out.
+    // Beside each incident: its symptoms and what was carried out.
     tracks: Vec<Track>,
     // Active incidents watching each series (resolution reads their points).
     watched: HashMap<SeriesKey, Vec<usize>>,
@@ -459,7 +458,7 @@ impl Pipeline {
         })
     }
 
-    /// Adds `anomalies` to incident `i` (its evidence, scope and symptoms), strongest kept.
+    /// Adds `anomalies` to incident `i` (its evidence and symptoms), strongest kept.
     fn absorb(&mut self, i: usize, anomalies: &[Anomaly]) {
         let inc = &mut self.incidents[i].incident;
         for a in anomalies {
@@ -469,9 +468,6 @@ impl Pipeline {
         }
         inc.anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
         inc.anomalies.truncate(MAX_INCIDENT_ANOMALIES);
-        // The scope stays what opened it (and its leads): were every joined symptom's entity
-        // added, a long incident on a noisy platform would gather every service, and a new
-        // fault anywhere would vanish into it.
         let tr = &mut self.tracks[i];
         tr.symptoms.add(anomalies);
         for a in anomalies {
@@ -495,7 +491,6 @@ impl Pipeline {
         }
         ir.rankings.push(r);
         self.tracks[i].last_rank = ir.incident.ranked_at;
-        self.tracks[i].scope.set_leads(&ir.incident.candidates);
     }
 
     /// A detector alarm (or alert) joins active incident `i`: its evidence grows, it is ranked
@@ -922,21 +917,6 @@ impl Pipeline {
     ) -> usize {
         let start = anomalies.iter().map(|a| a.t).min().unwrap_or(t);
         let candidates = rank_at(p, start, t, &anomalies);
-        self.open_ranked(p, topology, t, class, anomalies, alerts, candidates)
-    }
-
-    /// [`Pipeline::open_incident`] with the ranking at `t` already made.
-    #[allow(clippy::too_many_arguments)]
-    fn open_ranked(
-        &mut self,
-        _p: &Prepared<'_>,
-        topology: Option<&Topology>,
-        t: Timestamp,
-        class: IncidentClass,
-        anomalies: Vec<Anomaly>,
-        alerts: Vec<AlertNote>,
-        candidates: Vec<Candidate>,
-    ) -> usize {
         let mut id = format!("inc-{}", t.millis());
         // Two incidents in one millisecond (an alert and an alarm, say) keep distinct names.
         while self.incidents.iter().rev().take(8).any(|r| r.incident.id == id) {
@@ -990,7 +970,6 @@ impl Pipeline {
             ..Default::default()
         };
         let anomalies = incident.anomalies.clone();
-        let scope = Scope::new(&incident.anomalies, &incident.candidates, class);
         self.incidents.push(IncidentReport {
             incident,
             plan: Plan {
@@ -1004,7 +983,7 @@ impl Pipeline {
             lifecycle,
             rankings: Vec::new(),
         });
-        self.tracks.push(Track { scope, ..Track::default() });
+        self.tracks.push(Track::default());
         self.absorb(index, &anomalies);
         self.record_ranking(index, "opened");
         let plan = self.decide(index, proposed, t);

@@ -1,10 +1,11 @@
 //! The command line: one `run_*` per subcommand. Output for people on stdout, logs on stderr.
 
-use crate::eval::{self, CaseRun, CaseScore, Summary};
-use crate::pipeline::{self, Prepared};
 use anyhow::{bail, Context, Result};
 use cellwarden_collector::fixture::load_dir;
 use cellwarden_detector::signals::rules::SignalRules;
+use cellwarden_engine::drive;
+use cellwarden_engine::eval::{self, CaseRun, CaseScore, Summary};
+use cellwarden_engine::pipeline::{self, Prepared};
 use cellwarden_models::report::Report;
 use cellwarden_models::Timestamp;
 use cellwarden_remediator::report as render;
@@ -281,7 +282,7 @@ pub fn run_replay(dir: &Path, out: Option<&Path>, rules: &SignalRules) -> Result
     let prepared = pipeline::prepare(&fx, rules);
     let total: usize = prepared.series.iter().map(|s| s.points.len()).sum();
     let pb = progress_bar(total as u64, 200_000, "replaying");
-    let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |done, _| {
+    let outcome = drive::replay(&dir.display().to_string(), fx.topology.as_ref(), &prepared, &mut |done, _| {
         if let Some(pb) = &pb {
             pb.set_position(done as u64);
         }
@@ -360,7 +361,7 @@ fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>, rules: &Signa
     let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
     let Some(truth) = fx.truth.clone() else { return Ok(None) };
     let prepared: Prepared<'_> = pipeline::prepare(&fx, rules);
-    let outcome = pipeline::replay(&dir.display().to_string(), &fx, &prepared, &mut |_, _| {});
+    let outcome = drive::replay(&dir.display().to_string(), fx.topology.as_ref(), &prepared, &mut |_, _| {});
     let alarms = &outcome.report.incidents;
     let warning_times: Vec<Timestamp> = outcome.warnings.iter().map(|w| w.t).collect();
     let at_start = if at_truth_start {
@@ -376,7 +377,7 @@ fn eval_case(dir: &Path, at_truth_start: bool, out: Option<&Path>, rules: &Signa
         &truth,
         &CaseRun {
             alarms,
-            rank_after_secs: crate::pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0),
+            rank_after_secs: pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0),
             warning_times: &warning_times,
             from: outcome.report.from,
             to: outcome.report.to,
@@ -480,7 +481,7 @@ fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_
         } else {
             format!(
                 "cellwarden's own first alarm in the detection window, as last ranked (at most {} s after it opened, on telemetry up to then)",
-                crate::pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0)
+                pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0)
             )
         }
     )?;

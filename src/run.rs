@@ -11,7 +11,6 @@
 //! the loop closes through the API), `fixture:<dir>` (a recording, replayed at `clock_speed_x`)
 //! and `live` (the collector's receivers and scrapers).
 
-use crate::pipeline::{self, AlertOutcome, EngineEvent, JoinedBy, Pipeline};
 use crate::validate;
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
@@ -21,6 +20,9 @@ use cellwarden_collector::receive::{self, ReceiverConfig};
 use cellwarden_collector::scrape::{ScrapeConfig, Scraper};
 use cellwarden_collector::store::WindowConfig;
 use cellwarden_detector::signals::rules::{SignalRule, SignalRules};
+use cellwarden_engine::drive::{self, Driver};
+use cellwarden_engine::pipeline::{self, EngineEvent, JoinedBy, Pipeline};
+use cellwarden_engine::policy::{ConfigLimits, PastAction};
 use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
@@ -28,7 +30,6 @@ use cellwarden_remediator::controller::{self, Context, OperatorMetrics, Telemetr
 use cellwarden_remediator::crd::{Cell, CellSpec, Incident, RemediationPolicy};
 use cellwarden_remediator::lease::{lease_name, Elector, LeaseConfig};
 use cellwarden_remediator::notify::{Notifier, WebhookConfig};
-use cellwarden_remediator::policy::{ConfigLimits, PastAction};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -37,7 +38,6 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{watcher, Controller};
 use kube::Client;
 use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -330,14 +330,14 @@ async fn check_crds(client: &Client, namespace: &str) -> Result<()> {
 }
 
 /// The policy: the first RemediationPolicy in cellwarden's namespace, else the built-in defaults.
-async fn load_policy(client: &Client, namespace: &str) -> Result<cellwarden_remediator::crd::RemediationPolicySpec> {
+async fn load_policy(client: &Client, namespace: &str) -> Result<cellwarden_engine::policy::PolicySpec> {
     let api: Api<RemediationPolicy> = Api::namespaced(client.clone(), namespace);
     let list = api.list(&ListParams::default()).await.context("cannot list RemediationPolicies")?;
     Ok(list
         .items
         .into_iter()
         .next()
-        .map(|p| p.spec)
+        .map(|p| p.spec.policy)
         .unwrap_or_else(pipeline::default_policy))
 }
 
@@ -403,7 +403,7 @@ impl Opener {
             plan.refused.retain(|r| in_shard(&r.action, &self.shard_cells));
         }
         // Only incidents still young enough to be re-ranked need watching.
-        let horizon = now.plus_secs(-crate::pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0) - 60);
+        let horizon = now.plus_secs(-pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0) - 60);
         self.ranked.retain(|_, at| *at >= horizon);
         self.ranked.insert(incident.id.clone(), incident.ranked_at);
         self.backlog.push((incident, plan, now));
@@ -622,7 +622,7 @@ async fn kube_client(kubeconfig: Option<&Path>) -> Result<(Client, String)> {
 /// What start-up reads from the cluster before anything runs.
 struct Cluster {
     client: Client,
-    policy: cellwarden_remediator::crd::RemediationPolicySpec,
+    policy: cellwarden_engine::policy::PolicySpec,
     cell_namespaces: Vec<String>,
 }
 
@@ -888,7 +888,7 @@ async fn live_source(
     ready: &AtomicBool,
     opener: &mut Opener,
     window: &SharedWindow,
-    mut pipeline: Pipeline,
+    pipeline: Pipeline,
     stop: &crate::shutdown::Shutdown,
 ) -> Result<()> {
     let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(WindowConfig {
@@ -929,7 +929,7 @@ async fn live_source(
     let mut alert_cursor = 0;
     let mut spans: std::collections::VecDeque<cellwarden_models::Span> = std::collections::VecDeque::new();
     let every = Duration::from_secs(cfg.evaluate_every_secs);
-    let rules = cfg.signal_rules()?;
+    let mut driver = Driver::new(pipeline, cfg.signal_rules()?, None);
     loop {
         tokio::select! {
             r = &mut receivers => {
@@ -948,49 +948,41 @@ async fn live_source(
         }
         let now = clock();
         metrics.steps.inc();
-        let since = now.millis() - 45 * 60 * 1000;
+        let since = drive::window_start(now);
         let (new_spans, next) = ingest.spans_after(span_cursor);
         span_cursor = next;
         spans.extend(new_spans);
-        while spans.front().is_some_and(|s| s.start_ns < since * 1_000_000) {
+        while spans.front().is_some_and(|s| s.start_ns < since.millis() * 1_000_000) {
             spans.pop_front();
         }
         let (alerts, next) = ingest.alerts_after(alert_cursor);
         alert_cursor = next;
-        let families = ingest.families(Timestamp(since));
-        let prepared = pipeline::prepare_parts(&families, Cow::Borrowed(spans.make_contiguous()), None, &rules);
-        let events = pipeline.advance(&prepared, None, now, &mut |_, _| {});
-        let mut opened = opener.consume(&pipeline, events, now);
+        let families = ingest.families(since);
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
-        for a in alerts {
-            let note = crate::alerts::note_of(&a, now);
-            let anomaly = crate::alerts::anomaly_of(&a, &note);
-            let (name, firing) = (note.name.clone(), note.firing);
-            match pipeline.alert(&prepared, None, note, anomaly) {
-                AlertOutcome::Opened(plan) => {
-                    metrics.alert("opened");
-                    let incident = pipeline.incidents().last().expect("just opened").incident.clone();
-                    tracing::info!(alert = %name, incident = %incident.id, "Alertmanager alert opened an incident.");
-                    opened.push((incident, plan));
-                }
-                AlertOutcome::Joined(i) => {
-                    metrics.alert("joined");
-                    let incident = pipeline.incidents()[i].incident.clone();
-                    tracing::info!(alert = %name, firing, incident = %incident.id, "Alertmanager alert joined an incident.");
-                    opener.evidence_joined(incident, controller::Joined::Alert, now);
-                }
-                AlertOutcome::Noted => {
-                    metrics.alert("noted");
-                    tracing::debug!(alert = %name, firing, "Alertmanager alert noted only (nothing new, or about nothing in particular).");
+        let stepped = driver.step(&families, spans.make_contiguous(), alerts, now);
+        for a in &stepped.alerts {
+            metrics.alert(a.outcome.as_str());
+            match a.outcome {
+                drive::AlertHandled::Opened(i) | drive::AlertHandled::Joined(i) => tracing::info!(
+                    alert = %a.name,
+                    firing = a.firing,
+                    incident = %driver.pipeline.incidents()[i].incident.id,
+                    outcome = a.outcome.as_str(),
+                    "Alertmanager alert {} an incident.",
+                    if matches!(a.outcome, drive::AlertHandled::Opened(_)) { "opened" } else { "joined" }
+                ),
+                drive::AlertHandled::Noted => {
+                    tracing::debug!(alert = %a.name, firing = a.firing, "Alertmanager alert noted only (nothing new, or about nothing in particular).")
                 }
             }
         }
-        window.update(now, prepared.series);
+        let opened = opener.consume(&driver.pipeline, stepped.events, now);
+        window.update(now, stepped.series);
         for (incident, plan) in opened {
             opener.offer(incident, plan, now).await;
         }
-        opener.flush(&mut pipeline).await;
-        opener.reranked(&pipeline).await;
+        opener.flush(&mut driver.pipeline).await;
+        opener.reranked(&driver.pipeline).await;
         tracing::debug!(series = families.len(), spans = spans.len(), "Live step.");
     }
 }
@@ -1058,11 +1050,11 @@ async fn simulate_through_api(
     opener: &mut Opener,
     window: &SharedWindow,
     metrics: &OperatorMetrics,
-    mut pipeline: Pipeline,
+    pipeline: Pipeline,
     clock_speed: f64,
 ) -> Result<()> {
     let mut w = scn.wallet();
-    let topology = w.topology();
+    let mut driver = Driver::new(pipeline, SignalRules::default(), Some(w.topology()));
     let step = Duration::from_secs_f64(scn.cfg.step_secs as f64 / clock_speed);
     let mut restarts_seen = HashMap::new();
     for _ in 0..scn.steps() {
@@ -1074,23 +1066,16 @@ async fn simulate_through_api(
         metrics.steps.inc();
         let now = w.now();
         let (views, replicas) = crate::simulate::cell_views(&w);
-        pipeline.set_cluster(views, replicas);
-        let since = now.millis() - 45 * 60 * 1000;
-        let families = crate::simulate::recent(w.recorder.families(), since);
-        let from = w.recorder.spans.partition_point(|s| s.start_ns < since * 1_000_000);
-        let prepared = pipeline::prepare_parts(
-            &families,
-            Cow::Borrowed(&w.recorder.spans[from..]),
-            Some(&topology),
-            &Default::default(),
-        );
-        let events = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
-        window.update(now, prepared.series);
-        for (incident, plan) in opener.consume(&pipeline, events, now) {
+        driver.pipeline.set_cluster(views, replicas);
+        let since = drive::window_start(now);
+        let families = drive::recent(w.recorder.families(), since);
+        let stepped = driver.step(&families, drive::spans_since(&w.recorder.spans, since), Vec::new(), now);
+        window.update(now, stepped.series);
+        for (incident, plan) in opener.consume(&driver.pipeline, stepped.events, now) {
             opener.offer(incident, plan, now).await;
         }
-        opener.flush(&mut pipeline).await;
-        opener.reranked(&pipeline).await;
+        opener.flush(&mut driver.pipeline).await;
+        opener.reranked(&driver.pipeline).await;
         let spent = tick.elapsed();
         if spent < step {
             tokio::time::sleep(step - spent).await;
@@ -1110,13 +1095,12 @@ async fn replay_fixture(
     mut pipeline: Pipeline,
     clock_speed: f64,
 ) -> Result<()> {
-    const STEP_SECS: i64 = 15;
     let prepared = pipeline::prepare(fx, rules);
-    let topology = fx.topology.as_ref();
-    if let Some(t) = topology {
+    if let Some(t) = fx.topology.as_ref() {
         let (views, replicas) = pipeline::cluster_of(t);
         pipeline.set_cluster(views, replicas);
     }
+    let mut driver = Driver::new(pipeline, rules.clone(), fx.topology.clone());
     let times = prepared
         .series
         .iter()
@@ -1125,7 +1109,7 @@ async fn replay_fixture(
     let (Some(start), Some(end)) = (times.clone().min(), times.max()) else {
         bail!("the fixture has no samples");
     };
-    let step = Duration::from_secs_f64(STEP_SECS as f64 / clock_speed);
+    let step = Duration::from_secs_f64(drive::STEP_SECS as f64 / clock_speed);
     let mut now = start;
     // Verification reads only samples up to `now`, so the whole recording can be shared once.
     window.update(now, prepared.series.clone());
@@ -1133,13 +1117,13 @@ async fn replay_fixture(
         let tick = tokio::time::Instant::now();
         metrics.steps.inc();
         window.set_now(now);
-        let events = pipeline.advance(&prepared, topology, now, &mut |_, _| {});
-        for (incident, plan) in opener.consume(&pipeline, events, now) {
+        let stepped = driver.step_prepared(&prepared, Vec::new(), now);
+        for (incident, plan) in opener.consume(&driver.pipeline, stepped.events, now) {
             opener.offer(incident, plan, now).await;
         }
-        opener.flush(&mut pipeline).await;
-        opener.reranked(&pipeline).await;
-        now = now.plus_secs(STEP_SECS);
+        opener.flush(&mut driver.pipeline).await;
+        opener.reranked(&driver.pipeline).await;
+        now = now.plus_secs(drive::STEP_SECS);
         let spent = tick.elapsed();
         if spent < step {
             tokio::time::sleep(step - spent).await;

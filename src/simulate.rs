@@ -2,51 +2,23 @@
 //! plans, and (when acting) the plan's actions change the simulated wallet as they would change
 //! the real one. Actions that need approval are carried out after a simulated on-call response.
 
-use crate::pipeline::{self, EngineEvent, Pipeline};
+use cellwarden_engine::drive::{self, Driver};
+use cellwarden_engine::pipeline::{self, EngineEvent, Pipeline};
+use cellwarden_engine::policy::{CellState, CellView, ConfigLimits};
+use cellwarden_engine::verify::{self, Expectation, Verdict};
 use cellwarden_models::report::Report;
-use cellwarden_models::{Action, ActionKind, Family, Mode, Series};
-use cellwarden_remediator::crd::CellState;
-use cellwarden_remediator::policy::{CellView, ConfigLimits};
-use cellwarden_remediator::verify::{self, Expectation, Verdict};
+use cellwarden_models::{Action, ActionKind, Mode};
 use cellwarden_simulator::{Outcome, Scenario};
 use std::borrow::Cow;
 
 /// How long the simulated on-call engineer takes to approve an action that needs approval.
 pub const APPROVAL_DELAY_SECS: i64 = 300;
-/// The pipeline sees this much history at each step (enough for the detector's and the
-/// ranker's baselines); older samples stay recorded but are not re-derived every step.
-const WINDOW_SECS: i64 = 45 * 60;
-
 /// What one run produced.
 pub struct RunResult {
     pub outcome: Outcome,
     pub report: Report,
     /// What the pipeline asked for and what became of it, in order.
     pub decisions: Vec<String>,
-}
-
-/// The families trimmed to samples from `since_ms` on: the window the pipeline sees.
-pub fn recent(families: &[Family], since_ms: i64) -> Vec<Family> {
-    families
-        .iter()
-        .map(|f| Family {
-            name: f.name.clone(),
-            kind: f.kind,
-            help: None,
-            unit: None,
-            series: f
-                .series
-                .iter()
-                .map(|s| {
-                    let from = s.samples.partition_point(|p| p.t.millis() < since_ms);
-                    Series {
-                        key: s.key.clone(),
-                        samples: s.samples[from..].to_vec(),
-                    }
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 /// The wallet's cells as the policy engine sees them.
@@ -74,7 +46,11 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         mode: if act { Mode::Act } else { Mode::DryRun },
         paused: false,
     };
-    let mut pipeline = Pipeline::new().with_policy(policy, limits);
+    let mut driver = Driver::new(
+        Pipeline::new().with_policy(policy, limits),
+        Default::default(),
+        Some(topology.clone()),
+    );
     let mut waiting: Vec<(i64, String, Action)> = Vec::new();
     // Actions carried out whose effect is still to be judged: (incident, action, promise).
     let mut verifying: Vec<(String, Action, Expectation)> = Vec::new();
@@ -90,7 +66,7 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         for (_, id, a) in due {
             let line = match w.apply(&a) {
                 Ok(what) => {
-                    carried_out(&mut pipeline, &mut verifying, &id, &a, now);
+                    carried_out(&mut driver.pipeline, &mut verifying, &id, &a, now);
                     format!(
                         "+{:.1} min {} {}: approved (simulated on-call, after {} s) and done: {what}",
                         minutes(scn, t),
@@ -101,28 +77,22 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
                 }
                 Err(why) => format!("+{:.1} min {} {}: approved but refused: {why}", minutes(scn, t), a.kind, a.target),
             };
-            pipeline.note(now, "action", line.clone());
+            driver.pipeline.note(now, "action", line.clone());
             decisions.push(line);
         }
         // The policy engine sees the cluster as it is now.
         let (views, replicas) = cell_views(&w);
-        pipeline.set_cluster(views, replicas);
+        driver.pipeline.set_cluster(views, replicas);
         // The pipeline sees the recent window (the window store of the live daemon).
-        let families = recent(w.recorder.families(), now.millis() - WINDOW_SECS * 1000);
-        let since_ns = (now.millis() - WINDOW_SECS * 1000) * 1_000_000;
-        let from = w.recorder.spans.partition_point(|s| s.start_ns < since_ns);
-        let prepared = pipeline::prepare_parts(
-            &families,
-            Cow::Borrowed(&w.recorder.spans[from..]),
-            Some(&topology),
-            &Default::default(),
-        );
-        let events = pipeline.advance(&prepared, Some(&topology), now, &mut |_, _| {});
+        let since = drive::window_start(now);
+        let families = drive::recent(w.recorder.families(), since);
+        let stepped = driver.step(&families, drive::spans_since(&w.recorder.spans, since), Vec::new(), now);
+        let pipeline = &mut driver.pipeline;
         // Judge what was carried out against the telemetry up to now (remediator's verify).
         verifying.retain(|(id, a, exp)| {
             let entity = exp.entity.as_ref().map(|e| e.qualified()).unwrap_or_default();
             let samples = pipeline::samples_of(
-                &prepared.series,
+                &stepped.series,
                 exp.signal.as_str(),
                 &entity,
                 &exp.series.to_string(),
@@ -141,7 +111,8 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
                 }
             }
         });
-        let plans: Vec<cellwarden_models::Plan> = events
+        let plans: Vec<cellwarden_models::Plan> = stepped
+            .events
             .into_iter()
             .filter_map(|ev| match ev {
                 EngineEvent::Opened { plan, .. } | EngineEvent::Escalated { plan, .. } => Some(plan),
@@ -176,7 +147,7 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
                 } else {
                     match w.apply(&a) {
                         Ok(what) => {
-                            carried_out(&mut pipeline, &mut verifying, &plan.incident_id, &a, now);
+                            carried_out(pipeline, &mut verifying, &plan.incident_id, &a, now);
                             format!("+{:.1} min {} {}: done: {what}", minutes(scn, t), a.kind, a.target)
                         }
                         Err(why) => format!("+{:.1} min {} {}: refused: {why}", minutes(scn, t), a.kind, a.target),
@@ -196,7 +167,7 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         Some(&topology),
         &Default::default(),
     );
-    let report = pipeline.report(&format!("simulate {}", scn.id), &prepared);
+    let report = driver.pipeline.report(&format!("simulate {}", scn.id), &prepared);
     RunResult {
         outcome: w.outcome.clone(),
         report,

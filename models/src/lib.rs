@@ -1,6 +1,7 @@
 //! cellwarden's domain types and the fixture format — the vocabulary every other crate speaks.
 //!
 //! Layout:
+//! - [`alert`]: an Alertmanager alert as the receivers decode it.
 //! - [`time`]: [`Timestamp`] (Unix milliseconds) with RFC 3339 parsing and formatting.
 //! - [`series`]: series keys, samples, metric families and types.
 //! - [`openmetrics`]: our OpenMetrics 1.0 text parser and writer (timestamps in seconds).
@@ -16,6 +17,7 @@
 //!
 //! This crate has no files, sockets or clocks of its own: callers open files and pass time in.
 
+pub mod alert;
 pub mod entity;
 pub mod fixture;
 pub mod graph;

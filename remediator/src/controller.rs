@@ -18,7 +18,7 @@ use crate::crd::{
     TimelineItem, Verification, Watch,
 };
 use crate::notify::{Notification, NotificationKind, Notifier};
-use crate::verify::{self, Expectation, Verdict};
+use cellwarden_engine::verify::{self, Expectation, Verdict};
 use cellwarden_models::plan::Plan;
 use cellwarden_models::{
     Action, ActionKind, Entity, Incident as ModelIncident, Lifecycle, Mode, Phase, Sample, SeriesKey, Signal, Timestamp,

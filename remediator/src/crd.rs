@@ -12,6 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use cellwarden_engine::policy::{BlastRadius, CellState, PolicyRule, PolicySpec, ReplicaBounds};
+
 /// The oldest Kubernetes minor version cellwarden supports.
 pub const MIN_KUBERNETES_VERSION: &str = "1.30";
 
@@ -42,18 +44,6 @@ pub struct CellSpec {
     pub weight: u32,
 }
 
-/// Where a cell stands.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
-pub enum CellState {
-    /// Serving its share of traffic.
-    #[default]
-    Active,
-    /// Traffic is being moved away.
-    Draining,
-    /// No traffic, nodes unschedulable.
-    Cordoned,
-}
-
 /// The observed state of a cell.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
@@ -81,119 +71,22 @@ pub struct CellStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RemediationPolicySpec {
-    /// `observe` (act on nothing), `dry-run` (plan and record only) or `act`. Where the daemon's
-    /// config and the policy disagree, the more restrictive mode wins.
-    #[serde(default = "default_mode")]
-    pub mode: String,
-    /// Stop every action while true.
-    #[serde(default)]
-    pub paused: bool,
-    /// Which signals lead to which actions; empty means cellwarden's built-in rules.
-    #[serde(default)]
-    pub rules: Vec<PolicyRule>,
-    /// Replica bounds for `scale`.
-    #[serde(default)]
-    pub bounds: ReplicaBounds,
-    /// Seconds before the same action may touch the same target again, per action kind
-    /// (`scale`, `restart_pods`, `reroute`, `failover_provider`, `circuit_break`, `cordon`).
-    #[serde(default = "default_cooldowns")]
-    pub cooldown_secs: BTreeMap<String, u64>,
-    /// Most actions in any hour, all kinds together.
-    #[serde(default = "default_max_actions")]
-    pub max_actions_per_hour: u32,
-    /// Most actions in any hour, per action kind.
-    #[serde(default)]
-    pub max_actions_per_hour_by_kind: BTreeMap<String, u32>,
-    /// How much of the platform one incident may take out of service.
-    #[serde(default)]
-    pub blast_radius: BlastRadius,
-    /// Namespaces cellwarden never touches.
-    #[serde(default)]
-    pub protected_namespaces: Vec<String>,
-    /// Action kinds that wait for a person's approval (annotation `cellwarden.io/approved-by`).
-    #[serde(default = "default_approval")]
-    pub require_approval: Vec<String>,
-    /// How long an approval holds, seconds.
-    #[serde(default = "default_approval_ttl")]
-    pub approval_ttl_secs: u64,
+    /// The policy itself: plain data the kube-free incident engine reads
+    /// ([`cellwarden_engine::policy::PolicySpec`]); flattened, so the resource's fields are its fields.
+    #[serde(flatten)]
+    pub policy: PolicySpec,
 }
 
-fn default_mode() -> String {
-    "dry-run".into()
-}
-fn default_cooldowns() -> BTreeMap<String, u64> {
-    [
-        ("scale", 600),
-        ("restart_pods", 900),
-        ("reroute", 900),
-        ("failover_provider", 900),
-        ("circuit_break", 1800),
-        ("cordon", 3600),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-fn default_max_actions() -> u32 {
-    10
-}
-fn default_approval() -> Vec<String> {
-    vec!["cordon".into()]
-}
-fn default_approval_ttl() -> u64 {
-    3600
-}
-
-/// One rule: incidents whose top evidence is `signal` lead to `action`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PolicyRule {
-    /// `memory`, `cpu`, `latency`, `error_ratio`, `request_rate`, `queue_lag`, or `any`.
-    pub signal: String,
-    /// The root-cause class it applies to: `internal`, `external`, `infrastructure`, or `any`.
-    #[serde(default = "any")]
-    pub class: String,
-    /// The action kind to take.
-    pub action: String,
-}
-
-fn any() -> String {
-    "any".into()
-}
-
-/// Replica bounds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplicaBounds {
-    pub min_replicas: u32,
-    pub max_replicas: u32,
-}
-
-impl Default for ReplicaBounds {
-    fn default() -> Self {
-        ReplicaBounds {
-            min_replicas: 1,
-            max_replicas: 10,
-        }
+impl std::ops::Deref for RemediationPolicySpec {
+    type Target = PolicySpec;
+    fn deref(&self) -> &PolicySpec {
+        &self.policy
     }
 }
 
-/// Blast-radius budget.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BlastRadius {
-    /// Most cells drained or cordoned at once.
-    pub max_cells_out: u32,
-    /// Share of cells (percent) that must keep serving: a spare-capacity floor.
-    pub min_active_cells_percent: u32,
-}
-
-impl Default for BlastRadius {
-    fn default() -> Self {
-        BlastRadius {
-            max_cells_out: 1,
-            min_active_cells_percent: 50,
-        }
+impl From<PolicySpec> for RemediationPolicySpec {
+    fn from(policy: PolicySpec) -> Self {
+        RemediationPolicySpec { policy }
     }
 }
 

@@ -1,10 +1,11 @@
 //! The HTML report is well-formed (a strict XML parser reads it whole), self-contained, and shows
 //! the candidates, the dependency graph with the root cause and its propagation path, and sparklines.
 
+use cellwarden_engine::rules;
 use cellwarden_models::graph::{GraphEdge, GraphNode, NodeKind, ServiceGraph};
 use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, TimelineEntry};
 use cellwarden_models::{Candidate, Entity, EntityKind, Evidence, Incident, IncidentClass, Mode, Sample, Signal, Timestamp};
-use cellwarden_remediator::{html, rules};
+use cellwarden_remediator::html;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 

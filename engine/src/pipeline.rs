@@ -16,6 +16,9 @@
 
 use crate::grouping::Symptoms;
 pub use crate::grouping::{REOPEN_SECS, RESOLVE_HOLD_SECS};
+use crate::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
+use crate::policy::{CellState, PolicySpec};
+use crate::rules;
 use cellwarden_detector::alarms::{Detector, DetectorEvent, DetectorParams};
 use cellwarden_detector::graph;
 use cellwarden_detector::rca::{self, RcaInput, RcaParams};
@@ -28,9 +31,6 @@ use cellwarden_models::{
     ActionKind, AlertNote, Anomaly, Candidate, Entity, Family, Incident, IncidentClass, Plan, SeriesKey, Signal, Span, Timestamp, Warning,
 };
 use cellwarden_models::{Decision, Notice, NoticeKind, Phase};
-use cellwarden_remediator::crd::{CellState, RemediationPolicySpec};
-use cellwarden_remediator::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
-use cellwarden_remediator::rules;
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
@@ -256,7 +256,7 @@ pub struct Pipeline {
     out: Vec<EngineEvent>,
     // The policy the guards apply, the daemon-wide limits, and what the engine knows of the
     // cluster (the history of decided actions is kept here, for cooldowns and rate limits).
-    policy: RemediationPolicySpec,
+    policy: PolicySpec,
     limits: ConfigLimits,
     cluster: ClusterSnapshot,
 }
@@ -291,7 +291,7 @@ impl Pipeline {
     }
 
     /// The same pipeline deciding under `policy` and `limits`.
-    pub fn with_policy(mut self, policy: RemediationPolicySpec, limits: ConfigLimits) -> Pipeline {
+    pub fn with_policy(mut self, policy: PolicySpec, limits: ConfigLimits) -> Pipeline {
         self.policy = policy;
         self.limits = limits;
         self
@@ -1103,14 +1103,8 @@ fn key_series(incident: &Incident, p: &Prepared<'_>) -> Vec<SeriesSnippet> {
         .collect()
 }
 
-/// What a replay produced, beyond the report: the warnings for scoring.
-pub struct ReplayOutcome {
-    pub report: Report,
-    pub warnings: Vec<Warning>,
-}
-
 /// The built-in policy: every default of `RemediationPolicy` (dry-run, cordon needs approval).
-pub fn default_policy() -> RemediationPolicySpec {
+pub fn default_policy() -> PolicySpec {
     serde_json::from_value(serde_json::json!({})).expect("every field has a default")
 }
 
@@ -1136,28 +1130,6 @@ pub fn cluster_of(topology: &Topology) -> (Vec<CellView>, std::collections::BTre
         })
         .collect();
     (cells, replicas)
-}
-
-/// Replays a prepared fixture in time order. `progress(done, total)` is called now and then.
-pub fn replay(source: &str, fx: &Fixture, p: &Prepared<'_>, progress: &mut dyn FnMut(usize, usize)) -> ReplayOutcome {
-    let mut pipeline = Pipeline::new();
-    // The guards judge plans against the recorded platform (cells, replicas), not an empty one:
-    // without it a blast-radius guard sees a one-cell platform and refuses every reroute.
-    if let Some(t) = &fx.topology {
-        let (cells, replicas) = cluster_of(t);
-        pipeline.set_cluster(cells, replicas);
-    }
-    let end = p
-        .series
-        .iter()
-        .filter_map(|s| s.points.last().map(|x| x.t))
-        .max()
-        .unwrap_or_default();
-    pipeline.advance(p, fx.topology.as_ref(), end, progress);
-    ReplayOutcome {
-        report: pipeline.report(source, p),
-        warnings: pipeline.warnings.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -1427,7 +1399,7 @@ mod tests {
 
     /// A webhook's alert about `labels`, firing since `started`, heard of at `secs`.
     fn alert(labels: &[(&str, &str)], firing: bool, started: i64, secs: i64) -> (AlertNote, Anomaly) {
-        use cellwarden_collector::ingest::{Alert, AlertStatus};
+        use cellwarden_models::alert::{Alert, AlertStatus};
         let a = Alert {
             status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),

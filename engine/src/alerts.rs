@@ -2,7 +2,7 @@
 //! and the anomaly the ranking weighs out. [`crate::pipeline::Pipeline::alert`] decides whether an
 //! alert opens an incident or joins one.
 
-use cellwarden_collector::ingest::{Alert, AlertStatus};
+use cellwarden_models::alert::{Alert, AlertStatus};
 use cellwarden_models::incident::ALERT_SERIES_METRIC;
 use cellwarden_models::{AlertNote, Anomaly, Entity, EntityKind, SeriesKey, Signal, Timestamp};
 

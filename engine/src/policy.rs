@@ -7,10 +7,144 @@
 //! cooldowns, rate limits (global and per kind), blast radius (cells out of service and the
 //! spare-capacity floor), then approval for the kinds the policy marks risky.
 
-use crate::crd::{CellState, RemediationPolicySpec};
 use cellwarden_models::plan::RefusedAction;
 use cellwarden_models::{Action, ActionKind, Mode, Plan, Timestamp};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Where a cell stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum CellState {
+    /// Serving its share of traffic.
+    #[default]
+    Active,
+    /// Traffic is being moved away.
+    Draining,
+    /// No traffic, nodes unschedulable.
+    Cordoned,
+}
+
+/// How cellwarden may respond to incidents: the `RemediationPolicy` resource's spec as plain data
+/// (the CRD in `cellwarden-remediator` flattens it; the engine needs no kube to read it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// `observe` (act on nothing), `dry-run` (plan and record only) or `act`. Where the daemon's
+    /// config and the policy disagree, the more restrictive mode wins.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Stop every action while true.
+    #[serde(default)]
+    pub paused: bool,
+    /// Which signals lead to which actions; empty means cellwarden's built-in rules.
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+    /// Replica bounds for `scale`.
+    #[serde(default)]
+    pub bounds: ReplicaBounds,
+    /// Seconds before the same action may touch the same target again, per action kind
+    /// (`scale`, `restart_pods`, `reroute`, `failover_provider`, `circuit_break`, `cordon`).
+    #[serde(default = "default_cooldowns")]
+    pub cooldown_secs: BTreeMap<String, u64>,
+    /// Most actions in any hour, all kinds together.
+    #[serde(default = "default_max_actions")]
+    pub max_actions_per_hour: u32,
+    /// Most actions in any hour, per action kind.
+    #[serde(default)]
+    pub max_actions_per_hour_by_kind: BTreeMap<String, u32>,
+    /// How much of the platform one incident may take out of service.
+    #[serde(default)]
+    pub blast_radius: BlastRadius,
+    /// Namespaces cellwarden never touches.
+    #[serde(default)]
+    pub protected_namespaces: Vec<String>,
+    /// Action kinds that wait for a person's approval (annotation `cellwarden.io/approved-by`).
+    #[serde(default = "default_approval")]
+    pub require_approval: Vec<String>,
+    /// How long an approval holds, seconds.
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_secs: u64,
+}
+
+fn default_mode() -> String {
+    "dry-run".into()
+}
+fn default_cooldowns() -> BTreeMap<String, u64> {
+    [
+        ("scale", 600),
+        ("restart_pods", 900),
+        ("reroute", 900),
+        ("failover_provider", 900),
+        ("circuit_break", 1800),
+        ("cordon", 3600),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+fn default_max_actions() -> u32 {
+    10
+}
+fn default_approval() -> Vec<String> {
+    vec!["cordon".into()]
+}
+fn default_approval_ttl() -> u64 {
+    3600
+}
+
+/// One rule: incidents whose top evidence is `signal` lead to `action`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRule {
+    /// `memory`, `cpu`, `latency`, `error_ratio`, `request_rate`, `queue_lag`, or `any`.
+    pub signal: String,
+    /// The root-cause class it applies to: `internal`, `external`, `infrastructure`, or `any`.
+    #[serde(default = "any")]
+    pub class: String,
+    /// The action kind to take.
+    pub action: String,
+}
+
+fn any() -> String {
+    "any".into()
+}
+
+/// Replica bounds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaBounds {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+}
+
+impl Default for ReplicaBounds {
+    fn default() -> Self {
+        ReplicaBounds {
+            min_replicas: 1,
+            max_replicas: 10,
+        }
+    }
+}
+
+/// Blast-radius budget.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlastRadius {
+    /// Most cells drained or cordoned at once.
+    pub max_cells_out: u32,
+    /// Share of cells (percent) that must keep serving: a spare-capacity floor.
+    pub min_active_cells_percent: u32,
+}
+
+impl Default for BlastRadius {
+    fn default() -> Self {
+        BlastRadius {
+            max_cells_out: 1,
+            min_active_cells_percent: 50,
+        }
+    }
+}
 
 /// The daemon-wide switches from the config file (DESIGN.md: the more restrictive wins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +215,7 @@ fn cell_of(target: &str) -> &str {
 }
 
 /// Decides `proposed` (the rule set's plan) under `policy`, `config` and the snapshot at `now`.
-pub fn decide(proposed: Plan, policy: &RemediationPolicySpec, config: &ConfigLimits, snap: &ClusterSnapshot, now: Timestamp) -> Plan {
+pub fn decide(proposed: Plan, policy: &PolicySpec, config: &ConfigLimits, snap: &ClusterSnapshot, now: Timestamp) -> Plan {
     let mode = config.mode.min(mode_of(&policy.mode));
     let mut allowed: Vec<Action> = Vec::new();
     let mut refused: Vec<RefusedAction> = Vec::new();
@@ -243,7 +377,7 @@ pub fn decide(proposed: Plan, policy: &RemediationPolicySpec, config: &ConfigLim
 mod tests {
     use super::*;
 
-    fn policy() -> RemediationPolicySpec {
+    fn policy() -> PolicySpec {
         serde_json::from_value(serde_json::json!({"mode": "act"})).unwrap()
     }
 

@@ -107,8 +107,10 @@ pub struct RemediationPolicySpec {
     /// How much of the platform one incident may take out of service.
     #[serde(default)]
     pub blast_radius: BlastRadius,
-    /// Namespaces cellwarden never touches.
-    #[serde(default)]
+    /// Namespaces cellwarden never touches. Defaults to the control plane's own
+    /// (`kube-system`, `kube-public`, `kube-node-lease`), so a policy that leaves the key out
+    /// still keeps cellwarden away from them; set it to `[]` to allow them.
+    #[serde(default = "default_protected_namespaces")]
     pub protected_namespaces: Vec<String>,
     /// Action kinds that wait for a person's approval (annotation `cellwarden.io/approved-by`).
     #[serde(default = "default_approval")]
@@ -118,6 +120,9 @@ pub struct RemediationPolicySpec {
     pub approval_ttl_secs: u64,
 }
 
+fn default_protected_namespaces() -> Vec<String> {
+    ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec()
+}
 fn default_mode() -> String {
     "dry-run".into()
 }
@@ -466,5 +471,10 @@ mod tests {
         assert_eq!(p.blast_radius.max_cells_out, 1);
         assert_eq!(p.require_approval, vec!["cordon".to_string()]);
         assert_eq!(p.cooldown_secs["scale"], 600);
+        assert_eq!(p.protected_namespaces, ["kube-system", "kube-public", "kube-node-lease"]);
+        // An explicit empty list is kept: the default only fills a missing key.
+        let open: RemediationPolicySpec =
+            serde_json::from_value(serde_json::json!({"mode": "act", "protectedNamespaces": []})).unwrap();
+        assert!(open.protected_namespaces.is_empty());
     }
 }

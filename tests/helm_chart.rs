@@ -183,7 +183,10 @@ fn a_bad_mode_fails_helm_lint_through_the_schema() {
     assert!(stderr.contains("mode"), "the error names the key: {stderr}");
     let good = lint("config.mode=observe");
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stdout));
-    assert!(render_with(&[], &["config.mode=acts"]).is_err(), "helm template checks the schema too");
+    assert!(
+        render_with(&[], &["config.mode=acts"]).is_err(),
+        "helm template checks the schema too"
+    );
 }
 
 #[test]

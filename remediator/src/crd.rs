@@ -473,8 +473,7 @@ mod tests {
         assert_eq!(p.cooldown_secs["scale"], 600);
         assert_eq!(p.protected_namespaces, ["kube-system", "kube-public", "kube-node-lease"]);
         // An explicit empty list is kept: the default only fills a missing key.
-        let open: RemediationPolicySpec =
-            serde_json::from_value(serde_json::json!({"mode": "act", "protectedNamespaces": []})).unwrap();
+        let open: RemediationPolicySpec = serde_json::from_value(serde_json::json!({"mode": "act", "protectedNamespaces": []})).unwrap();
         assert!(open.protected_namespaces.is_empty());
     }
 }

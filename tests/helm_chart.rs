@@ -155,10 +155,38 @@ fn defaults_are_safe_and_highly_available() {
         .unwrap();
     assert_eq!(svc["spec"]["selector"]["cellwarden.io/leader"].as_str(), Some("true"));
     assert_eq!(of_kind(&docs, "PodDisruptionBudget").len(), 1);
+    // The two replicas spread across zones.
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"].as_str(), Some("topology.kubernetes.io/zone"));
+    assert_eq!(spread["maxSkew"].as_u64(), Some(1));
+    assert!(spread["labelSelector"]["matchLabels"].as_mapping().is_some_and(|m| !m.is_empty()));
     assert!(of_kind(&docs, "ServiceMonitor").is_empty() && of_kind(&docs, "NetworkPolicy").is_empty());
     // The rendered config is one cellwarden accepts, in dry-run.
     let cfg = rendered_config(&docs).unwrap();
     assert_eq!((cfg.mode.as_str(), cfg.namespace.as_str()), ("dry-run", "cellwarden"));
+}
+
+/// values.schema.json: a bad `mode` fails `helm lint --strict` (and so install), not as a crash loop.
+#[test]
+fn a_bad_mode_fails_helm_lint_through_the_schema() {
+    let lint = |set: &str| {
+        Command::new(tool("HELM", "helm"))
+            .args(["lint", "--strict"])
+            .arg(chart())
+            .args(["--set", set])
+            .output()
+            .unwrap()
+    };
+    let bad = lint("config.mode=dryrun");
+    let stderr = String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "helm lint accepted mode dryrun: {stderr}");
+    assert!(stderr.contains("mode"), "the error names the key: {stderr}");
+    let good = lint("config.mode=observe");
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stdout));
+    assert!(
+        render_with(&[], &["config.mode=acts"]).is_err(),
+        "helm template checks the schema too"
+    );
 }
 
 #[test]

@@ -56,8 +56,10 @@ pub struct PolicySpec {
     /// How much of the platform one incident may take out of service.
     #[serde(default)]
     pub blast_radius: BlastRadius,
-    /// Namespaces cellwarden never touches.
-    #[serde(default)]
+    /// Namespaces cellwarden never touches. Defaults to the control plane's own
+    /// (`kube-system`, `kube-public`, `kube-node-lease`), so a policy that leaves the key out
+    /// still keeps cellwarden away from them; set it to `[]` to allow them.
+    #[serde(default = "default_protected_namespaces")]
     pub protected_namespaces: Vec<String>,
     /// Action kinds that wait for a person's approval (annotation `cellwarden.io/approved-by`).
     #[serde(default = "default_approval")]
@@ -67,6 +69,9 @@ pub struct PolicySpec {
     pub approval_ttl_secs: u64,
 }
 
+fn default_protected_namespaces() -> Vec<String> {
+    ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec()
+}
 fn default_mode() -> String {
     "dry-run".into()
 }

@@ -39,9 +39,9 @@ pub const RULES: &[Rule] = &[
     Rule {
         api_group: "",
         resource: "configmaps",
-        verbs: &["get", "patch"],
+        verbs: &["get", "patch", "delete"],
         cluster_wide: true,
-        used_by: "actuate::flag, run::sync_from_api",
+        used_by: "actuate::flag, actuate revert (deletes a ConfigMap cellwarden created), run::sync_from_api",
     },
     Rule {
         api_group: "",

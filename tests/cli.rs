@@ -574,7 +574,9 @@ fn every_profile_fixture_is_detected_and_its_entity_ranked_first() {
         let out = run(bin().arg("signals").arg(root().join("fixtures").join(case)));
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(&format!("(profile {profile})")), "{case}: {text}");
-        assert!(!text.contains("ignored (no rule names them)"), "{case}: {text}");
+        // Nothing is left unnamed (Istio's client reports are named, and left out on purpose).
+        assert!(!text.contains("no rule or inference names this metric"), "{case}: {text}");
+        assert!(!text.contains("(inferred)"), "{case}: {text}");
     }
 }
 
@@ -628,6 +630,36 @@ fn metrics_no_builtin_rule_names_are_seen_through_a_config_rule_and_explained_wi
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("by acme-p99 (config)") && text.contains("by acme-errors (config)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn signals_lists_inferred_series_apart_from_the_ruled_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("inferred");
+    std::fs::create_dir(&fx).unwrap();
+    std::fs::write(
+        fx.join("metrics.om"),
+        "# TYPE checkout_latency_p99_milliseconds gauge\n\
+         checkout_latency_p99_milliseconds{service=\"checkout\",cell=\"cell-1\"} 120 0\n\
+         checkout_latency_p99_milliseconds{service=\"checkout\",cell=\"cell-1\"} 250 30\n\
+         # TYPE container_memory_working_set_bytes gauge\n\
+         container_memory_working_set_bytes{service=\"checkout\",cell=\"cell-1\"} 1e8 0\n\
+         container_memory_working_set_bytes{service=\"checkout\",cell=\"cell-1\"} 1e8 30\n\
+         # EOF\n",
+    )
+    .unwrap();
+    let out = run(bin().arg("signals").arg(&fx));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (ruled, inferred) = text.split_once("inferred (no rule names them").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        ruled.contains("container_memory_working_set_bytes") && ruled.contains("(profile cellwarden)"),
+        "{text}"
+    );
+    assert!(
+        inferred.contains("checkout_latency_p99_milliseconds")
+            && inferred.contains("by gauge named like a latency in milliseconds (inferred)"),
         "{text}"
     );
 }

@@ -21,6 +21,7 @@ struct Line {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Section {
     Read,
+    Inferred,
     Unread,
     Ignored,
 }
@@ -29,6 +30,7 @@ impl Section {
     fn heading(self) -> &'static str {
         match self {
             Section::Read => "read (series → signal, by rule)",
+            Section::Inferred => "inferred (no rule names them; guessed from the type and the name, after every rule)",
             Section::Unread => "named by a rule but not read",
             Section::Ignored => "ignored (no rule names them)",
         }
@@ -40,7 +42,12 @@ fn describe(f: &SeriesFate) -> (Section, String) {
         Fate::Read { by, into } => {
             let mut signals: Vec<String> = into.iter().map(|(s, k)| format!("{s} ({})", k.metric)).collect();
             signals.dedup();
-            (Section::Read, format!("→ {}  by {by}", signals.join(", ")))
+            let section = if by.origin == Origin::Inferred {
+                Section::Inferred
+            } else {
+                Section::Read
+            };
+            (section, format!("→ {}  by {by}", signals.join(", ")))
         }
         Fate::Unread { by, reason } => (Section::Unread, format!("{by}: {reason}")),
         Fate::Ignored { near: Some(n) } => (

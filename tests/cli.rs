@@ -109,7 +109,7 @@ fn eval_json_has_the_stable_keys() {
             assert!(["internal", "external", "infrastructure"].contains(&c["class"].as_str().unwrap()));
         }
     }
-    assert_eq!(v["summary"]["cases"], 13);
+    assert_eq!(v["summary"]["cases"], 22);
     assert_eq!(v["summary"]["healthy"], 2);
     assert!(v["summary"]["false_alarms_per_hour"].is_number());
 }
@@ -542,4 +542,124 @@ fn a_typo_in_a_signals_rule_stops_every_command_that_reads_the_config() {
             assert!(err.contains(named), "{cmd} on {yaml}: {err}");
         }
     }
+}
+
+/// The fixtures that show one profile each (only that exporter's metrics, a fault in the entity it
+/// names): each is detected and that entity ranked first.
+#[test]
+fn every_profile_fixture_is_detected_and_its_entity_ranked_first() {
+    let v = eval_cases();
+    for (case, top, profile) in [
+        ("loyalty-outage-istio", "cell-1/loyalty", "istio"),
+        ("loyalty-outage-linkerd", "cell-1/loyalty", "linkerd"),
+        ("loyalty-outage-envoy", "cell-1/loyalty", "envoy"),
+        ("loyalty-outage-ingress-nginx", "cell-1/loyalty", "ingress-nginx"),
+        ("memory-leak-micrometer", "cell-2/ledger", "micrometer"),
+        ("memory-leak-prometheus-client", "cell-2/ledger", "prometheus-client"),
+        ("db-latency-drift-opentelemetry", "cell-3/ledger-db", "opentelemetry"),
+        ("db-latency-drift-postgres-exporter", "cell-3/ledger-db", "postgres-exporter"),
+        ("db-latency-drift-cockroachdb", "cell-3/ledger-db", "cockroachdb"),
+        ("consumer-poison-pill-kafka-exporter", "cell-4/consumer", "kafka-exporter"),
+    ] {
+        let c = v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["case"] == case)
+            .unwrap_or_else(|| panic!("{case} missing"));
+        assert_eq!(c["detected"], true, "{case}: {c}");
+        assert_eq!(c["rank"], 1, "{case}: {c}");
+        assert_eq!(c["top5"][0]["entity"], top, "{case}: {c}");
+        // And it is that profile's rules that read it.
+        let out = run(bin().arg("signals").arg(root().join("fixtures").join(case)));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&format!("(profile {profile})")), "{case}: {text}");
+        // Nothing is left unnamed (Istio's client reports are named, and left out on purpose).
+        assert!(!text.contains("no rule or inference names this metric"), "{case}: {text}");
+        assert!(!text.contains("(inferred)"), "{case}: {text}");
+    }
+}
+
+/// The config rules that make the custom-names scenario's home-grown gauges signals.
+const CUSTOM_RULES: &str = "signals:
+  - name: acme-p99
+    metric: acme_svc_p99_ms
+    signal: latency
+    read: gauge
+    unit: milliseconds
+    entity: {service: [app], cell: [ns]}
+  - name: acme-errors
+    metric: acme_svc_errors_pct
+    signal: error_ratio
+    read: gauge
+    unit: percent
+    entity: {service: [app], cell: [ns]}
+";
+
+#[test]
+fn metrics_no_builtin_rule_names_are_seen_through_a_config_rule_and_explained_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "loyalty-outage-custom-names";
+    run(bin().args(["generate-fixtures", "--only", id, "--out"]).arg(dir.path()));
+    let fixture = dir.path().join(id);
+    let eval = |config: Option<&Path>| {
+        let mut cmd = bin();
+        cmd.arg("eval").arg(&fixture).arg("--json");
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = run(&mut cmd);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["cases"][0].clone()
+    };
+    let without = eval(None);
+    assert_eq!(without["detected"], false, "{without}");
+    let out = run(bin().arg("signals").arg(&fixture));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("→ 0 signal series"), "{text}");
+    for metric in ["acme_svc_p99_ms", "acme_svc_errors_pct"] {
+        let line = text.lines().find(|l| l.contains(metric)).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("no rule or inference names this metric"), "{text}");
+    }
+    let config = write_config(dir.path(), CUSTOM_RULES);
+    let with = eval(Some(&config));
+    assert_eq!(with["detected"], true, "{with}");
+    assert_eq!(with["rank"], 1, "{with}");
+    assert_eq!(with["top5"][0]["entity"], "cell-1/loyalty", "{with}");
+    let out = run(bin().arg("signals").arg(&fixture).arg("--config").arg(&config));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("by acme-p99 (config)") && text.contains("by acme-errors (config)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn signals_lists_inferred_series_apart_from_the_ruled_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("inferred");
+    std::fs::create_dir(&fx).unwrap();
+    std::fs::write(
+        fx.join("metrics.om"),
+        "# TYPE checkout_latency_p99_milliseconds gauge\n\
+         checkout_latency_p99_milliseconds{service=\"checkout\",cell=\"cell-1\"} 120 0\n\
+         checkout_latency_p99_milliseconds{service=\"checkout\",cell=\"cell-1\"} 250 30\n\
+         # TYPE container_memory_working_set_bytes gauge\n\
+         container_memory_working_set_bytes{service=\"checkout\",cell=\"cell-1\"} 1e8 0\n\
+         container_memory_working_set_bytes{service=\"checkout\",cell=\"cell-1\"} 1e8 30\n\
+         # EOF\n",
+    )
+    .unwrap();
+    let out = run(bin().arg("signals").arg(&fx));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (ruled, inferred) = text.split_once("inferred (no rule names them").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        ruled.contains("container_memory_working_set_bytes") && ruled.contains("(profile cellwarden)"),
+        "{text}"
+    );
+    assert!(
+        inferred.contains("checkout_latency_p99_milliseconds")
+            && inferred.contains("by gauge named like a latency in milliseconds (inferred)"),
+        "{text}"
+    );
 }

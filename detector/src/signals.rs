@@ -10,6 +10,8 @@ pub mod rules;
 
 #[cfg(test)]
 mod legacy;
+#[cfg(test)]
+mod profiles_test;
 
 use cellwarden_models::{Entity, Family, Sample, Series, SeriesKey, Signal};
 use rules::{CompiledRule, Read, RuleRef, SignalRule, SignalRules};
@@ -116,7 +118,14 @@ fn run(families: &[Family], rules: &SignalRules, mut fates: Option<&mut Vec<Seri
             let candidates = naming
                 .entry(s.key.metric.as_str())
                 .or_insert_with(|| rules.naming(fam, &s.key.metric));
-            let chosen = candidates.iter().copied().find(|i| rules.rules()[*i].accepts(&s.key));
+            // A metric some rule names is that rule's to take or leave by its labels: an
+            // inference does not pick up what a rule left out on purpose (Istio's client reports).
+            let ruled = candidates.iter().any(|i| rules.rules()[*i].origin != rules::Origin::Inferred);
+            let chosen = candidates
+                .iter()
+                .copied()
+                .filter(|i| !ruled || rules.rules()[*i].origin != rules::Origin::Inferred)
+                .find(|i| rules.rules()[*i].accepts(&s.key));
             let Some(i) = chosen else {
                 if let Some(out) = fates.as_deref_mut() {
                     let near = candidates.first().and_then(|i| {
@@ -230,9 +239,11 @@ fn group_base(r: &CompiledRule, sample: &str) -> (String, Option<&'static str>) 
             let unread = (!sample.ends_with("_bucket")).then_some("a quantile comes from the buckets only");
             (base, unread)
         }
+        // Envoy and ingress-nginx write counters without `_total`; the rule names the sample.
         _ => match sample.strip_suffix("_total") {
             Some(base) => (base.to_string(), None),
-            None => (sample.to_string(), Some("only _total samples count requests")),
+            None if sample.ends_with("_created") => (sample.to_string(), Some("a _created sample is a start time, not a count")),
+            None => (sample.to_string(), None),
         },
     }
 }
@@ -264,7 +275,7 @@ fn group_labels(rule: &SignalRule, key: &SeriesKey) -> Vec<(String, String)> {
         None => key
             .labels
             .iter()
-            .filter(|(k, _)| !AGGREGATED_LABELS.contains(&k.as_str()))
+            .filter(|(k, _)| !AGGREGATED_LABELS.contains(&k.as_str()) && !rule.status_labels.contains(k))
             .cloned()
             .collect(),
     }
@@ -452,7 +463,7 @@ fn request_counters(base: &str, rule: &SignalRule, series: &[&Series]) -> Vec<Si
     let mut errors: BTreeMap<SeriesKey, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut step_secs: BTreeMap<SeriesKey, BTreeMap<i64, f64>> = BTreeMap::new();
     for s in series {
-        if !s.key.metric.ends_with("_total") {
+        if s.key.metric.ends_with("_created") {
             continue;
         }
         let k = SeriesKey::new(base, group_labels(rule, &s.key));
@@ -461,7 +472,8 @@ fn request_counters(base: &str, rule: &SignalRule, series: &[&Series]) -> Vec<Si
         } else {
             rule.status_labels.iter().find_map(|l| s.key.label(l))
         };
-        let is_error = status.is_some_and(|c| c.starts_with('5'));
+        // 5xx, Envoy's code class "5", or Micrometer's outcome.
+        let is_error = status.is_some_and(|c| c.starts_with('5') || c == "SERVER_ERROR");
         let incs = increases(&s.samples);
         for w in s.samples.windows(2) {
             step_secs
@@ -674,12 +686,12 @@ mod tests {
                 vec![series(name, &[("service", "ledger")], vec![s(0, 250.0), s(30, 500.0)])],
             )
         };
-        let fams = [gauge("checkout_latency_p99_ms"), gauge("pod_server_latency_p99_seconds")];
+        let fams = [gauge("checkout_p99_ms"), gauge("pod_server_latency_p99_seconds")];
         let without = explain(&fams, &SignalRules::default());
         assert!(matches!(without.fates[0].fate, Fate::Ignored { near: None }));
         assert_eq!(without.series.len(), 1);
         let mine: Vec<SignalRule> = serde_yaml_ng::from_str(
-            "- {metric: checkout_latency_p99_ms, signal: latency, read: gauge, unit: milliseconds}\n\
+            "- {metric: checkout_p99_ms, signal: latency, read: gauge, unit: milliseconds}\n\
              - {metric: pod_server_latency_p99_seconds, signal: client_latency, read: gauge}\n",
         )
         .unwrap();
@@ -847,7 +859,7 @@ mod tests {
         };
         fams.push(hist("http_server_request_duration_seconds"));
         fams.push(hist("db_query_duration_seconds"));
-        fams.push(hist("db_query_duration_milliseconds"));
+        // (`db_query_duration_milliseconds`, which the table ignored, is an inference now.)
         for name in ["http_server_requests", "http_server_requests_total"] {
             fams.push(family(
                 name,

@@ -3,7 +3,9 @@
 //! counters per deployment, provider calls, database p99, queue depth and consumer lag — named as
 //! FIXTURES.md's signals table has them — plus sampled spans. With [`MetricNaming::Istio`] it
 //! writes instead only what an Istio mesh's sidecars expose (Istio's standard metrics), so a
-//! fixture can show a profile other than the default one end to end.
+//! fixture can show a profile other than the default one end to end; the other namings
+//! ([`MetricNaming::Linkerd`] … [`MetricNaming::Custom`]) do the same for the other profiles, each
+//! writing only the few series its exporter would (see [`Recorder::profile`]).
 
 use crate::model::BUCKETS;
 use cellwarden_models::openmetrics::Exposition;
@@ -37,6 +39,40 @@ pub enum MetricNaming {
     /// reports them (`reporter="source"`). No cAdvisor, kube-state-metrics, queue, database or
     /// edge-router series: a cluster where only the mesh is scraped.
     Istio,
+    /// Only the Linkerd proxies' inbound view: `response_total` by `status_code` and
+    /// `response_latency_ms` (sum and count) per `deployment` and `namespace`.
+    Linkerd,
+    /// Only an Envoy front proxy with one upstream cluster per service and cell:
+    /// `envoy_cluster_upstream_rq_xx` by code class and `envoy_cluster_upstream_rq_time` (ms).
+    Envoy,
+    /// Only ingress-nginx, with an ingress per service: `nginx_ingress_controller_requests` and
+    /// `nginx_ingress_controller_request_duration_seconds` (sum and count) by backend `service`.
+    IngressNginx,
+    /// Only OpenTelemetry's `db.client.operation.duration` of the ledger's calls to its database
+    /// (`db_client_operation_duration_seconds`, per `db_namespace` and `service_namespace`).
+    OpenTelemetry,
+    /// Only Spring Boot's Micrometer heap gauges per pod: `jvm_memory_used_bytes` and
+    /// `jvm_memory_max_bytes` (`area="heap"`), tagged with the `application`.
+    Micrometer,
+    /// Only the Prometheus client's process collector per pod: `process_resident_memory_bytes`
+    /// and `process_cpu_seconds_total`.
+    PrometheusClient,
+    /// Only kafka_exporter's `kafka_consumergroup_lag_sum` per consumer group and topic.
+    KafkaExporter,
+    /// Only postgres_exporter: `pg_up` and `pg_stat_activity_max_tx_duration` per database.
+    PostgresExporter,
+    /// Only CockroachDB's `sql_service_latency` histogram (sum and count, nanoseconds) per pod.
+    Cockroachdb,
+    /// Names no built-in rule or inference knows (`acme_svc_p99_ms`, `acme_svc_errors_pct`,
+    /// labels `app`/`ns`): only a `signals:` rule in the config makes them signals.
+    Custom,
+}
+
+impl MetricNaming {
+    /// Whether one of the single-exporter namings (not the default, not Istio) is on.
+    fn single_exporter(self) -> bool {
+        !matches!(self, MetricNaming::Cellwarden | MetricNaming::Istio)
+    }
 }
 
 const FAMILIES: [(&str, MetricType, &str, &str); 13] = [
@@ -274,6 +310,10 @@ impl Recorder {
         cpu_secs: f64,
         restarts: u64,
     ) {
+        if self.naming.single_exporter() {
+            self.profile_pod(t, cell, service, pod, memory, limit, cpu_secs);
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             return;
         }
@@ -319,6 +359,13 @@ impl Recorder {
         median_latency: f64,
         fractions: &[f64],
     ) {
+        if self.naming.single_exporter() {
+            if svc != crate::model::WALLET_API {
+                self.profile_requests(t, cell, service, n * (1.0 - error), n * error);
+            }
+            self.profile_duration(t, cell, service, n, median_latency);
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             if svc != crate::model::WALLET_API {
                 self.istio_requests(t, cell, service, n * (1.0 - error), n * error);
@@ -423,6 +470,11 @@ impl Recorder {
     }
 
     pub(crate) fn route_requests(&mut self, t: Timestamp, cell: &str, pay: f64, pay_err: f64, balance: f64, balance_err: f64) {
+        if self.naming.single_exporter() {
+            let failed = pay * pay_err + balance * balance_err;
+            self.profile_requests(t, cell, "wallet-api", pay + balance - failed, failed);
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             let failed = pay * pay_err + balance * balance_err;
             self.istio_requests(t, cell, "wallet-api", pay + balance - failed, failed);
@@ -450,6 +502,9 @@ impl Recorder {
 
     /// Errors of in-flight requests lost to an OOM kill.
     pub(crate) fn extra_errors(&mut self, t: Timestamp, cell: &str, service: &str, n: f64) {
+        if self.naming.single_exporter() {
+            return; // the single-exporter namings record no OOM-killed requests
+        }
         let key = if self.naming == MetricNaming::Istio {
             SeriesKey::new("istio_requests_total", istio_destination(cell, service, Some("500")))
         } else {
@@ -462,6 +517,9 @@ impl Recorder {
     }
 
     pub(crate) fn provider_requests(&mut self, t: Timestamp, cell: &str, provider: &str, calls: f64, error: f64) {
+        if self.naming.single_exporter() {
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             // A provider is outside the mesh: only the caller's sidecar reports the call.
             let host = format!("{provider}.payments.example");
@@ -501,6 +559,9 @@ impl Recorder {
 
     /// The edge router's view of a cell: requests sent to it and how many failed.
     pub(crate) fn edge(&mut self, t: Timestamp, cell: &str, requests: f64, failed: f64) {
+        if self.naming.single_exporter() {
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             return;
         }
@@ -523,6 +584,10 @@ impl Recorder {
     }
 
     pub(crate) fn database(&mut self, t: Timestamp, cell: &str, p99: f64) {
+        if self.naming.single_exporter() {
+            self.profile_database(t, cell, p99);
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             return;
         }
@@ -540,6 +605,19 @@ impl Recorder {
     }
 
     pub(crate) fn queue(&mut self, t: Timestamp, cell: &str, depth: f64, offset: f64) {
+        if self.naming.single_exporter() {
+            if self.naming == MetricNaming::KafkaExporter {
+                let f = self.family(
+                    "kafka_consumergroup_lag_sum",
+                    MetricType::Gauge,
+                    "",
+                    "Consumer group lag summed over the topic's partitions (kafka_exporter).",
+                );
+                let labels = l(&[("consumergroup", "consumer"), ("topic", "payment-events"), ("namespace", cell)]);
+                self.push(f, "kafka_consumergroup_lag_sum", labels, t, depth.round());
+            }
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             return;
         }
@@ -550,6 +628,9 @@ impl Recorder {
     }
 
     pub(crate) fn node(&mut self, t: Timestamp, node: &str, zone: &str, cell: &str, ready: bool) {
+        if self.naming.single_exporter() {
+            return;
+        }
         if self.naming == MetricNaming::Istio {
             return;
         }
@@ -566,6 +647,245 @@ impl Recorder {
             t,
             if ready { 1.0 } else { 0.0 },
         );
+    }
+
+    /// The index of the family `name`, added (empty) the first time a naming writes it.
+    fn family(&mut self, name: &str, kind: MetricType, unit: &str, help: &str) -> usize {
+        if let Some(i) = self.families.iter().position(|f| f.name == name) {
+            return i;
+        }
+        self.families.push(Family {
+            name: name.to_string(),
+            kind,
+            help: Some(help.to_string()),
+            unit: (!unit.is_empty()).then(|| unit.to_string()),
+            series: Vec::new(),
+        });
+        self.families.len() - 1
+    }
+
+    /// A pod's memory and CPU under the single-exporter namings that report per pod.
+    #[allow(clippy::too_many_arguments)]
+    fn profile_pod(&mut self, t: Timestamp, cell: &str, service: &str, pod: &str, memory: f64, limit: f64, cpu_secs: f64) {
+        let memory = (memory / 65536.0).round() * 65536.0;
+        match self.naming {
+            MetricNaming::Micrometer => {
+                let labels = l(&[
+                    ("application", service),
+                    ("namespace", cell),
+                    ("pod", pod),
+                    ("area", "heap"),
+                    ("id", "G1 Old Gen"),
+                ]);
+                let used = self.family(
+                    "jvm_memory_used_bytes",
+                    MetricType::Gauge,
+                    "bytes",
+                    "The amount of used memory (Micrometer).",
+                );
+                self.push(used, "jvm_memory_used_bytes", labels.clone(), t, memory);
+                let max = self.family(
+                    "jvm_memory_max_bytes",
+                    MetricType::Gauge,
+                    "bytes",
+                    "The maximum amount of memory that can be used (Micrometer).",
+                );
+                self.push(max, "jvm_memory_max_bytes", labels, t, limit);
+            }
+            MetricNaming::PrometheusClient => {
+                let labels = l(&[("namespace", cell), ("pod", pod)]);
+                let rss = self.family(
+                    "process_resident_memory_bytes",
+                    MetricType::Gauge,
+                    "bytes",
+                    "Resident memory size in bytes.",
+                );
+                self.push(rss, "process_resident_memory_bytes", labels.clone(), t, memory);
+                let cpu = self.family(
+                    "process_cpu_seconds",
+                    MetricType::Counter,
+                    "seconds",
+                    "Total user and system CPU time spent in seconds.",
+                );
+                self.push(cpu, "process_cpu_seconds_total", labels, t, (cpu_secs * 10.0).floor() / 10.0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Requests a server saw this step, under the single-exporter namings that count them.
+    fn profile_requests(&mut self, t: Timestamp, cell: &str, service: &str, ok: f64, failed: f64) {
+        match self.naming {
+            MetricNaming::Linkerd => {
+                let f = self.family("response", MetricType::Counter, "", "Responses the Linkerd proxy sent (inbound).");
+                for (code, class, n) in [("200", "success", ok), ("500", "failure", failed)] {
+                    let labels = l(&[
+                        ("direction", "inbound"),
+                        ("deployment", service),
+                        ("namespace", cell),
+                        ("status_code", code),
+                        ("classification", class),
+                    ]);
+                    self.add(f, "response_total", labels, t, n, 0);
+                }
+            }
+            MetricNaming::Envoy => {
+                let f = self.family(
+                    "envoy_cluster_upstream_rq_xx",
+                    MetricType::Counter,
+                    "",
+                    "Upstream responses by code class (Envoy).",
+                );
+                for (class, n) in [("2", ok), ("5", failed)] {
+                    let labels = l(&[
+                        ("envoy_cluster_name", service),
+                        ("namespace", cell),
+                        ("envoy_response_code_class", class),
+                    ]);
+                    self.add(f, "envoy_cluster_upstream_rq_xx", labels, t, n, 0);
+                }
+            }
+            MetricNaming::IngressNginx => {
+                let f = self.family(
+                    "nginx_ingress_controller_requests",
+                    MetricType::Counter,
+                    "",
+                    "The total number of client requests (ingress-nginx).",
+                );
+                for (status, n) in [("200", ok), ("500", failed)] {
+                    let labels = l(&[("ingress", service), ("namespace", cell), ("service", service), ("status", status)]);
+                    self.add(f, "nginx_ingress_controller_requests", labels, t, n, 0);
+                }
+            }
+            MetricNaming::Custom => {
+                let total = ok + failed;
+                let pct = if total > 0.0 { 100.0 * failed / total } else { 0.0 };
+                let f = self.family(
+                    "acme_svc_errors_pct",
+                    MetricType::Gauge,
+                    "",
+                    "Share of failed calls, percent (a home-grown exporter).",
+                );
+                self.push(f, "acme_svc_errors_pct", l(&[("app", service), ("ns", cell)]), t, sig(pct, 3));
+            }
+            _ => {}
+        }
+    }
+
+    /// A server's mean duration this step (`n` requests, log-normal with sigma 0.5 around
+    /// `median`: mean = median × e^0.125, p99 = median × e^(2.326 × 0.5) ≈ median × 3.2).
+    fn profile_duration(&mut self, t: Timestamp, cell: &str, service: &str, n: f64, median: f64) {
+        let mean = median * 1.133;
+        match self.naming {
+            MetricNaming::Linkerd => {
+                let f = self.family(
+                    "response_latency_ms",
+                    MetricType::Histogram,
+                    "",
+                    "Response latency in milliseconds (Linkerd proxy, inbound).",
+                );
+                let labels = l(&[("direction", "inbound"), ("deployment", service), ("namespace", cell)]);
+                self.add(f, "response_latency_ms_sum", labels.clone(), t, n * mean * 1000.0, 0);
+                self.add(f, "response_latency_ms_count", labels, t, n, 0);
+            }
+            MetricNaming::Envoy => {
+                let f = self.family(
+                    "envoy_cluster_upstream_rq_time",
+                    MetricType::Histogram,
+                    "",
+                    "Upstream request time in milliseconds (Envoy).",
+                );
+                let labels = l(&[("envoy_cluster_name", service), ("namespace", cell)]);
+                self.add(f, "envoy_cluster_upstream_rq_time_sum", labels.clone(), t, n * mean * 1000.0, 0);
+                self.add(f, "envoy_cluster_upstream_rq_time_count", labels, t, n, 0);
+            }
+            MetricNaming::IngressNginx => {
+                let name = "nginx_ingress_controller_request_duration_seconds";
+                let f = self.family(
+                    name,
+                    MetricType::Histogram,
+                    "seconds",
+                    "The request processing time (ingress-nginx).",
+                );
+                let labels = l(&[("ingress", service), ("namespace", cell), ("service", service)]);
+                self.add(f, &format!("{name}_sum"), labels.clone(), t, n * mean, 2);
+                self.add(f, &format!("{name}_count"), labels, t, n, 0);
+            }
+            MetricNaming::Custom => {
+                let f = self.family(
+                    "acme_svc_p99_ms",
+                    MetricType::Gauge,
+                    "",
+                    "p99 of the service's calls, ms (a home-grown exporter).",
+                );
+                self.push(
+                    f,
+                    "acme_svc_p99_ms",
+                    l(&[("app", service), ("ns", cell)]),
+                    t,
+                    sig(median * 3.2 * 1000.0, 3),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The cell's database this step (`p99` seconds), under the namings that see databases.
+    fn profile_database(&mut self, t: Timestamp, cell: &str, p99: f64) {
+        let db = crate::model::DATABASE;
+        // The same scale the default naming's database gauge uses.
+        let p99 = p99 * 2.5;
+        match self.naming {
+            MetricNaming::OpenTelemetry => {
+                let name = "db_client_operation_duration_seconds";
+                let f = self.family(
+                    name,
+                    MetricType::Histogram,
+                    "seconds",
+                    "Duration of database client operations (OpenTelemetry).",
+                );
+                let labels = l(&[
+                    ("service_name", "ledger"),
+                    ("service_namespace", cell),
+                    ("db_system", "postgresql"),
+                    ("db_namespace", db),
+                ]);
+                // 20 queries a second, each of the p99 / 3.2 × 1.133 mean.
+                let n = 20.0 * 30.0;
+                self.add(f, &format!("{name}_sum"), labels.clone(), t, n * p99 / 3.2 * 1.133, 2);
+                self.add(f, &format!("{name}_count"), labels, t, n, 0);
+            }
+            MetricNaming::PostgresExporter => {
+                let up = self.family(
+                    "pg_up",
+                    MetricType::Gauge,
+                    "",
+                    "Whether the last scrape of metrics from PostgreSQL was able to connect to the server.",
+                );
+                self.push(up, "pg_up", l(&[("namespace", cell), ("pod", &format!("{db}-0"))]), t, 1.0);
+                let f = self.family(
+                    "pg_stat_activity_max_tx_duration",
+                    MetricType::Gauge,
+                    "",
+                    "Max duration in seconds any active transaction has been running (postgres_exporter).",
+                );
+                let labels = l(&[("datname", db), ("namespace", cell), ("state", "active"), ("usename", "ledger")]);
+                self.push(f, "pg_stat_activity_max_tx_duration", labels, t, sig(p99, 3));
+            }
+            MetricNaming::Cockroachdb => {
+                let f = self.family(
+                    "sql_service_latency",
+                    MetricType::Histogram,
+                    "",
+                    "Latency of SQL request execution, nanoseconds (CockroachDB).",
+                );
+                let labels = l(&[("namespace", cell), ("pod", &format!("{db}-0"))]);
+                let n = 20.0 * 30.0;
+                self.add(f, "sql_service_latency_sum", labels.clone(), t, n * p99 / 3.2 * 1.133 * 1e9, 0);
+                self.add(f, "sql_service_latency_count", labels, t, n, 0);
+            }
+            _ => {}
+        }
     }
 
     pub(crate) fn span(&mut self, s: Span) {

@@ -203,6 +203,41 @@ fn every_bundled_scenario_builds_and_names_its_truth() {
 }
 
 #[test]
+fn each_single_exporter_naming_records_only_its_exporters_families() {
+    use cellwarden_simulator::telemetry::MetricNaming;
+    for (id, _, naming, _) in scenario::PROFILE_VARIANTS {
+        let s = scenario::scenario(id, None).unwrap();
+        let mut w = s.wallet();
+        run(&mut w, 10);
+        let expo = w.recorder.exposition();
+        let names: Vec<&str> = expo.families.iter().map(|f| f.name.as_str()).collect();
+        let want: &[&str] = match naming {
+            MetricNaming::Linkerd => &["response", "response_latency_ms"],
+            MetricNaming::Envoy => &["envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_rq_time"],
+            MetricNaming::IngressNginx => &[
+                "nginx_ingress_controller_requests",
+                "nginx_ingress_controller_request_duration_seconds",
+            ],
+            MetricNaming::Custom => &["acme_svc_errors_pct", "acme_svc_p99_ms"],
+            MetricNaming::Micrometer => &["jvm_memory_used_bytes", "jvm_memory_max_bytes"],
+            MetricNaming::PrometheusClient => &["process_resident_memory_bytes", "process_cpu_seconds"],
+            MetricNaming::OpenTelemetry => &["db_client_operation_duration_seconds"],
+            MetricNaming::PostgresExporter => &["pg_up", "pg_stat_activity_max_tx_duration"],
+            MetricNaming::Cockroachdb => &["sql_service_latency"],
+            MetricNaming::KafkaExporter => &["kafka_consumergroup_lag_sum"],
+            MetricNaming::Cellwarden | MetricNaming::Istio => unreachable!("{id}"),
+        };
+        let mut sorted = names.clone();
+        sorted.sort();
+        let mut want = want.to_vec();
+        want.sort();
+        assert_eq!(sorted, want, "{id}");
+        assert!(w.recorder.spans.is_empty(), "{id}: no traces");
+    }
+    assert!(!scenario::bundled_ids().contains(&"loyalty-outage-custom-names"));
+}
+
+#[test]
 fn istio_naming_records_only_what_the_mesh_sidecars_expose() {
     let mut cfg = small(7, 5);
     cfg.naming = cellwarden_simulator::telemetry::MetricNaming::Istio;

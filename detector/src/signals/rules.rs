@@ -19,10 +19,25 @@ use std::fmt;
 /// The profiles shipped with the binary, in precedence order: `(name, YAML list of rules)`.
 ///
 /// `cellwarden` holds the names FIXTURES.md's signals table documents (and the bundled fixtures
-/// use); it comes first because it is what cellwarden's own figures are measured on.
+/// use); it comes first because it is what cellwarden's own figures are measured on. Then the
+/// meshes and proxies (they see every service the same way), the frameworks and client
+/// libraries, the exporters of databases, queues and nodes, and the remaining Kubernetes names.
+/// The profiles name disjoint metrics, so the order only decides a metric two of them name
+/// (today: none but what `cellwarden` already reads).
 pub const PROFILES: &[(&str, &str)] = &[
     ("cellwarden", include_str!("profiles/cellwarden.yaml")),
     ("istio", include_str!("profiles/istio.yaml")),
+    ("linkerd", include_str!("profiles/linkerd.yaml")),
+    ("envoy", include_str!("profiles/envoy.yaml")),
+    ("ingress-nginx", include_str!("profiles/ingress-nginx.yaml")),
+    ("opentelemetry", include_str!("profiles/opentelemetry.yaml")),
+    ("micrometer", include_str!("profiles/micrometer.yaml")),
+    ("prometheus-client", include_str!("profiles/prometheus-client.yaml")),
+    ("kafka-exporter", include_str!("profiles/kafka-exporter.yaml")),
+    ("postgres-exporter", include_str!("profiles/postgres-exporter.yaml")),
+    ("cockroachdb", include_str!("profiles/cockroachdb.yaml")),
+    ("node-exporter", include_str!("profiles/node-exporter.yaml")),
+    ("kubernetes", include_str!("profiles/kubernetes.yaml")),
 ];
 
 /// One rule: series it names → the signal they carry.
@@ -122,6 +137,8 @@ pub enum Unit {
     Seconds,
     Milliseconds,
     Microseconds,
+    /// CockroachDB's latency histograms.
+    Nanoseconds,
     /// A fraction, 0 to 1.
     Ratio,
     /// Percent, 0 to 100: divided by 100.
@@ -137,6 +154,7 @@ impl Unit {
             Unit::AsIs | Unit::Seconds | Unit::Ratio | Unit::Bytes => v,
             Unit::Milliseconds => v / 1000.0,
             Unit::Microseconds => v / 1_000_000.0,
+            Unit::Nanoseconds => v / 1_000_000_000.0,
             Unit::Percent => v / 100.0,
         }
     }
@@ -266,6 +284,9 @@ pub struct CompiledRule {
     names: NameMatch,
     /// Only series of families of this type (inferences read the exposition's TYPE).
     family_kind: Option<MetricType>,
+    /// Only series carrying at least one of these labels (an inference of request counters
+    /// wants a status label).
+    any_label: &'static [&'static str],
 }
 
 /// Which rule named a series, for reports.
@@ -326,6 +347,7 @@ impl CompiledRule {
             id,
             names,
             family_kind: None,
+            any_label: &[],
         })
     }
 
@@ -361,6 +383,7 @@ impl CompiledRule {
     /// quantile).
     pub fn accepts(&self, key: &SeriesKey) -> bool {
         self.spec.labels.iter().all(|(k, v)| key.label(k) == Some(v.as_str()))
+            && (self.any_label.is_empty() || self.any_label.iter().any(|l| key.label(l).is_some()))
             && self
                 .summary_quantile()
                 .is_none_or(|q| key.label("quantile").and_then(|v| v.parse::<f64>().ok()) == Some(q))
@@ -378,31 +401,108 @@ impl CompiledRule {
         if let Some((k, v)) = self.spec.labels.iter().find(|(k, v)| key.label(k) != Some(v.as_str())) {
             return Some((k.clone(), v.clone(), owned(k)));
         }
+        if !self.any_label.is_empty() && !self.any_label.iter().any(|l| key.label(l).is_some()) {
+            return Some((self.any_label.join("|"), "(any value)".into(), None));
+        }
         let q = self.summary_quantile()?;
         (key.label("quantile").and_then(|v| v.parse::<f64>().ok()) != Some(q))
             .then(|| ("quantile".into(), q.to_string(), owned("quantile")))
     }
 }
 
+/// The status labels the request-counter inference reads, first present wins (`outcome` is
+/// Micrometer's `SERVER_ERROR`/`SUCCESS`, which the requests reader also understands).
+const INFERRED_STATUS_LABELS: &[&str] = &["code", "status", "status_code", "response_code", "outcome"];
+
 /// The inferences: what cellwarden guesses for series no rule names, from the exposition's type
-/// and the name's conventions. Marked [`Origin::Inferred`] and tried after every rule.
+/// (`# TYPE`) and the name's conventions (the unit suffix OpenMetrics asks for, words like
+/// latency or memory). Marked [`Origin::Inferred`] and tried after every rule, in this order.
 pub fn inferences() -> Vec<CompiledRule> {
-    let spec = SignalRule {
-        name: Some("histogram named *_seconds".into()),
-        metric: None,
-        metric_regex: Some(".*_seconds".into()),
-        labels: BTreeMap::new(),
-        signal: Some(Signal::Latency),
-        read: Read::HistogramMean,
-        unit: Unit::Seconds,
-        quantile: None,
-        status_labels: vec![],
-        entity: None,
+    let guess = |name: &str, regex: &str, kind: MetricType, signal: Option<Signal>, read: Read, unit: Unit| {
+        let spec = SignalRule {
+            name: Some(name.into()),
+            metric: None,
+            metric_regex: Some(regex.into()),
+            labels: BTreeMap::new(),
+            signal,
+            read,
+            unit,
+            quantile: None,
+            status_labels: if read == Read::Requests {
+                INFERRED_STATUS_LABELS.iter().map(|l| l.to_string()).collect()
+            } else {
+                vec![]
+            },
+            entity: None,
+        };
+        let mut r = CompiledRule::compile(spec, Origin::Inferred).expect("the inferences are valid rules");
+        r.family_kind = Some(kind);
+        r
     };
-    let mut seconds_histogram = CompiledRule::compile(spec, Origin::Inferred).expect("the inference is a valid rule");
-    // A histogram in seconds is a duration: most often a request's.
-    seconds_histogram.family_kind = Some(MetricType::Histogram);
-    vec![seconds_histogram]
+    use MetricType::{Counter, Gauge, Histogram};
+    let mut requests = guess(
+        "counter of requests with a status label",
+        ".*_requests?_total",
+        Counter,
+        None,
+        Read::Requests,
+        Unit::AsIs,
+    );
+    requests.any_label = INFERRED_STATUS_LABELS;
+    vec![
+        // A histogram in seconds is a duration: most often a request's.
+        guess(
+            "histogram named *_seconds",
+            ".*_seconds",
+            Histogram,
+            Some(Signal::Latency),
+            Read::HistogramMean,
+            Unit::Seconds,
+        ),
+        guess(
+            "histogram named *_milliseconds",
+            ".*_(milliseconds|ms)",
+            Histogram,
+            Some(Signal::Latency),
+            Read::HistogramMean,
+            Unit::Milliseconds,
+        ),
+        // A gauge that says it is a latency or duration is one (a precomputed quantile or mean).
+        guess(
+            "gauge named like a latency in seconds",
+            ".*(latency|duration|response_time).*_seconds",
+            Gauge,
+            Some(Signal::Latency),
+            Read::Gauge,
+            Unit::Seconds,
+        ),
+        guess(
+            "gauge named like a latency in milliseconds",
+            ".*(latency|duration|response_time).*_(milliseconds|ms)",
+            Gauge,
+            Some(Signal::Latency),
+            Read::Gauge,
+            Unit::Milliseconds,
+        ),
+        // Limits before usage: `memory_limit_bytes` is a limit even though it says memory.
+        guess(
+            "memory gauge in bytes named like a limit",
+            ".*(memory|mem|heap).*(limit|max|capacity).*_bytes|.*(limit|max|capacity).*(memory|mem|heap).*_bytes",
+            Gauge,
+            Some(Signal::MemoryLimit),
+            Read::Gauge,
+            Unit::Bytes,
+        ),
+        guess(
+            "memory gauge in bytes",
+            ".*(memory|mem|heap|rss|working_set|resident).*_bytes",
+            Gauge,
+            Some(Signal::Memory),
+            Read::Gauge,
+            Unit::Bytes,
+        ),
+        requests,
+    ]
 }
 
 /// Parses the rules of one profile file.

@@ -1,5 +1,6 @@
-//! The first planner: a small, documented rule set from an incident to a dry-run plan.
-//! The operator issue's policy engine replaces it; until then these rules are the whole policy.
+//! The rule set: a small, documented mapping from an incident to a proposed plan. The policy
+//! engine ([`crate::policy::decide`]) then decides it: guards refuse what they must, and the mode
+//! says whether the rest is carried out or only recorded.
 //!
 //! | incident | top candidate | actions |
 //! | --- | --- | --- |
@@ -14,7 +15,8 @@
 //! | fault | other service evidence (latency, cpu) | `scale` +1 |
 //! | any | — | `notify` the on-call engineer |
 //!
-//! Every plan is dry-run here: it is recorded and reported, never carried out.
+//! A proposed plan is never carried out as it stands: [`crate::policy::decide`] applies the
+//! guards and the mode first.
 
 use cellwarden_models::topology::Topology;
 use cellwarden_models::{Action, ActionKind, EntityKind, Incident, IncidentClass, Mode, Plan, Signal, Warning};

@@ -14,8 +14,8 @@
 use crate::actuate::{Actuator, Undo};
 use crate::audit::AuditLog;
 use crate::crd::{
-    ActionRecord, AlertRecord, Approval, Incident, IncidentSpec, IncidentStatus, LifecycleStatus, PlannedAction, RootCauseCandidate,
-    TimelineItem, Verification, Watch,
+    ActionRecord, AlertRecord, Approval, ApprovalSeen, Incident, IncidentSpec, IncidentStatus, LifecycleStatus, PlannedAction,
+    RootCauseCandidate, TimelineItem, Verification, Watch,
 };
 use crate::notify::{Notification, NotificationKind, Notifier};
 use cellwarden_engine::verify::{self, Expectation, Verdict};
@@ -28,6 +28,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
+use std::collections::BTreeMap;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -579,21 +580,44 @@ pub async fn update_root_cause(ctx: &Context, incident: &ModelIncident) -> Resul
     Ok(())
 }
 
-/// The approval on `inc`, if any holds at `wall_ms`: (who, when).
-fn approval(inc: &Incident, wall_ms: i64, ttl_secs: u64) -> Option<(String, String)> {
-    let ann = inc.metadata.annotations.as_ref()?;
+/// The approval the annotations on an Incident give, as first seen: `previous` while the
+/// annotations are unchanged, else a new one covering the actions `awaiting` approval now.
+/// `None` without a non-empty `approved-by`, or with an `approved-at` that is no RFC 3339 time.
+fn seen_approval(
+    annotations: Option<&BTreeMap<String, String>>,
+    previous: Option<&ApprovalSeen>,
+    awaiting: &[String],
+    wall_ms: i64,
+) -> Option<ApprovalSeen> {
+    let ann = annotations?;
     let by = ann.get(APPROVED_BY)?.trim().to_string();
     if by.is_empty() {
         return None;
     }
-    match ann.get(APPROVED_AT) {
-        Some(at) => {
-            let t = Timestamp::parse_rfc3339(at).ok()?;
-            (wall_ms <= t.millis() + ttl_secs as i64 * 1000).then(|| (by, at.clone()))
-        }
-        // No time given: the approval counts from when cellwarden first sees it.
-        None => Some((by, Timestamp(wall_ms).to_rfc3339())),
+    let annotated_at = ann.get(APPROVED_AT).cloned();
+    if let Some(p) = previous.filter(|p| p.by == by && p.annotated_at == annotated_at) {
+        return Some(p.clone());
     }
+    let at = match &annotated_at {
+        Some(at) => Timestamp::parse_rfc3339(at).ok()?.to_rfc3339(),
+        // No time given: the approval counts from when cellwarden first sees it.
+        None => Timestamp(wall_ms).to_rfc3339(),
+    };
+    Some(ApprovalSeen {
+        by,
+        at,
+        annotated_at,
+        covers: awaiting.to_vec(),
+    })
+}
+
+/// Whether `seen` approves the action labelled `action` at `wall_ms`: it covers it and has not
+/// expired (`ttl_secs` after it counts from).
+fn approves(seen: &ApprovalSeen, action: &str, wall_ms: i64, ttl_secs: u64) -> bool {
+    let Ok(at) = Timestamp::parse_rfc3339(&seen.at) else {
+        return false;
+    };
+    seen.covers.iter().any(|c| c == action) && wall_ms <= at.millis() + ttl_secs as i64 * 1000
 }
 
 /// Drives one Incident from its status: carry out, verify, revert, escalate.
@@ -614,7 +638,16 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
     };
     let now = ctx.telemetry.now();
     let before = status.clone();
-    let approved = approval(&inc, (ctx.wall_ms)(), ctx.approval_ttl_secs);
+    let wall = (ctx.wall_ms)();
+    let awaiting: Vec<String> = status
+        .planned
+        .iter()
+        .filter(|p| p.state == "awaiting-approval")
+        .map(label)
+        .collect();
+    status.approval_seen = seen_approval(inc.metadata.annotations.as_ref(), status.approval_seen.as_ref(), &awaiting, wall);
+    let seen = status.approval_seen.clone();
+    let approved = seen.as_ref().map(|s| (s.by.clone(), s.at.clone()));
 
     // 0. An action left `applying` was interrupted (the operator stopped between marking and
     // recording it): it may or may not have happened, so it is not repeated but escalated.
@@ -634,7 +667,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
     for (i, p) in status.planned.iter_mut().enumerate() {
         let ready = match p.state.as_str() {
             "pending" => true,
-            "awaiting-approval" => approved.is_some(),
+            "awaiting-approval" => seen.as_ref().is_some_and(|s| approves(s, &label(p), wall, ctx.approval_ttl_secs)),
             _ => false,
         };
         if ready && ctx.mode == Mode::Act {
@@ -916,4 +949,59 @@ pub fn error_policy(inc: Arc<Incident>, err: &Error, ctx: Arc<Context>) -> Reque
     ctx.metrics.reconcile_errors.inc();
     tracing::warn!(incident = %inc.name_any(), error = %err, "Reconcile failed; trying again.");
     Requeue::requeue(ctx.poll.max(Duration::from_millis(500)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0_MS: i64 = 1_700_000_000_000;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn an_approval_covers_only_what_awaited_it_when_first_seen() {
+        let a = ann(&[(APPROVED_BY, "alice")]);
+        let first = seen_approval(Some(&a), None, &["cordon cell-2".to_string()], T0_MS).unwrap();
+        assert_eq!(first.at, Timestamp(T0_MS).to_rfc3339());
+        assert!(approves(&first, "cordon cell-2", T0_MS + 60_000, 3600));
+        // Seen again later, with a new action awaiting approval (an escalation's rollback): the
+        // same approval, still covering the cordon only.
+        let again = seen_approval(
+            Some(&a),
+            Some(&first),
+            &["cordon cell-2".to_string(), "rollback cell-2/ledger".to_string()],
+            T0_MS + 600_000,
+        )
+        .unwrap();
+        assert_eq!(again, first);
+        assert!(!approves(&again, "rollback cell-2/ledger", T0_MS + 600_000, 3600));
+    }
+
+    #[test]
+    fn an_approval_without_a_time_expires_from_when_it_was_first_seen() {
+        let a = ann(&[(APPROVED_BY, "alice")]);
+        let seen = seen_approval(Some(&a), None, &["cordon cell-2".to_string()], T0_MS).unwrap();
+        assert!(approves(&seen, "cordon cell-2", T0_MS + 3_600_000, 3600));
+        assert!(!approves(&seen, "cordon cell-2", T0_MS + 3_600_001, 3600));
+    }
+
+    #[test]
+    fn a_new_annotation_is_a_new_approval_and_a_bad_time_none() {
+        let old = seen_approval(Some(&ann(&[(APPROVED_BY, "alice")])), None, &["cordon cell-2".to_string()], T0_MS).unwrap();
+        let at = Timestamp(T0_MS + 7_200_000).to_rfc3339();
+        let renewed = seen_approval(
+            Some(&ann(&[(APPROVED_BY, "bob"), (APPROVED_AT, &at)])),
+            Some(&old),
+            &["rollback cell-2/ledger".to_string()],
+            T0_MS + 7_300_000,
+        )
+        .unwrap();
+        assert_eq!((renewed.by.as_str(), renewed.at.as_str()), ("bob", at.as_str()));
+        assert!(approves(&renewed, "rollback cell-2/ledger", T0_MS + 7_300_000, 3600));
+        assert!(seen_approval(Some(&ann(&[(APPROVED_BY, "bob"), (APPROVED_AT, "yesterday")])), None, &[], T0_MS).is_none());
+        assert!(seen_approval(Some(&ann(&[(APPROVED_BY, "  ")])), None, &[], T0_MS).is_none());
+    }
 }

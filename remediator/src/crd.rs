@@ -150,6 +150,10 @@ pub struct IncidentStatus {
     pub taken: Vec<ActionRecord>,
     #[serde(default)]
     pub approvals: Vec<Approval>,
+    /// The approval annotation as cellwarden first saw it: it approves only the actions that
+    /// were awaiting approval then, and expires `approvalTtlSecs` after it counts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_seen: Option<ApprovalSeen>,
     #[serde(default)]
     pub verifications: Vec<Verification>,
     /// Alertmanager alerts that opened or joined the incident, as last heard of (written by the
@@ -296,6 +300,23 @@ pub struct Approval {
     pub action: String,
     pub by: String,
     pub at: String,
+}
+
+/// An approval as first seen (`cellwarden.io/approved-by`, optionally `cellwarden.io/approved-at`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSeen {
+    /// Who approved.
+    pub by: String,
+    /// When the approval counts from (RFC 3339): its `approved-at`, else when first seen.
+    pub at: String,
+    /// The `approved-at` annotation as seen (a changed one is a new approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotated_at: Option<String>,
+    /// `<kind> <target>` of the actions awaiting approval when it was first seen: the only ones
+    /// it approves (a later action of the same incident — an escalation's — needs its own).
+    #[serde(default)]
+    pub covers: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

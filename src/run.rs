@@ -962,16 +962,15 @@ async fn live_source(
         let stepped = driver.step(&families, spans.make_contiguous(), alerts, now);
         for a in &stepped.alerts {
             metrics.alert(a.outcome.as_str());
-            match a.outcome {
-                drive::AlertHandled::Opened(i) | drive::AlertHandled::Joined(i) => tracing::info!(
+            match a.outcome.incident() {
+                Some(i) => tracing::info!(
                     alert = %a.name,
                     firing = a.firing,
                     incident = %driver.pipeline.incidents()[i].incident.id,
-                    outcome = a.outcome.as_str(),
                     "Alertmanager alert {} an incident.",
-                    if matches!(a.outcome, drive::AlertHandled::Opened(_)) { "opened" } else { "joined" }
+                    a.outcome.as_str()
                 ),
-                drive::AlertHandled::Noted => {
+                None => {
                     tracing::debug!(alert = %a.name, firing = a.firing, "Alertmanager alert noted only (nothing new, or about nothing in particular).")
                 }
             }
@@ -1092,14 +1091,10 @@ async fn replay_fixture(
     opener: &mut Opener,
     window: &SharedWindow,
     metrics: &OperatorMetrics,
-    mut pipeline: Pipeline,
+    pipeline: Pipeline,
     clock_speed: f64,
 ) -> Result<()> {
     let prepared = pipeline::prepare(fx, rules);
-    if let Some(t) = fx.topology.as_ref() {
-        let (views, replicas) = pipeline::cluster_of(t);
-        pipeline.set_cluster(views, replicas);
-    }
     let mut driver = Driver::new(pipeline, rules.clone(), fx.topology.clone());
     let times = prepared
         .series

@@ -82,7 +82,15 @@ pub enum AlertHandled {
 }
 
 impl AlertHandled {
-    /// The bounded name used as a metric label.
+    /// The index of the incident it opened or joined.
+    pub fn incident(self) -> Option<usize> {
+        match self {
+            AlertHandled::Opened(i) | AlertHandled::Joined(i) => Some(i),
+            AlertHandled::Noted => None,
+        }
+    }
+
+    /// The bounded name used as a metric label (and the verb of the log line).
     pub fn as_str(self) -> &'static str {
         match self {
             AlertHandled::Opened(_) => "opened",
@@ -112,7 +120,10 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(pipeline: Pipeline, rules: SignalRules, topology: Option<Topology>) -> Driver {
+    /// The driver of `pipeline`, whose guards first see the platform `topology` describes (a
+    /// caller that knows the cluster better tells the pipeline before each step).
+    pub fn new(mut pipeline: Pipeline, rules: SignalRules, topology: Option<Topology>) -> Driver {
+        seed_cluster(&mut pipeline, topology.as_ref());
         Driver { pipeline, rules, topology }
     }
 
@@ -171,6 +182,16 @@ impl Driver {
     }
 }
 
+/// Tells `pipeline` the cells and replicas `topology` describes. The guards judge plans against
+/// the recorded platform, not an empty one: without it a blast-radius guard sees a one-cell
+/// platform and refuses every reroute.
+fn seed_cluster(pipeline: &mut Pipeline, topology: Option<&Topology>) {
+    if let Some(t) = topology {
+        let (cells, replicas) = crate::pipeline::cluster_of(t);
+        pipeline.set_cluster(cells, replicas);
+    }
+}
+
 /// What a replay produced, beyond the report: the warnings for scoring.
 pub struct ReplayOutcome {
     pub report: Report,
@@ -182,12 +203,7 @@ pub struct ReplayOutcome {
 /// called now and then.
 pub fn replay(source: &str, topology: Option<&Topology>, p: &Prepared<'_>, progress: &mut dyn FnMut(usize, usize)) -> ReplayOutcome {
     let mut pipeline = Pipeline::new();
-    // The guards judge plans against the recorded platform (cells, replicas), not an empty one:
-    // without it a blast-radius guard sees a one-cell platform and refuses every reroute.
-    if let Some(t) = topology {
-        let (cells, replicas) = crate::pipeline::cluster_of(t);
-        pipeline.set_cluster(cells, replicas);
-    }
+    seed_cluster(&mut pipeline, topology);
     let end = p
         .series
         .iter()

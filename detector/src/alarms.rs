@@ -21,7 +21,9 @@ pub struct AlarmParams {
     pub min_series: usize,
     /// Consecutive anomalous points of one series that open an alarm on their own.
     pub sustained_points: usize,
-    /// After an alarm, anomalies join it instead of opening another for this long.
+    /// After an alarm, the series in it open no other alarm for this long (their anomalies are
+    /// the same trouble; the engine joins them to its incident). Series that were not in it can
+    /// open an alarm at once: an unrelated fault elsewhere is not muted by this one.
     pub cooldown_secs: i64,
     /// Most anomalies kept on an alarm (strongest first).
     pub max_anomalies: usize,
@@ -105,7 +107,10 @@ pub struct Detector {
     peers: HashMap<SeriesKey, PeerGroup>,
     // Anomalies of the alarm window, oldest first.
     window: VecDeque<Anomaly>,
-    cooldown_until: Option<Timestamp>,
+    // Until when each series that was in an alarm opens no other (per series, not global).
+    alarmed: HashMap<SeriesKey, Timestamp>,
+    // Next time `alarmed` is swept of expired entries (it stays bounded by the series count).
+    next_sweep: Timestamp,
 }
 
 impl Detector {
@@ -115,7 +120,8 @@ impl Detector {
             states: HashMap::new(),
             peers: HashMap::new(),
             window: VecDeque::new(),
-            cooldown_until: None,
+            alarmed: HashMap::new(),
+            next_sweep: Timestamp(i64::MIN),
         }
     }
 
@@ -165,7 +171,8 @@ impl Detector {
             // Exhaustion close enough to hurt soon is an alarm: act before the OOM kill.
             if let Some(ex) = forecast {
                 let secs_left = ex.at.secs_since(p.t);
-                if secs_left <= params.alarm.exhaustion_alarm_secs as f64 && self.cooldown_until.is_none_or(|c| p.t >= c) {
+                let fresh = self.alarmed.get(&series.key).is_none_or(|until| p.t >= *until);
+                if secs_left <= params.alarm.exhaustion_alarm_secs as f64 && fresh {
                     let anomaly = Anomaly {
                         t: p.t,
                         series: series.key.clone(),
@@ -184,7 +191,7 @@ impl Detector {
                         ),
                     };
                     out.push(DetectorEvent::Anomaly(anomaly.clone()));
-                    self.cooldown_until = Some(p.t.plus_secs(params.alarm.cooldown_secs));
+                    self.alarmed.insert(series.key.clone(), p.t.plus_secs(params.alarm.cooldown_secs));
                     out.push(DetectorEvent::Alarm {
                         t: p.t,
                         class: IncidentClass::Fault,
@@ -226,35 +233,47 @@ impl Detector {
         self.raise(anomaly, run, p.t, out);
     }
 
-    /// Records an anomaly and opens an alarm when the window has enough of them.
+    /// Records an anomaly and opens an alarm when the window has enough of them: enough
+    /// distinct series not already in an alarm within the cooldown (or one such series
+    /// anomalous for long enough on its own). The alarm carries those fresh series only; the
+    /// ones already alarmed belong to the trouble they were raised for.
     fn raise(&mut self, anomaly: Anomaly, run: usize, now: Timestamp, out: &mut Vec<DetectorEvent>) {
         let params = self.params;
-        let p_t = now;
         out.push(DetectorEvent::Anomaly(anomaly.clone()));
+        let series = anomaly.series.clone();
         self.window.push_back(anomaly);
-        let horizon = p_t.plus_secs(-params.alarm.window_secs);
+        let horizon = now.plus_secs(-params.alarm.window_secs);
         while self.window.front().is_some_and(|a| a.t < horizon) {
             self.window.pop_front();
         }
-        if self.cooldown_until.is_some_and(|c| p_t < c) {
+        if now >= self.next_sweep {
+            self.alarmed.retain(|_, until| *until > now);
+            self.next_sweep = now.plus_secs(params.alarm.cooldown_secs);
+        }
+        if self.alarmed.get(&series).is_some_and(|until| now < *until) {
             return;
         }
-        let mut distinct: Vec<&SeriesKey> = self.window.iter().map(|a| &a.series).collect();
+        let alarmed = &self.alarmed;
+        let fresh = |k: &SeriesKey| alarmed.get(k).is_none_or(|until| now >= *until);
+        let mut distinct: Vec<&SeriesKey> = self.window.iter().map(|a| &a.series).filter(|k| fresh(k)).collect();
         distinct.sort();
         distinct.dedup();
         if distinct.len() >= params.alarm.min_series || run >= params.alarm.sustained_points {
-            let mut anomalies: Vec<Anomaly> = self.window.iter().cloned().collect();
+            let mut anomalies: Vec<Anomaly> = self.window.iter().filter(|a| fresh(&a.series)).cloned().collect();
             anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
             // Keep the strongest anomaly per series.
             let mut seen = std::collections::HashSet::new();
             anomalies.retain(|a| seen.insert(a.series.clone()));
+            let until = now.plus_secs(params.alarm.cooldown_secs);
+            for a in &anomalies {
+                self.alarmed.insert(a.series.clone(), until);
+            }
             anomalies.truncate(params.alarm.max_anomalies);
             let load_only = anomalies
                 .iter()
                 .all(|a| matches!(a.signal, Signal::RequestRate | Signal::Cpu) && a.is_increase());
             let class = if load_only { IncidentClass::Capacity } else { IncidentClass::Fault };
-            self.cooldown_until = Some(p_t.plus_secs(params.alarm.cooldown_secs));
-            out.push(DetectorEvent::Alarm { t: p_t, class, anomalies });
+            out.push(DetectorEvent::Alarm { t: now, class, anomalies });
         }
     }
 }

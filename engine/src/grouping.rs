@@ -1,14 +1,15 @@
 //! Which incident a new symptom belongs to, and when an incident's symptoms are back to normal:
 //! the pure rules behind "one fault, one incident" (issue #13).
 //!
-//! Joining alarms to incidents by what they are about, and reopening, live on the
-//! `incident-grouping` branch until they keep Train Ticket's recall (see issue #13's notes).
+//! - [`belongs`]: whether a new alarm is about an incident's trouble, and why ([`JoinReason`]);
+//!   the pipeline joins it to an active incident, or reopens a resolved one, instead of opening
+//!   another.
 //! - [`Symptoms`]: the series an incident watches, each with the baseline it left, and when each
 //!   was last out of it; an incident resolves once all have been calm for [`RESOLVE_HOLD_SECS`].
 
 use cellwarden_detector::alarms::absolute_floor;
-use cellwarden_models::{Anomaly, SeriesKey, Signal, Timestamp};
-use std::collections::HashMap;
+use cellwarden_models::{Anomaly, Entity, Incident, IncidentClass, SeriesKey, Signal, Timestamp};
+use std::collections::{BTreeSet, HashMap};
 
 /// How long every symptom of an incident must stay inside its baseline before it resolves.
 /// Why 10 minutes: 20 scrapes at 30 s (40 at 15 s) — longer than a flap or a restart's blip,
@@ -25,10 +26,119 @@ pub const REOPEN_SECS: i64 = 3600;
 /// more than that, but not a return to the exact baseline a noisy series never sits on.
 const BACK_INSIDE_SHARE: f64 = 0.3;
 
+/// How many of an incident's ranked candidates an alarm may name to join it: the trouble's
+/// propagation path as the ranker sees it. Why 3: the bundled scorecards put the true cause in
+/// the top 3 of nearly every incident, and places 4–5 are mostly weak trace evidence.
+pub const JOIN_CANDIDATES: usize = 3;
+/// How long after an incident opened an alarm about another service of the same cell still
+/// joins it. Why 10 minutes: a cell's fault reaches its other services within a few scrapes
+/// (its callers' errors and latency); an alarm in that cell much later is more likely new.
+pub const CELL_JOIN_SECS: i64 = 600;
+/// Fewest cells a capacity incident's load anomalies must span for load and latency alarms to
+/// join it: a surge reaches every cell's front door; one service's load rise is no surge.
+pub const SURGE_MIN_CELLS: usize = 2;
+/// Share of the level at which a memory forecast alarmed that memory must fall under to count
+/// as freed (a restart, or an OOM kill): a leak's growth resumes from far lower. Why 70%: the
+/// bundled leaks alarm at 75–95% of the limit and restart to 25–35%.
+const FREED_SHARE: f64 = 0.7;
+
+/// Why an alarm belongs to an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinReason {
+    /// It names an entity one of the incident's symptoms is about.
+    SameEntity(Entity),
+    /// It names one of the incident's top ranked candidates (its propagation path).
+    Candidate(Entity),
+    /// It is about another service of the incident's cell, soon after it opened.
+    SameCell(String),
+    /// Load or latency, while a platform-wide capacity incident is under way.
+    Surge,
+}
+
+impl JoinReason {
+    /// The reason in a timeline sentence: "… joined it: {why}".
+    pub fn describe(&self) -> String {
+        match self {
+            JoinReason::SameEntity(e) => format!("it is about {} again", e.name),
+            JoinReason::Candidate(e) => format!("it is about {}, one of its ranked candidates", e.name),
+            JoinReason::SameCell(c) => format!(
+                "it is about another service of {c}, within {} min of its opening",
+                CELL_JOIN_SECS / 60
+            ),
+            JoinReason::Surge => "load and latency while a platform-wide surge is under way".into(),
+        }
+    }
+}
+
+fn same(a: &Entity, b: &Entity) -> bool {
+    a == b || a.matches(b) || b.matches(a)
+}
+
+/// Whether an alarm of `class` with `anomalies` raised at `t` is about the trouble of
+/// `incident`, and why. `active`: the incident is not resolved (only the same-entity rule
+/// reopens a resolved one; the others join active incidents only). Rules, first match wins:
+/// the same entity as one of its symptoms; one of its top [`JOIN_CANDIDATES`] candidates; another
+/// service of its cell within [`CELL_JOIN_SECS`] of its opening; load or latency only while a
+/// capacity incident spanning [`SURGE_MIN_CELLS`] cells is active. An alarm that names no entity
+/// joins nothing (it opens its own, platform-wide incident).
+pub fn belongs(incident: &Incident, opening: &[(Entity, Signal)], active: bool, anomalies: &[Anomaly], t: Timestamp) -> Option<JoinReason> {
+    let named: Vec<&Entity> = anomalies.iter().filter_map(|a| a.entity.as_ref()).collect();
+    // The same symptom again: an entity and signal its opening evidence was about. (Any entity
+    // of any joined symptom would let a noisy platform's incidents snowball: on Train Ticket
+    // that lost more than half the faults to incidents already open about something else.)
+    let hit = anomalies
+        .iter()
+        .filter_map(|a| a.entity.as_ref().map(|e| (e, a.signal)))
+        .find(|(e, sig)| opening.iter().any(|(s, g)| g == sig && same(e, s)))
+        .map(|(e, _)| e);
+    if let Some(e) = hit {
+        return Some(JoinReason::SameEntity(e.clone()));
+    }
+    if !active {
+        return None;
+    }
+    if incident.blames_root_cause() {
+        let top: Vec<&Entity> = incident.candidates.iter().take(JOIN_CANDIDATES).map(|c| &c.entity).collect();
+        if let Some(e) = named.iter().find(|e| top.iter().any(|c| same(e, c))) {
+            return Some(JoinReason::Candidate((*e).clone()));
+        }
+    }
+    if t.secs_since(incident.opened_at) <= CELL_JOIN_SECS as f64 {
+        let cells: BTreeSet<&str> = opening
+            .iter()
+            .map(|(e, _)| e)
+            .chain(incident.candidates.first().map(|c| &c.entity))
+            .filter_map(|e| e.cell())
+            .collect();
+        if let Some(c) = named.iter().filter_map(|e| e.cell()).find(|c| cells.contains(c)) {
+            return Some(JoinReason::SameCell(c.to_string()));
+        }
+    }
+    if incident.class == IncidentClass::Capacity {
+        let load = |s: Signal| matches!(s, Signal::RequestRate | Signal::Cpu);
+        let cells: BTreeSet<&str> = incident
+            .anomalies
+            .iter()
+            .filter(|a| load(a.signal))
+            .filter_map(|a| a.entity.as_ref().and_then(|e| e.cell()))
+            .collect();
+        let only_load_or_latency = anomalies
+            .iter()
+            .all(|a| load(a.signal) || matches!(a.signal, Signal::Latency | Signal::ClientLatency));
+        if cells.len() >= SURGE_MIN_CELLS && only_load_or_latency {
+            return Some(JoinReason::Surge);
+        }
+    }
+    None
+}
+
 /// One series an incident watches: the baseline it left and how far out is still trouble.
 #[derive(Debug, Clone, PartialEq)]
 struct Symptom {
     signal: Signal,
+    /// What it is about: an anomaly or warning about the same entity and signal (another pod
+    /// of the same service, say) is trouble for it too.
+    entity: Option<Entity>,
     expected: f64,
     /// Departure from `expected` (in the harmful direction) that still counts as out.
     band: f64,
@@ -51,15 +161,21 @@ impl Symptoms {
     pub fn add(&mut self, anomalies: &[Anomaly]) {
         for a in anomalies {
             self.last_trouble = self.last_trouble.max(a.t);
-            let judged_by_value = a.detector != "forecast"
-                && a.series.metric != cellwarden_models::incident::ALERT_SERIES_METRIC
-                && a.observed.is_finite()
-                && a.expected.is_finite();
-            let departure = (a.observed - a.expected).abs();
+            let forecast = a.detector == "forecast";
+            let judged_by_value =
+                a.series.metric != cellwarden_models::incident::ALERT_SERIES_METRIC && a.observed.is_finite() && a.expected.is_finite();
+            // A forecast's `expected` is the limit: its symptom is out until memory is freed.
+            let (expected, band) = if forecast {
+                (FREED_SHARE * a.observed, 0.0)
+            } else {
+                let departure = (a.observed - a.expected).abs();
+                (a.expected, (BACK_INSIDE_SHARE * departure).max(absolute_floor(a.signal)))
+            };
             self.by_series.entry(a.series.clone()).or_insert(Symptom {
                 signal: a.signal,
-                expected: a.expected,
-                band: (BACK_INSIDE_SHARE * departure).max(absolute_floor(a.signal)),
+                entity: a.entity.clone(),
+                expected,
+                band,
                 judged_by_value,
                 last_out: a.t,
             });
@@ -95,6 +211,21 @@ impl Symptoms {
     pub fn trouble(&mut self, series: &SeriesKey, t: Timestamp) {
         if let Some(s) = self.by_series.get_mut(series) {
             s.last_out = s.last_out.max(t);
+            self.last_trouble = self.last_trouble.max(t);
+        }
+    }
+
+    /// An anomaly or warning about `entity`'s `signal` on a series it does not watch (another
+    /// pod of the same service): trouble for the symptoms about the same entity and signal.
+    pub fn trouble_about(&mut self, entity: &Entity, signal: Signal, t: Timestamp) {
+        let mut any = false;
+        for s in self.by_series.values_mut() {
+            if s.signal == signal && s.entity.as_ref().is_some_and(|e| same(e, entity)) {
+                s.last_out = s.last_out.max(t);
+                any = true;
+            }
+        }
+        if any {
             self.last_trouble = self.last_trouble.max(t);
         }
     }
@@ -156,14 +287,120 @@ mod tests {
     }
 
     #[test]
-    fn a_forecast_symptom_is_judged_by_its_anomalies_only() {
+    fn a_forecast_symptom_stays_out_until_memory_is_freed() {
         let mut sy = Symptoms::default();
         let mut a = anomaly(svc("cell-2", "ledger"), "mem", Signal::Memory, 4e8, 5.12e8, 100);
         a.detector = "forecast".into();
         let key = a.series.clone();
         sy.add(&[a]);
-        // Its `expected` is the limit: a value under it says nothing either way.
+        // Still growing towards the limit: trouble.
         sy.observe(&key, at(500), 4.5e8);
-        assert!(sy.calm(at(100 + RESOLVE_HOLD_SECS)));
+        assert!(!sy.calm(at(500 + RESOLVE_HOLD_SECS - 1)));
+        // A restart frees it (under 70% of 400 MB); calm after the hold.
+        sy.observe(&key, at(530), 1.2e8);
+        assert!(sy.calm(at(500 + RESOLVE_HOLD_SECS)));
+        // A warning about another pod of the same service and signal is trouble again.
+        sy.trouble_about(&Entity::service(Some("cell-2"), "ledger"), Signal::Memory, at(1200));
+        assert!(!sy.calm(at(1200 + RESOLVE_HOLD_SECS - 1)));
+        // About another service, or another signal, it is not.
+        sy.trouble_about(&Entity::service(Some("cell-2"), "api"), Signal::Memory, at(2000));
+        sy.trouble_about(&Entity::service(Some("cell-2"), "ledger"), Signal::Cpu, at(2000));
+        assert!(sy.calm(at(1200 + RESOLVE_HOLD_SECS)));
+    }
+
+    fn incident(class: IncidentClass, anomalies: Vec<Anomaly>, top: &[Entity]) -> (Incident, Vec<(Entity, Signal)>) {
+        let opening = anomalies.iter().filter_map(|a| a.entity.clone().map(|e| (e, a.signal))).collect();
+        let inc = Incident {
+            id: "inc-1".into(),
+            opened_at: at(100),
+            ranked_at: at(100),
+            class,
+            anomalies,
+            candidates: top
+                .iter()
+                .map(|e| cellwarden_models::Candidate {
+                    entity: e.clone(),
+                    class: cellwarden_models::CauseClass::Internal,
+                    score: 0.7,
+                    evidence: vec![],
+                })
+                .collect(),
+            alerts: vec![],
+        };
+        (inc, opening)
+    }
+
+    #[test]
+    fn the_same_symptom_and_the_propagation_path_join_and_an_unrelated_fault_elsewhere_does_not() {
+        let ledger = Entity::service(Some("cell-2"), "ledger");
+        let (inc, opening) = incident(
+            IncidentClass::Fault,
+            vec![anomaly(svc("cell-2", "ledger"), "err", Signal::ErrorRatio, 0.3, 0.0, 100)],
+            &[ledger.clone(), Entity::service(Some("cell-2"), "ledger-db")],
+        );
+        // The same entity and signal, much later: the same trouble (also once resolved).
+        let again = [anomaly(svc("cell-2", "ledger"), "err2", Signal::ErrorRatio, 0.4, 0.0, 3000)];
+        assert_eq!(
+            belongs(&inc, &opening, true, &again, at(3000)),
+            Some(JoinReason::SameEntity(ledger.clone()))
+        );
+        assert_eq!(
+            belongs(&inc, &opening, false, &again, at(3000)),
+            Some(JoinReason::SameEntity(ledger))
+        );
+        // Its database, on the ranked candidates: the propagation path, while active only.
+        let db = [anomaly(svc("cell-2", "ledger-db"), "lat", Signal::Latency, 0.4, 0.05, 400)];
+        assert!(matches!(
+            belongs(&inc, &opening, true, &db, at(400)),
+            Some(JoinReason::Candidate(_))
+        ));
+        assert_eq!(belongs(&inc, &opening, false, &db, at(400)), None);
+        // Another service of cell-2 soon after: the same cell; much later it is news.
+        let api = [anomaly(svc("cell-2", "api"), "lat", Signal::Latency, 0.4, 0.05, 300)];
+        assert_eq!(
+            belongs(&inc, &opening, true, &api, at(300)),
+            Some(JoinReason::SameCell("cell-2".into()))
+        );
+        assert_eq!(belongs(&inc, &opening, true, &api, at(100 + CELL_JOIN_SECS + 1)), None);
+        // A fault of another cell's service, or of a provider: its own incident.
+        let elsewhere = [anomaly(svc("cell-4", "loyalty"), "err", Signal::ErrorRatio, 0.5, 0.0, 300)];
+        assert_eq!(belongs(&inc, &opening, true, &elsewhere, at(300)), None);
+        let provider = [anomaly(
+            Some(Entity::new(cellwarden_models::EntityKind::Provider, "provider-a")),
+            "err",
+            Signal::ErrorRatio,
+            0.5,
+            0.0,
+            300,
+        )];
+        assert_eq!(belongs(&inc, &opening, true, &provider, at(300)), None);
+        // The same entity with another signal is not the same symptom once the cell window passed.
+        let cpu = [anomaly(svc("cell-2", "ledger"), "cpu", Signal::Cpu, 0.9, 0.1, 3000)];
+        assert_eq!(belongs(&inc, &opening, false, &cpu, at(3000)), None);
+    }
+
+    #[test]
+    fn load_and_latency_join_a_platform_wide_surge_but_errors_do_not() {
+        let (inc, opening) = incident(
+            IncidentClass::Capacity,
+            vec![
+                anomaly(svc("cell-1", "gateway"), "rps", Signal::RequestRate, 90.0, 40.0, 100),
+                anomaly(svc("cell-3", "gateway"), "rps", Signal::RequestRate, 90.0, 40.0, 100),
+            ],
+            &[],
+        );
+        let latency = [anomaly(svc("cell-4", "wallet-api"), "lat", Signal::Latency, 0.33, 0.16, 900)];
+        assert_eq!(belongs(&inc, &opening, true, &latency, at(900)), Some(JoinReason::Surge));
+        let drop = [anomaly(svc("cell-2", "gateway"), "rps", Signal::RequestRate, 20.0, 80.0, 1800)];
+        assert_eq!(belongs(&inc, &opening, true, &drop, at(1800)), Some(JoinReason::Surge));
+        let errors = [anomaly(svc("cell-4", "wallet-api"), "err", Signal::ErrorRatio, 0.2, 0.0, 900)];
+        assert_eq!(belongs(&inc, &opening, true, &errors, at(900)), None);
+        // One cell's load rise is no surge.
+        let (one, opening1) = incident(
+            IncidentClass::Capacity,
+            vec![anomaly(svc("cell-1", "gateway"), "rps", Signal::RequestRate, 90.0, 40.0, 100)],
+            &[],
+        );
+        assert_eq!(belongs(&one, &opening1, true, &latency, at(900)), None);
     }
 }

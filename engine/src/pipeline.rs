@@ -7,14 +7,15 @@
 //! time, anomalies and plan (the plan is decided once, at opening), and notes its new top
 //! candidate on the timeline.
 //!
-//! One fault, one incident ([`crate::grouping`]): a detector alarm about an active incident's
-//! entities, leads or cell joins it (and ranks it again); an alarm about a resolved incident's
-//! fault within [`REOPEN_SECS`] reopens it — and escalates it when a fix had been carried out,
-//! never deciding an action it already decided. An incident resolves once every symptom has
+//! One fault, one incident ([`crate::grouping::belongs`]): a detector alarm about an active
+//! incident's opening symptom (same entity and signal), one of its top candidates, its cell soon
+//! after opening, or load during a platform-wide surge joins it (and ranks it again); when a
+//! verified fix had been carried out, the trouble back escalates it ("the fix did not hold"),
+//! also within [`REOPEN_SECS`] after it resolved — never deciding an action it already decided. An incident resolves once every symptom has
 //! been back inside its baseline for [`RESOLVE_HOLD_SECS`]. What happened comes back as
 //! [`EngineEvent`]s, which the daemon, replay and the simulator consume alike.
 
-use crate::grouping::Symptoms;
+use crate::grouping::{self, JoinReason, Symptoms};
 pub use crate::grouping::{REOPEN_SECS, RESOLVE_HOLD_SECS};
 use crate::policy::{self, CellView, ClusterSnapshot, ConfigLimits, PastAction};
 use crate::policy::{CellState, PolicySpec};
@@ -95,6 +96,9 @@ pub enum JoinedBy {
 #[derive(Debug, Clone, Default)]
 struct Track {
     symptoms: Symptoms,
+    /// What its opening evidence was about (entity and signal): what a later alarm must name
+    /// to join it as the same trouble.
+    opening: Vec<(Entity, Signal)>,
     /// Actions carried out for it (by an executor: the simulator, the daemon's controller).
     carried_out: Vec<(Timestamp, ActionKind, String)>,
     /// When it was last ranked (a joining alarm ranks again at most every [`JOIN_RERANK_SECS`]).
@@ -378,7 +382,7 @@ impl Pipeline {
                 match ev {
                     DetectorEvent::Anomaly(a) => {
                         self.anomalies_total += 1;
-                        self.trouble_on(&a.series, a.t);
+                        self.trouble_on(&a.series, a.entity.as_ref(), a.signal, a.t, false);
                         let burst_start = self
                             .last_anomaly
                             .insert(s.key.clone(), t)
@@ -393,7 +397,7 @@ impl Pipeline {
                         }
                     }
                     DetectorEvent::Warning(w) => {
-                        self.trouble_on(&w.series, w.t);
+                        self.trouble_on(&w.series, w.entity.as_ref(), w.signal, w.t, true);
                         self.timeline.push(TimelineEntry {
                             t,
                             kind: "warning".into(),
@@ -416,26 +420,127 @@ impl Pipeline {
         std::mem::take(&mut self.out)
     }
 
-    /// An anomaly or warning on `series` at `t`: trouble for every active incident watching it.
-    fn trouble_on(&mut self, series: &SeriesKey, t: Timestamp) {
+    /// An anomaly or warning on `series` (about `entity`'s `signal`) at `t`: trouble for every
+    /// active incident watching that series; a `warning` is trouble too for the symptoms about
+    /// the same entity and signal.
+    fn trouble_on(&mut self, series: &SeriesKey, entity: Option<&Entity>, signal: Signal, t: Timestamp, warning: bool) {
         if let Some(ids) = self.watched.get(series) {
             for &i in ids {
                 self.tracks[i].symptoms.trouble(series, t);
             }
         }
+        let Some(e) = entity else { return };
+        // Only a warning (a forecast about another pod of the same service) stretches a symptom:
+        // any anomaly about the same entity and signal would keep a noisy platform's incidents
+        // open for ever.
+        if !warning {
+            return;
+        }
+        for (i, r) in self.incidents.iter().enumerate() {
+            if r.lifecycle.phase.is_active() && !self.tracks[i].symptoms.watches(series) {
+                self.tracks[i].symptoms.trouble_about(e, signal, t);
+            }
+        }
     }
 
-    /// Where a detector alarm goes: into the latest incident an Alertmanager alert opened about
-    /// the same trouble ([`Pipeline::opened_by_alerts_about`]), else a new incident. (Grouping
-    /// by entity, cell and leads, and reopening, are on the `incident-grouping` branch until
-    /// they hold on Train Ticket too.)
+    /// Where a detector alarm goes ([`grouping::belongs`], latest incident first): into the
+    /// incident an Alertmanager alert opened about the same trouble; into an active incident it
+    /// is about (escalating it when a verified fix did not hold); reopening and escalating a
+    /// resolved incident about the same symptom within [`REOPEN_SECS`] when a fix had been
+    /// carried out for it; else a new incident.
     fn place_alarm(&mut self, p: &Prepared<'_>, topology: Option<&Topology>, t: Timestamp, class: IncidentClass, anomalies: Vec<Anomaly>) {
         if let Some(i) = self.opened_by_alerts_about(&anomalies, t) {
-            return self.join(p, i, t, anomalies, JoinedBy::Alarm);
+            return self.join(p, i, t, anomalies, JoinedBy::Alarm, None);
         }
-        let index = self.open_incident(p, topology, t, class, anomalies, Vec::new());
-        let plan = self.incidents[index].plan.clone();
-        self.out.push(EngineEvent::Opened { index, plan });
+        let found = self.incidents.iter().enumerate().rev().find_map(|(i, r)| {
+            let lc = &r.lifecycle;
+            let active = lc.phase.is_active();
+            // A resolved incident is taken up again only when a fix was carried out for it: the
+            // fix did not hold, and a person must hear so. Without one, trouble after the
+            // hold is news (on Train Ticket, reopening without a fix lost a tenth of the faults
+            // to incidents about the same symptom resolved minutes before).
+            let fixed = !self.tracks[i].carried_out.is_empty();
+            let recent = active || fixed && lc.resolved_at.is_some_and(|at| t.secs_since(at) <= REOPEN_SECS as f64);
+            if !recent {
+                return None;
+            }
+            grouping::belongs(&r.incident, &self.tracks[i].opening, active, &anomalies, t).map(|why| (i, why))
+        });
+        let Some((i, why)) = found else {
+            let index = self.open_incident(p, topology, t, class, anomalies, Vec::new());
+            let plan = self.incidents[index].plan.clone();
+            self.out.push(EngineEvent::Opened { index, plan });
+            return;
+        };
+        let phase = self.incidents[i].lifecycle.phase;
+        let back = anomalies
+            .first()
+            .map(|a| a.entity.as_ref().map_or("the platform", |e| e.name.as_str()).to_string())
+            .unwrap_or_default();
+        self.join(p, i, t, anomalies, JoinedBy::Alarm, Some(&why));
+        let carried: Option<(Timestamp, ActionKind, String)> = self.tracks[i].carried_out.first().cloned();
+        match (phase, carried) {
+            (Phase::Mitigated, Some((at, kind, target))) => {
+                let verified = self.incidents[i].lifecycle.mitigated_at.unwrap_or(at);
+                let reason = format!(
+                    "the fix did not hold: {kind} {target} took effect at {}, the trouble is back at {} ({back})",
+                    verified.to_rfc3339(),
+                    t.to_rfc3339()
+                );
+                self.escalate(topology, i, t, reason);
+            }
+            (Phase::Resolved, Some((at, kind, target))) => {
+                self.reopen(i, t, false);
+                let reason = format!(
+                    "the fix did not hold: {kind} {target} was carried out at {}, the incident resolved, and its trouble is back at {} ({back})",
+                    at.to_rfc3339(),
+                    t.to_rfc3339()
+                );
+                self.escalate(topology, i, t, reason);
+            }
+            (Phase::Resolved, None) => {
+                self.reopen(i, t, true);
+                self.out.push(EngineEvent::Reopened { index: i });
+            }
+            _ => {}
+        }
+    }
+
+    /// A resolved incident `i` is active again at `now`: its symptoms are watched again and, when
+    /// `notify`, a reopening notice pages (the person was told it was over).
+    fn reopen(&mut self, i: usize, now: Timestamp, notify: bool) {
+        let id = self.incidents[i].incident.id.clone();
+        let lc = &mut self.incidents[i].lifecycle;
+        if lc.phase != Phase::Resolved {
+            return;
+        }
+        lc.phase = Phase::Open;
+        lc.resolved_at = None;
+        lc.reopened_at.push(now);
+        let text = format!(
+            "{id} reopened: a symptom of its fault is back within {} min of its resolution.",
+            REOPEN_SECS / 60
+        );
+        if notify {
+            lc.notices.push(Notice {
+                at: now,
+                kind: NoticeKind::Reopened,
+                pages: true,
+                text: text.clone(),
+            });
+        }
+        self.timeline.push(TimelineEntry {
+            t: now,
+            kind: "incident".into(),
+            text,
+        });
+        let keys: Vec<SeriesKey> = self.tracks[i].symptoms.series().cloned().collect();
+        for k in keys {
+            let ids = self.watched.entry(k).or_default();
+            if !ids.contains(&i) {
+                ids.push(i);
+            }
+        }
     }
 
     /// The latest incident opened by an Alertmanager alert (nothing but alerts in it yet) within
@@ -495,7 +600,7 @@ impl Pipeline {
 
     /// A detector alarm (or alert) joins active incident `i`: its evidence grows, it is ranked
     /// again (at most every [`JOIN_RERANK_SECS`]; else at the next such time), it pages nobody.
-    fn join(&mut self, p: &Prepared<'_>, i: usize, t: Timestamp, anomalies: Vec<Anomaly>, by: JoinedBy) {
+    fn join(&mut self, p: &Prepared<'_>, i: usize, t: Timestamp, anomalies: Vec<Anomaly>, by: JoinedBy, why: Option<&JoinReason>) {
         let names: BTreeSet<&str> = anomalies
             .iter()
             .map(|a| a.entity.as_ref().map_or("the platform", |e| e.name.as_str()))
@@ -509,6 +614,10 @@ impl Pipeline {
         self.incidents[i].lifecycle.joined += 1;
         let id = self.incidents[i].incident.id.clone();
         let mut text = format!("{id}: an alarm of {what} joined it");
+        if let Some(why) = why {
+            text.push_str(": ");
+            text.push_str(&why.describe());
+        }
         if t.secs_since(self.tracks[i].last_rank) >= JOIN_RERANK_SECS as f64 {
             text.push_str(&self.rank_and_describe(p, i, t, "joined"));
         } else {
@@ -896,12 +1005,8 @@ impl Pipeline {
     /// A firing alert joined incident `i`: a resolved one is active again (an alert is a
     /// person's rule saying the trouble is there).
     fn reopen_by_alert(&mut self, i: usize, now: Timestamp) {
-        let lc = &mut self.incidents[i].lifecycle;
-        if lc.phase == Phase::Resolved {
-            lc.phase = Phase::Open;
-            lc.resolved_at = None;
-            lc.reopened_at.push(now);
-        }
+        // Alertmanager notified about the alert itself: the reopening pages nobody again.
+        self.reopen(i, now, false);
     }
 
     /// Opens an incident at `t`: ranked, planned under the guards (never an action already
@@ -983,7 +1088,10 @@ impl Pipeline {
             lifecycle,
             rankings: Vec::new(),
         });
-        self.tracks.push(Track::default());
+        self.tracks.push(Track {
+            opening: anomalies.iter().filter_map(|a| a.entity.clone().map(|e| (e, a.signal))).collect(),
+            ..Track::default()
+        });
         self.absorb(index, &anomalies);
         self.record_ranking(index, "opened");
         let plan = self.decide(index, proposed, t);
@@ -1287,25 +1395,22 @@ mod tests {
             "{lc:?}"
         );
         assert_eq!(lc.pages(), 2, "the opening and the escalation paged");
-        // The trouble back later opens an incident that decides none of it again.
+        // It resolves; the trouble back later (same service) reopens it and escalates it again
+        // (the fix did not hold): nothing opens, and nothing already decided is decided again.
         let events = pipeline.advance(&p, None, at(end), &mut |_, _| {});
-        let plans: Vec<&Plan> = events
-            .iter()
-            .filter_map(|e| match e {
-                EngineEvent::Opened { plan, .. } => Some(plan),
-                _ => None,
-            })
-            .collect();
-        assert!(!plans.is_empty(), "{events:?}");
-        for plan in plans {
-            for (kind, target) in &acted {
-                assert!(!plan.actions.iter().any(|a| a.kind == *kind && &a.target == target), "{plan:?}");
-                assert!(plan
-                    .refused
-                    .iter()
-                    .any(|r| r.action.kind == *kind && r.guard == policy::guard::ALREADY_DECIDED));
-            }
+        assert_eq!(opened_count(&events), 0, "{events:?}");
+        assert!(
+            events.iter().any(|e| matches!(e, EngineEvent::Joined { index: 0, .. })),
+            "{events:?}"
+        );
+        let lc = &pipeline.incidents()[index].lifecycle;
+        for (kind, target) in &acted {
+            let n = lc.decisions.iter().filter(|d| d.kind == *kind && &d.target == target).count();
+            assert_eq!(n, 1, "{kind} {target} decided {n} times");
         }
+        assert!(lc.escalation.as_deref().is_some_and(|e| e.contains("did not hold")), "{lc:?}");
+        assert_eq!(lc.reopened_at.len(), 1);
+        assert_eq!(lc.pages(), 3, "the opening and the two escalations paged");
     }
 
     fn opened_count(events: &[EngineEvent]) -> usize {
@@ -1332,7 +1437,20 @@ mod tests {
         // Fed past b's onset, but the first re-rank is due before it: b is not among the
         // candidates, and the ranking is exactly the ranker's on the data up to its time.
         let events = pipeline.advance(&p, None, at(B_ONSET_SECS + 30), &mut |_, _| {});
-        assert_eq!(opened_count(&events), 0, "a re-rank makes no plan");
+        // b's own alarm (another service, no call between them, not on a's candidates) opens an
+        // incident of its own; the re-rank of a's opens nothing.
+        for e in &events {
+            if let EngineEvent::Opened { index, .. } = e {
+                assert_ne!(*index, 0, "a re-rank makes no plan");
+                let about: Vec<&str> = pipeline.incidents()[*index]
+                    .incident
+                    .anomalies
+                    .iter()
+                    .filter_map(|a| a.entity.as_ref().map(|e| e.name.as_str()))
+                    .collect();
+                assert_eq!(about, ["b"]);
+            }
+        }
         let first = pipeline.incidents()[0].incident.clone();
         let first_at = opened.opened_at.plus_secs(RERANK_AFTER_SECS[0]);
         assert!(first_at < at(B_ONSET_SECS), "the test needs the first re-rank before b's onset");
@@ -1349,14 +1467,17 @@ mod tests {
         assert_eq!(last.ranked_at, last_at);
         assert_eq!(top(&pipeline), "b");
         assert_eq!(last.candidates, rank_at(&p, at(T0_SECS), last_at, &opened.anomalies));
-        // The incident is the same one: id, opening and anomalies kept; still one incident.
-        assert_eq!(pipeline.incidents().len(), 1);
+        // The incident is the same one: id, opening and anomalies kept.
         assert_eq!(
             (&last.id, last.opened_at, &last.anomalies),
             (&opened.id, opened.opened_at, &opened.anomalies)
         );
 
-        let reranks: Vec<&TimelineEntry> = pipeline.timeline.iter().filter(|e| e.kind == "rerank").collect();
+        let reranks: Vec<&TimelineEntry> = pipeline
+            .timeline
+            .iter()
+            .filter(|e| e.kind == "rerank" && e.text.starts_with(&opened.id))
+            .collect();
         assert_eq!(reranks.len(), 2);
         assert_eq!((reranks[0].t, reranks[1].t), (first_at, last_at));
         assert!(reranks[0].text.contains("top candidate a ") && reranks[0].text.contains("unchanged"));

@@ -10,14 +10,21 @@
 //!   the backend weight of the cell's namespace in every Gateway API `HTTPRoute` to 0;
 //! - `cordon` — as reroute, then status `Cordoned` and the cell's nodes `spec.unschedulable`;
 //! - `failover_provider` — `cellwarden-provider-weights` in each cell namespace: the provider to "0";
-//! - `circuit_break` — `cellwarden-feature-flags` in each cell namespace: the feature to "off".
+//! - `circuit_break` — `cellwarden-feature-flags` in each cell namespace: the feature to "off";
+//! - `rollback` — the Deployment's pod template back to that of the ReplicaSet of the previous
+//!   revision (`deployment.kubernetes.io/revision`; the action's `revision` parameter names it),
+//!   found among the ReplicaSets its selector lists and it owns, as `kubectl rollout undo` does;
+//!   a JSON merge patch (field manager `cellwarden`) that turns the template into that one, read
+//!   back to check it took. Not undone on a failed verification: rolling forward again to the
+//!   revision the fault came with is a person's call.
 //!
 //! Every change returns an [`Undo`]: what was there before, kept in the Incident's status so a
 //! failed verification can put it back (after a restart too). A rolling restart cannot be undone.
 
 use crate::crd::{Cell, CellState, CellStatus};
+use cellwarden_engine::verify;
 use cellwarden_models::{Action, ActionKind};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::Client;
@@ -30,6 +37,8 @@ pub const FIELD_MANAGER: &str = "cellwarden";
 pub const PROVIDER_WEIGHTS: &str = "cellwarden-provider-weights";
 pub const FEATURE_FLAGS: &str = "cellwarden-feature-flags";
 pub const RESTARTED_AT: &str = "cellwarden.io/restartedAt";
+/// The annotation the Deployment controller numbers each ReplicaSet (and the Deployment) with.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// Node label naming the cell a node belongs to.
 pub const NODE_CELL_LABEL: &str = "cellwarden.io/cell";
 
@@ -45,6 +54,9 @@ pub enum ActuateError {
     /// The API refused, after retries.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The change was accepted but reading the object back does not show it.
+    #[error("{0}")]
+    NotApplied(String),
 }
 
 impl ActuateError {
@@ -54,6 +66,7 @@ impl ActuateError {
             ActuateError::BadTarget(..) => "bad_target",
             ActuateError::NotFound(_) => "not_found",
             ActuateError::Kube(_) => "api",
+            ActuateError::NotApplied(_) => "not_applied",
         }
     }
 }
@@ -214,6 +227,7 @@ impl Actuator {
                     .map_or(action.target.as_str(), |(_, v)| v.as_str());
                 self.flag(FEATURE_FLAGS, feature, "off").await
             }
+            ActionKind::Rollback => self.rollback(action).await,
         }
     }
 
@@ -459,6 +473,84 @@ impl Actuator {
         Ok(format!("deployment {ns}/{name}: rolling restart at {now}"))
     }
 
+    /// Puts the Deployment's pod template back to the one of its previous revision (or of the
+    /// revision the action's `revision` parameter names).
+    async fn rollback(&self, action: &Action) -> Result<Applied, ActuateError> {
+        let (ns, name) = self.deployment_of(&action.target)?;
+        let wanted: Option<u64> = match action.params.iter().find(|(k, _)| k == "revision") {
+            Some((_, v)) => Some(
+                v.parse()
+                    .map_err(|_| ActuateError::BadTarget(action.target.clone(), format!("revision {v:?} is not a number")))?,
+            ),
+            None => None,
+        };
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        let current = with_retries(|| api.get_opt(name))
+            .await?
+            .ok_or_else(|| ActuateError::NotFound(format!("deployment {ns}/{name}")))?;
+        let selector = current
+            .spec
+            .selector
+            .match_labels
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        let sets: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
+        let lp = ListParams::default().labels(&selector);
+        let list = with_retries(|| sets.list(&lp)).await?;
+        let revisions = owned_revisions(&current, &list.items);
+        let now_at = revision_of(&current.metadata)
+            .or_else(|| revisions.last().map(|(r, _)| *r))
+            .unwrap_or(0);
+        let target = match wanted {
+            Some(w) => revisions.iter().find(|(r, _)| *r == w),
+            None => revisions.iter().rev().find(|(r, _)| *r < now_at),
+        }
+        .ok_or_else(|| {
+            ActuateError::NotFound(match wanted {
+                Some(w) => format!("revision {w} of deployment {ns}/{name} (no ReplicaSet it owns has it)"),
+                None => format!("a revision of deployment {ns}/{name} before {now_at}"),
+            })
+        })?;
+        let (to, rs) = (target.0, target.1);
+        let wanted_template = rs
+            .spec
+            .template
+            .as_ref()
+            .map(|t| serde_json::to_value(t).unwrap_or_default())
+            .ok_or_else(|| ActuateError::NotFound(format!("the pod template of revision {to} of deployment {ns}/{name}")))?;
+        let mut wanted_template = wanted_template;
+        if let Some(labels) = wanted_template.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+            labels.remove(verify::POD_TEMPLATE_HASH);
+        }
+        let template_now = serde_json::to_value(&current.spec.template).unwrap_or_default();
+        if verify::template_matches(&template_now, &wanted_template) {
+            return Ok(Applied {
+                what: format!("deployment {ns}/{name}: pod template already that of revision {to}"),
+                undo: None,
+                changed: false,
+            });
+        }
+        let body = json!({"spec": {"template": merge_patch_to(&template_now, &wanted_template)}});
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(&body);
+        let after = with_retries(|| api.patch(name, &pp, &patch)).await?;
+        let template_after = serde_json::to_value(&after.spec.template).unwrap_or_default();
+        if !verify::template_matches(&template_after, &wanted_template) {
+            return Err(ActuateError::NotApplied(format!(
+                "deployment {ns}/{name}: the pod template read back is not that of revision {to}"
+            )));
+        }
+        Ok(Applied {
+            what: format!("deployment {ns}/{name}: pod template back to revision {to} (was revision {now_at})"),
+            undo: None,
+            changed: true,
+        })
+    }
+
     async fn drain(&self, cell: &str, cordon: bool) -> Result<Applied, ActuateError> {
         let cells: Api<Cell> = Api::all(self.client.clone());
         let current = with_retries(|| cells.get_opt(cell))
@@ -595,9 +687,88 @@ impl Actuator {
     }
 }
 
+/// The `deployment.kubernetes.io/revision` of an object, when it has a number there.
+pub fn revision_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
+    meta.annotations.as_ref()?.get(REVISION_ANNOTATION)?.parse().ok()
+}
+
+/// The ReplicaSets of `sets` that `deployment` owns (an owner reference with its uid, or by
+/// kind and name where it has no uid), with their revisions, oldest first.
+pub fn owned_revisions<'a>(deployment: &Deployment, sets: &'a [ReplicaSet]) -> Vec<(u64, &'a ReplicaSet)> {
+    let uid = deployment.metadata.uid.as_deref();
+    let name = deployment.metadata.name.as_deref();
+    let mut out: Vec<(u64, &ReplicaSet)> = sets
+        .iter()
+        .filter(|rs| {
+            rs.metadata.owner_references.as_ref().is_some_and(|refs| {
+                refs.iter().any(|o| {
+                    o.kind == "Deployment"
+                        && match uid {
+                            Some(u) => o.uid == u,
+                            None => Some(o.name.as_str()) == name,
+                        }
+                })
+            })
+        })
+        .filter_map(|rs| Some((revision_of(&rs.metadata)?, rs)))
+        .collect();
+    out.sort_by_key(|(r, _)| *r);
+    out
+}
+
+/// A JSON merge patch (RFC 7386) that turns `current` into `wanted`: what `wanted` sets, and
+/// `null` for every key of `current` it lacks (a merge patch alone would leave those, e.g. an
+/// annotation or an env var the newer revision added). Lists are replaced whole.
+pub fn merge_patch_to(current: &serde_json::Value, wanted: &serde_json::Value) -> serde_json::Value {
+    match (current.as_object(), wanted.as_object()) {
+        (Some(c), Some(w)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in w {
+                let sub = match c.get(k) {
+                    Some(cv) => merge_patch_to(cv, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), sub);
+            }
+            for k in c.keys().filter(|k| !w.contains_key(*k)) {
+                out.insert(k.clone(), serde_json::Value::Null);
+            }
+            serde_json::Value::Object(out)
+        }
+        _ => wanted.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merge_patch_to_the_old_template_removes_what_the_new_one_added() {
+        let new = json!({"metadata": {"labels": {"app": "ledger"}, "annotations": {"a": "1", RESTARTED_AT: "t"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:2", "env": [{"name": "LEAKY", "value": "1"}]}]}});
+        let old = json!({"metadata": {"labels": {"app": "ledger"}, "annotations": {"a": "1"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:1"}]}});
+        let patch = merge_patch_to(&new, &old);
+        assert_eq!(patch["metadata"]["annotations"][RESTARTED_AT], serde_json::Value::Null);
+        assert_eq!(patch["spec"]["containers"], old["spec"]["containers"], "lists are replaced whole");
+        // Applied by RFC 7386 rules, it yields the old template.
+        fn apply(target: &mut serde_json::Value, patch: &serde_json::Value) {
+            match (target.as_object_mut(), patch.as_object()) {
+                (Some(t), Some(p)) => {
+                    for (k, v) in p {
+                        if v.is_null() {
+                            t.remove(k);
+                        } else {
+                            apply(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                        }
+                    }
+                }
+                _ => *target = patch.clone(),
+            }
+        }
+        let mut t = new.clone();
+        apply(&mut t, &patch);
+        assert_eq!(t, old);
+    }
 
     #[test]
     fn an_apply_keeps_the_fields_cellwarden_already_owns() {

@@ -292,6 +292,14 @@ pub struct Watch {
     pub level_at_action: f64,
     /// The level it must come back to or under.
     pub wanted_at_most: f64,
+    /// Seconds the level must then stay flat (a rollback: the trend the revision brought
+    /// stopped); absent or 0: the level alone is judged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trend_window_secs: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

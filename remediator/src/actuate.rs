@@ -687,6 +687,49 @@ impl Actuator {
     }
 }
 
+/// The revisions of every Deployment whose ReplicaSets are listed (cluster-wide), by
+/// `<namespace>/<deployment>` — a cell's workloads live in the namespace named like the cell, so
+/// this is the `cell/service` the rules name — oldest first, each with its ReplicaSet's creation
+/// time (when it rolled out). What the rollback rule reads of the cluster.
+pub async fn revisions(client: &Client) -> Result<Vec<(String, Vec<cellwarden_models::topology::RevisionInfo>)>, ActuateError> {
+    let sets: Api<ReplicaSet> = Api::all(client.clone());
+    let lp = ListParams::default();
+    let list = with_retries(|| sets.list(&lp)).await?;
+    Ok(revisions_of(&list.items))
+}
+
+/// [`revisions`] of a list of ReplicaSets (pure): grouped by the Deployment owning each.
+pub fn revisions_of(sets: &[ReplicaSet]) -> Vec<(String, Vec<cellwarden_models::topology::RevisionInfo>)> {
+    let mut by: BTreeMap<String, Vec<cellwarden_models::topology::RevisionInfo>> = BTreeMap::new();
+    for rs in sets {
+        let owner = rs
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|refs| refs.iter().find(|o| o.kind == "Deployment"));
+        let (Some(owner), Some(ns), Some(revision), Some(created)) = (
+            owner,
+            rs.metadata.namespace.as_deref(),
+            revision_of(&rs.metadata),
+            rs.metadata.creation_timestamp.as_ref(),
+        ) else {
+            continue;
+        };
+        let Ok(at) = cellwarden_models::Timestamp::parse_rfc3339(&created.0.to_string()) else {
+            continue;
+        };
+        by.entry(format!("{ns}/{}", owner.name))
+            .or_default()
+            .push(cellwarden_models::topology::RevisionInfo { revision, at });
+    }
+    by.into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by_key(|r| r.revision);
+            (k, v)
+        })
+        .collect()
+}
+
 /// The `deployment.kubernetes.io/revision` of an object, when it has a number there.
 pub fn revision_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
     meta.annotations.as_ref()?.get(REVISION_ANNOTATION)?.parse().ok()
@@ -742,6 +785,32 @@ pub fn merge_patch_to(current: &serde_json::Value, wanted: &serde_json::Value) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revisions_are_read_from_the_replicasets_a_deployment_owns() {
+        let rs = |name: &str, owner: Option<&str>, rev: &str, created: &str| -> ReplicaSet {
+            let refs = owner.map(|o| json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": o, "uid": "u"}]));
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "cell-2", "creationTimestamp": created,
+                "annotations": {REVISION_ANNOTATION: rev}, "ownerReferences": refs.unwrap_or(json!([]))}, "spec": {"selector": {}}}),
+            )
+            .unwrap()
+        };
+        let sets = [
+            rs("ledger-b", Some("ledger"), "2", "2026-03-02T09:37:00Z"),
+            rs("ledger-a", Some("ledger"), "1", "2026-03-01T09:00:00Z"),
+            rs("orphan", None, "4", "2026-03-02T09:00:00Z"),
+            rs("bad", Some("ledger"), "two", "2026-03-02T09:00:00Z"),
+        ];
+        let got = revisions_of(&sets);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "cell-2/ledger");
+        let revs: Vec<(u64, String)> = got[0].1.iter().map(|r| (r.revision, r.at.to_rfc3339())).collect();
+        assert_eq!(
+            revs,
+            vec![(1, "2026-03-01T09:00:00Z".to_string()), (2, "2026-03-02T09:37:00Z".to_string())]
+        );
+    }
 
     #[test]
     fn a_merge_patch_to_the_old_template_removes_what_the_new_one_added() {

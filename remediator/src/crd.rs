@@ -386,7 +386,8 @@ mod tests {
         let p: RemediationPolicySpec = serde_json::from_value(serde_json::json!({"mode": "act"})).unwrap();
         assert!(!p.paused);
         assert_eq!(p.blast_radius.max_cells_out, 1);
-        assert_eq!(p.require_approval, vec!["cordon".to_string()]);
+        assert_eq!(p.require_approval, vec!["cordon".to_string(), "rollback".to_string()]);
+        assert_eq!(p.cooldown_secs["rollback"], 3600);
         assert_eq!(p.cooldown_secs["scale"], 600);
         assert_eq!(p.protected_namespaces, ["kube-system", "kube-public", "kube-node-lease"]);
         // An explicit empty list is kept: the default only fills a missing key.

@@ -63,7 +63,8 @@ pub enum Command {
         #[arg(long)]
         series: bool,
     },
-    /// Run a simulated incident twice — without and with cellwarden acting — and compare what users felt.
+    /// Run a simulated incident without action, acting under the legacy rules and acting under
+    /// the current ones, and compare what users felt.
     Simulate {
         /// Scenario id: memory-leak, provider-errors, zone-outage, db-latency-drift, consumer-poison-pill,
         /// loyalty-outage, traffic-surge, healthy-day (and the bundled variants, e.g. memory-leak-s2).
@@ -71,13 +72,16 @@ pub enum Command {
         /// Seed of the simulated wallet (default: the scenario's own).
         #[arg(long)]
         seed: Option<u64>,
-        /// Only the run with cellwarden acting.
+        /// Only the runs with cellwarden acting.
         #[arg(long, conflicts_with = "no_act")]
         act_only: bool,
         /// Only the run without action.
         #[arg(long)]
         no_act: bool,
-        /// Write the acting run's report.md, report.html and report.json into this folder.
+        /// Act under these rule sets only (`current`, `legacy`; repeatable). Default: both.
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        /// Write the last acting run's report.md, report.html and report.json into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -224,8 +228,9 @@ pub fn run(cli: Cli) -> Result<()> {
             seed,
             act_only,
             no_act,
+            policies,
             out,
-        } => run_simulate(&scenario, seed, !act_only, !no_act, out.as_deref()),
+        } => run_simulate(&scenario, seed, !act_only, !no_act, &policies, out.as_deref()),
         Command::GenerateFixtures { out, only } => run_generate(&out, &only),
         Command::Nab {
             corpus,
@@ -555,7 +560,22 @@ fn scenario_or_list(id: &str, seed: Option<u64>) -> Result<cellwarden_simulator:
     })
 }
 
-pub fn run_simulate(id: &str, seed: Option<u64>, without: bool, with: bool, out: Option<&Path>) -> Result<()> {
+pub fn run_simulate(id: &str, seed: Option<u64>, without: bool, with: bool, policies: &[String], out: Option<&Path>) -> Result<()> {
+    use crate::simulate::SimPolicy;
+    use cellwarden_engine::rules::RuleSet;
+    let mut acting = Vec::new();
+    for name in policies {
+        let r = RuleSet::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = RuleSet::ALL.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("unknown policy {name:?}; the rule sets are {}", names.join(", "))
+        })?;
+        if !acting.contains(&SimPolicy::Act(r)) {
+            acting.push(SimPolicy::Act(r));
+        }
+    }
+    if acting.is_empty() {
+        acting = vec![SimPolicy::Act(RuleSet::Legacy), SimPolicy::Act(RuleSet::Current)];
+    }
     let scn = scenario_or_list(id, seed)?;
     let mut so = std::io::stdout().lock();
     writeln!(
@@ -570,13 +590,18 @@ pub fn run_simulate(id: &str, seed: Option<u64>, without: bool, with: bool, out:
     if let Some(start) = scn.fault_start() {
         writeln!(so, "fault starts at +{} min ({start})", start.secs_since(scn.cfg.start) / 60.0)?;
     }
+    let mut hows = Vec::new();
+    if without {
+        hows.push(SimPolicy::NoAction);
+    }
+    if with {
+        hows.extend(acting);
+    }
     let mut runs = Vec::new();
-    for (label, act) in [("without action", false), ("with cellwarden acting", true)] {
-        if (act && !with) || (!act && !without) {
-            continue;
-        }
-        let pb = progress_bar(scn.steps() as u64, 0, label);
-        let r = crate::simulate::run(&scn, act, &mut |done, _| {
+    for how in hows {
+        let label = how.label();
+        let pb = progress_bar(scn.steps() as u64, 0, &label);
+        let r = crate::simulate::run(&scn, how, &mut |done, _| {
             if let Some(pb) = &pb {
                 pb.set_position(done as u64);
             }
@@ -584,7 +609,7 @@ pub fn run_simulate(id: &str, seed: Option<u64>, without: bool, with: bool, out:
         if let Some(pb) = pb {
             pb.finish_and_clear();
         }
-        runs.push((label, act, r));
+        runs.push((label, how != SimPolicy::NoAction, r));
     }
     let fault_start_secs = scn.faults.first().map(|f| f.at_secs);
     writeln!(so)?;

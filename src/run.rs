@@ -958,6 +958,15 @@ async fn live_source(
         let (alerts, next) = ingest.alerts_after(alert_cursor);
         alert_cursor = next;
         let families = ingest.families(since);
+        // The Deployments' revisions, for the rollback rule (the last ones read stand on an error).
+        match cellwarden_remediator::actuate::revisions(&opener.ctx.client).await {
+            Ok(revs) => driver.pipeline.set_rollouts(
+                revs.iter()
+                    .flat_map(|(target, r)| cellwarden_engine::policy::rollouts_of_revisions(target, r))
+                    .collect(),
+            ),
+            Err(e) => tracing::warn!(error = %e, "Could not read the ReplicaSets; the rollouts known stand."),
+        }
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
         let stepped = driver.step(&families, spans.make_contiguous(), alerts, now);
         for a in &stepped.alerts {
@@ -1066,6 +1075,7 @@ async fn simulate_through_api(
         let now = w.now();
         let (views, replicas) = crate::simulate::cell_views(&w);
         driver.pipeline.set_cluster(views, replicas);
+        driver.pipeline.set_rollouts(crate::simulate::rollouts(&w));
         let since = drive::window_start(now);
         let families = drive::recent(w.recorder.families(), since);
         let stepped = driver.step(&families, drive::spans_since(&w.recorder.spans, since), Vec::new(), now);

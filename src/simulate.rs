@@ -1,10 +1,13 @@
 //! The closed loop: the simulated wallet produces telemetry, the pipeline detects, ranks and
 //! plans, and (when acting) the plan's actions change the simulated wallet as they would change
 //! the real one. Actions that need approval are carried out after a simulated on-call response.
+//! A run acts under one [`SimPolicy`]: none, or a rule set (today's, or the legacy one it
+//! replaced), so one `simulate` compares them on the same scenario and seed.
 
 use cellwarden_engine::drive::{self, Driver};
 use cellwarden_engine::pipeline::{self, EngineEvent, Pipeline};
-use cellwarden_engine::policy::{CellState, CellView, ConfigLimits};
+use cellwarden_engine::policy::{self, CellState, CellView, ConfigLimits};
+use cellwarden_engine::rules::RuleSet;
 use cellwarden_engine::verify::{self, Expectation, Verdict};
 use cellwarden_models::report::Report;
 use cellwarden_models::{Action, ActionKind, Mode};
@@ -13,6 +16,33 @@ use std::borrow::Cow;
 
 /// How long the simulated on-call engineer takes to approve an action that needs approval.
 pub const APPROVAL_DELAY_SECS: i64 = 300;
+/// How a run responds: not at all (plans are only recorded, as `replay` would), or by acting
+/// on the plans of a rule set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimPolicy {
+    NoAction,
+    Act(RuleSet),
+}
+
+impl SimPolicy {
+    /// The column heading of its run.
+    pub fn label(self) -> String {
+        match self {
+            SimPolicy::NoAction => "without action".into(),
+            SimPolicy::Act(RuleSet::Current) => "acting (current rules)".into(),
+            SimPolicy::Act(r) => format!("acting ({} rules)", r.as_str()),
+        }
+    }
+}
+
+/// The rollouts the wallet's Deployments have made so far, for the rollback rule.
+pub fn rollouts(w: &cellwarden_simulator::Wallet) -> Vec<policy::Rollout> {
+    w.revision_history()
+        .iter()
+        .flat_map(|(target, revs)| policy::rollouts_of_revisions(target, revs))
+        .collect()
+}
+
 /// What one run produced.
 pub struct RunResult {
     pub outcome: Outcome,
@@ -36,8 +66,13 @@ pub fn cell_views(w: &cellwarden_simulator::Wallet) -> (Vec<CellView>, std::coll
     (views, replicas)
 }
 
-/// Runs `scn`, acting on the pipeline's plans when `act`. `progress(step, steps)` per step.
-pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) -> RunResult {
+/// Runs `scn` under `how`. `progress(step, steps)` per step.
+pub fn run(scn: &Scenario, how: SimPolicy, progress: &mut dyn FnMut(usize, usize)) -> RunResult {
+    let act = how != SimPolicy::NoAction;
+    let rule_set = match how {
+        SimPolicy::Act(r) => r,
+        SimPolicy::NoAction => RuleSet::Current,
+    };
     let mut w = scn.wallet();
     let topology = w.topology();
     let mut policy = pipeline::default_policy();
@@ -47,7 +82,7 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         paused: false,
     };
     let mut driver = Driver::new(
-        Pipeline::new().with_policy(policy, limits),
+        Pipeline::new().with_policy(policy, limits).with_rule_set(rule_set),
         Default::default(),
         Some(topology.clone()),
     );
@@ -83,6 +118,7 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
         // The policy engine sees the cluster as it is now.
         let (views, replicas) = cell_views(&w);
         driver.pipeline.set_cluster(views, replicas);
+        driver.pipeline.set_rollouts(rollouts(&w));
         // The pipeline sees the recent window (the window store of the live daemon).
         let since = drive::window_start(now);
         let families = drive::recent(w.recorder.families(), since);
@@ -120,6 +156,13 @@ pub fn run(scn: &Scenario, act: bool, progress: &mut dyn FnMut(usize, usize)) ->
             })
             .collect();
         for plan in plans {
+            // A plan of nothing but a notification: say what it tells the person (e.g. why no
+            // action can help).
+            if plan.refused.is_empty() && plan.actions.iter().all(|a| a.kind == ActionKind::Notify) {
+                for a in &plan.actions {
+                    decisions.push(format!("+{:.1} min notify {}: {}", minutes(scn, t), a.target, a.reason));
+                }
+            }
             for r in &plan.refused {
                 let line = format!(
                     "+{:.1} min {} {}: refused by the {} guard: {}",

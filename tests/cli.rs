@@ -184,9 +184,57 @@ fn simulate_closed_loop_fails_fewer_payments_with_action() {
         .find(|l| l.starts_with("failed payments"))
         .unwrap_or_else(|| panic!("{text}"));
     let nums: Vec<f64> = row.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-    assert_eq!(nums.len(), 2, "{row}");
-    assert!(nums[1] < nums[0] / 2.0, "without {} with {}", nums[0], nums[1]);
+    assert_eq!(nums.len(), 3, "without, legacy, current: {row}");
+    assert!(nums[1] < nums[0] / 2.0, "without {} legacy {}", nums[0], nums[1]);
+    assert!(nums[2] < nums[0] / 2.0, "without {} current {}", nums[0], nums[2]);
     assert!(text.contains("failover_provider provider-a: done"), "{text}");
+}
+
+/// The numbers of the `simulate` table row starting with `name`: without, legacy, current.
+fn table_row(text: &str, name: &str) -> Vec<f64> {
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name}: {text}"));
+    row[name.len()..].split_whitespace().filter_map(|w| w.parse().ok()).collect()
+}
+
+/// The memory leak follows a deploy: the current rules restart, then (the restart not holding)
+/// roll back, and end with the fewest OOM kills, no more failed payments than the legacy rules
+/// or no action, one incident, no action taken twice and at most one replica added.
+#[test]
+fn simulate_memory_leak_rolls_back_the_deploy_and_beats_restart_and_scale() {
+    let out = run(bin().args(["simulate", "memory-leak"]));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let oom = table_row(&text, "OOM kills");
+    let failed = table_row(&text, "failed payments");
+    let incidents = table_row(&text, "incidents opened");
+    assert_eq!((oom.len(), failed.len()), (3, 3), "{text}");
+    assert!(
+        oom[2] < oom[0] && oom[2] < oom[1],
+        "OOM kills without {} legacy {} current {}",
+        oom[0],
+        oom[1],
+        oom[2]
+    );
+    assert!(failed[2] <= failed[0] && failed[2] <= failed[1], "{failed:?}");
+    assert_eq!(incidents[2], 1.0, "{text}");
+    let current = text.split("acting (current rules): what cellwarden did").nth(1).unwrap();
+    assert!(
+        current.contains("rollback cell-2/ledger: approved") && current.contains("done: rolled cell-2/ledger back to revision 1"),
+        "{current}"
+    );
+    // The restart comes first; the rollback only after it.
+    let restart = current.find("restart_pods cell-2/ledger: done").expect("a restart");
+    assert!(restart < current.find("rollback cell-2/ledger").unwrap());
+    for kind in ["restart_pods", "scale", "rollback"] {
+        let n = current
+            .lines()
+            .filter(|l| l.contains(&format!("{kind} cell-2/ledger: ")) && l.contains("done"))
+            .count();
+        assert!(n <= 1, "{kind} carried out {n} times: {current}");
+    }
 }
 
 #[test]

@@ -388,6 +388,7 @@ pub fn infer_topology(families: &[Family]) -> Topology {
             namespace: d.namespace,
             replicas: (!d.pods.is_empty()).then_some(d.pods.len() as u32),
             memory_limit_bytes: d.memory_limit_bytes,
+            revisions: vec![],
         });
     }
     Topology {

@@ -182,13 +182,15 @@ impl Driver {
     }
 }
 
-/// Tells `pipeline` the cells and replicas `topology` describes. The guards judge plans against
+/// Tells `pipeline` the cells, replicas and rollouts `topology` describes. The guards judge plans against
 /// the recorded platform, not an empty one: without it a blast-radius guard sees a one-cell
 /// platform and refuses every reroute.
 fn seed_cluster(pipeline: &mut Pipeline, topology: Option<&Topology>) {
     if let Some(t) = topology {
         let (cells, replicas) = crate::pipeline::cluster_of(t);
         pipeline.set_cluster(cells, replicas);
+        // The rollouts its deployments' revisions record (none in most fixtures).
+        pipeline.set_rollouts(crate::policy::rollouts_of(t));
     }
 }
 

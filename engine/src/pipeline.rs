@@ -263,6 +263,8 @@ pub struct Pipeline {
     policy: PolicySpec,
     limits: ConfigLimits,
     cluster: ClusterSnapshot,
+    // Which rules propose plans.
+    rule_set: rules::RuleSet,
 }
 
 impl Default for Pipeline {
@@ -291,6 +293,7 @@ impl Pipeline {
             policy: default_policy(),
             limits: ConfigLimits::default(),
             cluster: ClusterSnapshot::default(),
+            rule_set: rules::RuleSet::default(),
         }
     }
 
@@ -299,6 +302,43 @@ impl Pipeline {
         self.policy = policy;
         self.limits = limits;
         self
+    }
+
+    /// The same pipeline planning with `rule_set` (e.g. the legacy rules, for comparison).
+    pub fn with_rule_set(mut self, rule_set: rules::RuleSet) -> Pipeline {
+        self.rule_set = rule_set;
+        self
+    }
+
+    /// Tells the rules which workloads rolled out a new revision, and when.
+    pub fn set_rollouts(&mut self, rollouts: Vec<policy::Rollout>) {
+        self.cluster.rollouts = rollouts;
+    }
+
+    /// The actions already decided for incident `i`'s fault at `t`: its own, and any decided on
+    /// the same targets within [`REOPEN_SECS`] (what [`Pipeline::decide`] counts as this fault's).
+    fn decided_for(&self, i: Option<usize>, t: Timestamp) -> Vec<Decision> {
+        let own = i
+            .and_then(|i| self.incidents.get(i))
+            .map_or(&[][..], |r| r.lifecycle.decisions.as_slice());
+        let recent = self
+            .incidents
+            .iter()
+            .flat_map(|r| &r.lifecycle.decisions)
+            .filter(|d| t.secs_since(d.at) <= REOPEN_SECS as f64);
+        let mut all: Vec<Decision> = own.iter().chain(recent).cloned().collect();
+        all.dedup();
+        all
+    }
+
+    /// What the rules see beside an incident: the cluster, and `decided` for its fault.
+    fn plan_context<'a>(&'a self, decided: &'a [Decision]) -> rules::PlanContext<'a> {
+        rules::PlanContext {
+            rule_set: self.rule_set,
+            rollouts: &self.cluster.rollouts,
+            replicas: Some(&self.cluster.replicas),
+            decided,
+        }
     }
 
     /// Tells the policy engine what the cluster looks like now (cells and replicas); the
@@ -653,7 +693,8 @@ impl Pipeline {
     /// Incident `i` needs a person: phase `Escalated`, a paging notice with `reason`, and a plan of
     /// what the rules would do now less every action already decided for it.
     fn escalate(&mut self, topology: Option<&Topology>, i: usize, t: Timestamp, reason: String) {
-        let proposed = rules::plan(&self.incidents[i].incident, &self.warnings, topology);
+        let decided = self.decided_for(Some(i), t);
+        let proposed = rules::plan(&self.incidents[i].incident, &self.warnings, topology, &self.plan_context(&decided));
         let plan = self.decide(i, proposed, t);
         let lc = &mut self.incidents[i].lifecycle;
         lc.phase = Phase::Escalated;
@@ -1036,7 +1077,8 @@ impl Pipeline {
             candidates,
             alerts,
         };
-        let proposed = rules::plan(&incident, &self.warnings, topology);
+        let decided = self.decided_for(None, t);
+        let proposed = rules::plan(&incident, &self.warnings, topology, &self.plan_context(&decided));
         let top = match incident.candidates.first() {
             Some(c) if incident.blames_root_cause() => format!(
                 "; top candidate at opening {} ({}, {:.2})",

@@ -8,6 +8,7 @@
 //! spare-capacity floor), then approval for the kinds the policy marks risky.
 
 use cellwarden_models::plan::RefusedAction;
+use cellwarden_models::topology::{RevisionInfo, Topology};
 use cellwarden_models::{Action, ActionKind, Mode, Plan, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,8 @@ pub struct PolicySpec {
     #[serde(default)]
     pub bounds: ReplicaBounds,
     /// Seconds before the same action may touch the same target again, per action kind
-    /// (`scale`, `restart_pods`, `reroute`, `failover_provider`, `circuit_break`, `cordon`).
+    /// (`scale`, `restart_pods`, `reroute`, `failover_provider`, `circuit_break`, `cordon`,
+    /// `rollback`).
     #[serde(default = "default_cooldowns")]
     pub cooldown_secs: BTreeMap<String, u64>,
     /// Most actions in any hour, all kinds together.
@@ -83,6 +85,9 @@ fn default_cooldowns() -> BTreeMap<String, u64> {
         ("failover_provider", 900),
         ("circuit_break", 1800),
         ("cordon", 3600),
+        // A rollback changes what runs: once an hour per workload at most (a second one would
+        // roll back past the revision a person just approved going back to).
+        ("rollback", 3600),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -91,8 +96,10 @@ fn default_cooldowns() -> BTreeMap<String, u64> {
 fn default_max_actions() -> u32 {
     10
 }
+/// The risky kinds: a cordon takes a cell's nodes out; a rollback changes the code that runs
+/// (the previous revision may lack a fix or a schema change the current one needs).
 fn default_approval() -> Vec<String> {
-    vec!["cordon".into()]
+    vec!["cordon".into(), "rollback".into()]
 }
 fn default_approval_ttl() -> u64 {
     3600
@@ -184,6 +191,51 @@ pub struct PastAction {
     pub at: Timestamp,
 }
 
+/// A workload's rollout to a new revision (a deploy): what a Deployment's ReplicaSets say
+/// (`deployment.kubernetes.io/revision` and their creation times), a fixture's topology
+/// (`revisions:`), or the simulator's own deploys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// The workload, `cell/service`.
+    pub target: String,
+    /// The revision it rolled out to.
+    pub revision: u64,
+    /// The revision it replaced (`None`: the first one, nothing to go back to).
+    pub previous: Option<u64>,
+    /// When the new revision rolled out.
+    pub at: Timestamp,
+}
+
+/// The rollouts `revisions` of workload `target` (`cell/service`) record: each revision after
+/// the first, with the one before it.
+pub fn rollouts_of_revisions(target: &str, revisions: &[RevisionInfo]) -> Vec<Rollout> {
+    let mut revs = revisions.to_vec();
+    revs.sort_by_key(|r| r.revision);
+    revs.windows(2)
+        .map(|pair| Rollout {
+            target: target.to_string(),
+            revision: pair[1].revision,
+            previous: Some(pair[0].revision),
+            at: pair[1].at,
+        })
+        .collect()
+}
+
+/// The rollouts of every workload a topology lists with revisions.
+pub fn rollouts_of(topology: &Topology) -> Vec<Rollout> {
+    topology
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.deployments.iter().filter_map(move |d| {
+                let cell = d.cell.as_deref()?;
+                Some(rollouts_of_revisions(&format!("{cell}/{}", s.name), &d.revisions))
+            })
+        })
+        .flatten()
+        .collect()
+}
+
 /// What the engine knows of the cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterSnapshot {
@@ -191,6 +243,8 @@ pub struct ClusterSnapshot {
     /// Replicas by `cell/service`.
     pub replicas: BTreeMap<String, u32>,
     pub history: Vec<PastAction>,
+    /// Recent rollouts of workloads to new revisions (for the rollback rule).
+    pub rollouts: Vec<Rollout>,
 }
 
 /// The names guards report (bounded: fit for metric labels).
@@ -267,7 +321,12 @@ pub fn decide(proposed: Plan, policy: &PolicySpec, config: &ConfigLimits, snap: 
             .map_or(cell.to_string(), |c| c.namespace.clone());
         if matches!(
             action.kind,
-            ActionKind::Scale | ActionKind::RestartPods | ActionKind::Reroute | ActionKind::Cordon | ActionKind::CircuitBreak
+            ActionKind::Scale
+                | ActionKind::RestartPods
+                | ActionKind::Reroute
+                | ActionKind::Cordon
+                | ActionKind::CircuitBreak
+                | ActionKind::Rollback
         ) && policy.protected_namespaces.contains(&namespace)
         {
             refused.push(refuse(guard::PROTECTED_NAMESPACE, format!("namespace {namespace} is protected")));
@@ -427,6 +486,7 @@ mod tests {
                 .collect(),
             replicas: [("cell-2/ledger".to_string(), 3)].into(),
             history: vec![],
+            rollouts: vec![],
         }
     }
 
@@ -644,6 +704,7 @@ mod tests {
             plan(vec![
                 action(ActionKind::Cordon, "cell-2"),
                 action(ActionKind::Scale, "cell-2/ledger"),
+                action(ActionKind::Rollback, "cell-2/ledger"),
             ]),
             &policy(),
             &act(),
@@ -652,5 +713,59 @@ mod tests {
         );
         assert!(p.actions[0].needs_approval);
         assert!(!p.actions[1].needs_approval);
+        assert!(p.actions[2].needs_approval, "a rollback waits for a person by default");
+        // A policy that lists only cordon lets a rollback through without one.
+        let mut pol = policy();
+        pol.require_approval = vec!["cordon".into()];
+        let p = decide(
+            plan(vec![action(ActionKind::Rollback, "cell-2/ledger")]),
+            &pol,
+            &act(),
+            &cells(4),
+            t(0),
+        );
+        assert!(!p.actions[0].needs_approval);
+    }
+
+    #[test]
+    fn a_rollback_in_a_protected_namespace_is_refused() {
+        let mut pol = policy();
+        pol.protected_namespaces = vec!["cell-2".into()];
+        let p = decide(
+            plan(vec![action(ActionKind::Rollback, "cell-2/ledger")]),
+            &pol,
+            &act(),
+            &cells(4),
+            t(0),
+        );
+        assert_eq!(refused_by(&p), vec![guard::PROTECTED_NAMESPACE]);
+    }
+
+    #[test]
+    fn rollouts_come_from_a_topologys_revisions_each_with_the_one_before() {
+        use cellwarden_models::topology::{DeploymentInfo, ServiceInfo};
+        let topo = Topology {
+            services: vec![ServiceInfo {
+                name: "ledger".into(),
+                deployments: vec![DeploymentInfo {
+                    cell: Some("cell-2".into()),
+                    name: "ledger".into(),
+                    revisions: vec![
+                        RevisionInfo { revision: 3, at: t(50) },
+                        RevisionInfo { revision: 1, at: t(0) },
+                        RevisionInfo { revision: 2, at: t(20) },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r = rollouts_of(&topo);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[1].target.as_str(), r[1].revision, r[1].previous, r[1].at),
+            ("cell-2/ledger", 3, Some(2), t(50))
+        );
     }
 }

@@ -13,6 +13,13 @@
 //! closed at least half the gap between its level when the action was taken and its baseline;
 //! for a memory forecast (memory heading for its limit, not yet above a baseline) when it has
 //! fallen 20% below its level at the action and under 80% of the limit.
+//!
+//! A rollback promises more than a level: that the trend the bad revision brought stopped (a
+//! restart resets a leak, only the revision before it ends it). Its expectation carries a trend
+//! window ([`ROLLBACK_TREND_WINDOW_SECS`]): it passes once the level has come down and then,
+//! over that window, rose by less than [`TREND_RISE_SHARE`] of the drop it was asked for. That
+//! its pod template is the earlier revision's is read back by the actuator
+//! ([`template_matches`]), as a cordon's nodes are.
 
 use cellwarden_models::incident::ALERT_SERIES_METRIC;
 use cellwarden_models::{Action, ActionKind, Anomaly, Entity, EntityKind, Incident, Sample, SeriesKey, Signal, Timestamp};
@@ -22,6 +29,17 @@ use serde::{Deserialize, Serialize};
 const GAP_CLOSED: f64 = 0.5;
 /// Points averaged to judge the level after the action (a single good scrape proves nothing).
 const JUDGE_POINTS: usize = 3;
+/// How long a rolled-back workload's level is watched after it came down, for its trend. Why
+/// 10 minutes: a leak refills a restarted pod at its own rate, so within 10 minutes it has
+/// climbed back by a large share of what it took it to be noticed (in the simulator the leak
+/// is noticed 10–25 minutes after it began), while a flat series moves only by its noise.
+pub const ROLLBACK_TREND_WINDOW_SECS: u64 = 600;
+/// The most the level may rise over the trend window, as a share of the drop the action was
+/// asked for (level at the action minus the level wanted, itself half the anomaly's gap): a
+/// climb of a quarter of the gap that opened the incident within 10 minutes is still "rising".
+const TREND_RISE_SHARE: f64 = 0.5;
+/// Fewest points over the trend window to fit a slope through (20 at a 30 s scrape).
+const TREND_POINTS: usize = 8;
 
 /// What an action promised, in checkable form (stored in the Incident's status).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,13 +57,21 @@ pub struct Expectation {
     pub acted_at: Timestamp,
     /// When the effect must have come.
     pub deadline: Timestamp,
+    /// Seconds the level must also stay flat once down (0: the level alone is judged).
+    #[serde(default)]
+    pub trend_window_secs: u64,
 }
 
 impl Expectation {
     /// One sentence for the Incident status and the report.
     pub fn describe(&self) -> String {
+        let trend = if self.trend_window_secs > 0 {
+            format!(", then no longer rising over {} min", self.trend_window_secs / 60)
+        } else {
+            String::new()
+        };
         format!(
-            "{} of {} from {} down to at most {} by {}",
+            "{} of {} from {} down to at most {}{trend} by {}",
             self.signal.as_str(),
             self.series,
             fmt(self.level_at_action),
@@ -78,6 +104,7 @@ pub enum Verdict {
 fn signals_for(kind: ActionKind) -> &'static [Signal] {
     match kind {
         ActionKind::RestartPods => &[Signal::Memory, Signal::QueueLag, Signal::ErrorRatio, Signal::Latency],
+        ActionKind::Rollback => &[Signal::Memory, Signal::ErrorRatio, Signal::Latency],
         ActionKind::Scale => &[Signal::Latency, Signal::Cpu, Signal::ErrorRatio, Signal::QueueLag, Signal::Memory],
         ActionKind::FailoverProvider | ActionKind::Reroute | ActionKind::Cordon | ActionKind::CircuitBreak => {
             &[Signal::ErrorRatio, Signal::Latency]
@@ -152,18 +179,108 @@ pub fn expect(action: &Action, incident: &Incident, now: Timestamp) -> Option<Ex
         wanted_at_most: wanted,
         acted_at: now,
         deadline: Timestamp(now.millis() + action.verify_within_secs as i64 * 1000),
+        trend_window_secs: if action.kind == ActionKind::Rollback {
+            ROLLBACK_TREND_WINDOW_SECS
+        } else {
+            0
+        },
     })
+}
+
+/// Whether a Deployment's pod template (`current`, JSON) is the one a ReplicaSet of an earlier
+/// revision holds (`wanted`), as a rollback promised: equal but for the `pod-template-hash`
+/// label the Deployment controller adds to its ReplicaSets' templates.
+pub fn template_matches(current: &serde_json::Value, wanted: &serde_json::Value) -> bool {
+    let strip = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        if let Some(labels) = v.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+            labels.remove(POD_TEMPLATE_HASH);
+        }
+        v
+    };
+    strip(current) == strip(wanted)
+}
+
+/// The label the Deployment controller puts on each ReplicaSet's pod template.
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// How far the level rose over the trend window at `now`, for an expectation with one:
+/// `Some(rise)` from a least-squares line through the points since the level first came down
+/// (the last window of them), `None` while fewer than a window's worth are in.
+fn trend_rise(exp: &Expectation, after: &[(Timestamp, f64)], now: Timestamp) -> Option<f64> {
+    let down = after.iter().position(|(_, v)| *v <= exp.wanted_at_most)?;
+    let since = after[down].0;
+    if now.secs_since(since) < exp.trend_window_secs as f64 {
+        return None;
+    }
+    let from = Timestamp(now.millis() - exp.trend_window_secs as i64 * 1000);
+    let pts: Vec<(f64, f64)> = after[down..]
+        .iter()
+        .filter(|(t, _)| *t >= from)
+        .map(|(t, v)| (t.secs_since(from), *v))
+        .collect();
+    if pts.len() < TREND_POINTS {
+        return None;
+    }
+    let n = pts.len() as f64;
+    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    Some(slope * exp.trend_window_secs as f64)
 }
 
 /// Judges `exp` at `now` from the watched series' samples (any range; those after the action
 /// are used).
 pub fn judge(exp: &Expectation, samples: &[Sample], now: Timestamp) -> Verdict {
-    let after: Vec<f64> = samples
+    let timed: Vec<(Timestamp, f64)> = samples
         .iter()
         .filter(|s| s.t > exp.acted_at && s.t <= now && s.value.is_finite())
-        .map(|s| s.value)
+        .map(|s| (s.t, s.value))
         .collect();
+    let after: Vec<f64> = timed.iter().map(|(_, v)| *v).collect();
     let level = (after.len() >= JUDGE_POINTS).then(|| after[after.len() - JUDGE_POINTS..].iter().sum::<f64>() / JUDGE_POINTS as f64);
+    if exp.trend_window_secs > 0 {
+        let allowed = TREND_RISE_SHARE * (exp.level_at_action - exp.wanted_at_most).abs();
+        let rise = trend_rise(exp, &timed, now);
+        return match (level, rise) {
+            (Some(l), Some(r)) if l <= exp.wanted_at_most && r <= allowed => Verdict::Passed(format!(
+                "{} of {} at {} (was {}, wanted at most {}) and no longer rising: {} over the last {} min (at most {})",
+                exp.signal.as_str(),
+                exp.series,
+                fmt(l),
+                fmt(exp.level_at_action),
+                fmt(exp.wanted_at_most),
+                fmt(r),
+                exp.trend_window_secs / 60,
+                fmt(allowed)
+            )),
+            _ if now < exp.deadline => Verdict::Pending,
+            (_, Some(r)) if r > allowed => Verdict::Failed(format!(
+                "{} of {} still rising by the deadline: {} over the last {} min (at most {}): the trend did not stop",
+                exp.signal.as_str(),
+                exp.series,
+                fmt(r),
+                exp.trend_window_secs / 60,
+                fmt(allowed)
+            )),
+            (Some(l), _) => Verdict::Failed(format!(
+                "{} of {} at {} by the deadline (was {}, wanted at most {}, then flat for {} min)",
+                exp.signal.as_str(),
+                exp.series,
+                fmt(l),
+                fmt(exp.level_at_action),
+                fmt(exp.wanted_at_most),
+                exp.trend_window_secs / 60
+            )),
+            (None, _) => Verdict::Failed(format!(
+                "{} of {}: only {} sample(s) since the action, too few to tell by the deadline",
+                exp.signal.as_str(),
+                exp.series,
+                after.len()
+            )),
+        };
+    }
     match level {
         Some(l) if l <= exp.wanted_at_most => Verdict::Passed(format!(
             "{} of {} at {} (was {}, wanted at most {})",
@@ -385,5 +502,63 @@ mod tests {
         let inc = incident(vec![anomaly(Signal::Memory, Entity::service(Some("c"), "s"), 900.0, 500.0, 0.9)]);
         let e = expect(&action(ActionKind::RestartPods, "c/s"), &inc, at(0)).unwrap();
         assert!(matches!(judge(&e, &[], at(300)), Verdict::Failed(_)));
+    }
+
+    #[test]
+    fn a_rollback_passes_when_the_level_comes_down_and_stays_flat() {
+        let inc = incident(vec![anomaly(Signal::Memory, Entity::service(Some("c"), "s"), 900.0, 500.0, 0.9)]);
+        let mut rb = action(ActionKind::Rollback, "c/s");
+        rb.verify_within_secs = 1200;
+        let e = expect(&rb, &inc, at(0)).unwrap();
+        assert_eq!((e.wanted_at_most, e.trend_window_secs), (700.0, ROLLBACK_TREND_WINDOW_SECS));
+        // Down at once and flat (30 s points): pending until ten minutes of it are in, then passed.
+        let flat = |n: usize| {
+            (0..n)
+                .map(|i| Sample {
+                    t: at(30 * (i as i64 + 1)),
+                    value: 500.0 + if i % 2 == 0 { 3.0 } else { -3.0 },
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&e, &flat(10), at(300)), Verdict::Pending);
+        assert!(
+            matches!(judge(&e, &flat(21), at(630)), Verdict::Passed(_)),
+            "{:?}",
+            judge(&e, &flat(21), at(630))
+        );
+    }
+
+    #[test]
+    fn a_rollback_whose_symptom_keeps_rising_fails_though_its_level_came_down() {
+        // What a restart does to a leak: back to 500, then up again at the leak's pace.
+        let inc = incident(vec![anomaly(Signal::Memory, Entity::service(Some("c"), "s"), 900.0, 500.0, 0.9)]);
+        let mut rb = action(ActionKind::Rollback, "c/s");
+        rb.verify_within_secs = 1200;
+        let e = expect(&rb, &inc, at(0)).unwrap();
+        // 0.25 per second: 150 in ten minutes, over the 100 allowed (half of 900 - 700).
+        let leak: Vec<Sample> = (0..40)
+            .map(|i| Sample {
+                t: at(30 * (i + 1)),
+                value: 500.0 + 0.25 * 30.0 * i as f64,
+            })
+            .collect();
+        let by = |secs: i64| leak.iter().filter(|s| s.t <= at(secs)).cloned().collect::<Vec<_>>();
+        assert_eq!(judge(&e, &by(900), at(900)), Verdict::Pending);
+        match judge(&e, &by(1200), at(1200)) {
+            Verdict::Failed(why) => assert!(why.contains("still rising"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+        // A restart is judged by its level alone: the same samples pass it.
+        let restart = expect(&action(ActionKind::RestartPods, "c/s"), &inc, at(0)).unwrap();
+        assert!(matches!(judge(&restart, &by(120), at(120)), Verdict::Passed(_)));
+    }
+
+    #[test]
+    fn a_template_matches_its_revision_but_for_the_pod_template_hash() {
+        let rs = serde_json::json!({"metadata": {"labels": {"app": "ledger", "pod-template-hash": "7d9c"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:1"}]}});
+        let dep = serde_json::json!({"metadata": {"labels": {"app": "ledger"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:1"}]}});
+        assert!(template_matches(&dep, &rs));
+        let newer = serde_json::json!({"metadata": {"labels": {"app": "ledger"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:2"}]}});
+        assert!(!template_matches(&newer, &rs));
     }
 }

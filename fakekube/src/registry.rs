@@ -84,6 +84,9 @@ impl Default for Registry {
             builtin("events.k8s.io", "v1", "Event", "events", true, false, false, &["ev"]),
             builtin("apps", "v1", "Deployment", "deployments", true, true, true, &["deploy"]),
             builtin("apps", "v1", "StatefulSet", "statefulsets", true, true, true, &["sts"]),
+            // Served for the rollback actuator, which lists a Deployment's ReplicaSets by its
+            // selector and reads their revision annotation (no controller creates them here).
+            builtin("apps", "v1", "ReplicaSet", "replicasets", true, true, true, &["rs"]),
             builtin("coordination.k8s.io", "v1", "Lease", "leases", true, false, false, &[]),
             builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, false, false, &[]),
             builtin(

@@ -44,11 +44,14 @@ pub enum ActionKind {
     Cordon,
     /// Tell a person; nothing changes in the cluster.
     Notify,
+    /// Put a Deployment's pod template back to its previous revision (`kubectl rollout undo`):
+    /// the fix for a fault that came with a deploy. Needs approval by default.
+    Rollback,
 }
 
 impl ActionKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ActionKind; 7] = [
+    pub const ALL: [ActionKind; 8] = [
         ActionKind::Scale,
         ActionKind::RestartPods,
         ActionKind::Reroute,
@@ -56,6 +59,7 @@ impl ActionKind {
         ActionKind::CircuitBreak,
         ActionKind::Cordon,
         ActionKind::Notify,
+        ActionKind::Rollback,
     ];
 
     /// The kind named by [`ActionKind::as_str`].
@@ -72,6 +76,7 @@ impl ActionKind {
             ActionKind::CircuitBreak => "circuit_break",
             ActionKind::Cordon => "cordon",
             ActionKind::Notify => "notify",
+            ActionKind::Rollback => "rollback",
         }
     }
 }

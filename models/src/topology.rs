@@ -52,6 +52,20 @@ pub struct DeploymentInfo {
     pub replicas: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_limit_bytes: Option<f64>,
+    /// When each revision of the Deployment rolled out, oldest first (what its ReplicaSets'
+    /// `deployment.kubernetes.io/revision` annotations and creation times say). Optional: a
+    /// fault that began shortly after a rollout gets a rollback proposed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionInfo>,
+}
+
+/// One revision of a Deployment and when it rolled out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionInfo {
+    /// The `deployment.kubernetes.io/revision` number (1, 2, …).
+    pub revision: u64,
+    /// When it rolled out (RFC 3339, UTC).
+    pub at: crate::time::Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

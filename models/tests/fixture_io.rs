@@ -3,7 +3,7 @@
 
 use cellwarden_models::fixture::{self, FixtureError};
 use cellwarden_models::span::{Span, SpanKind, SpanResource};
-use cellwarden_models::topology::{CellInfo, DeploymentInfo, ExternalInfo, NodeInfo, ServiceInfo, Topology};
+use cellwarden_models::topology::{CellInfo, DeploymentInfo, ExternalInfo, NodeInfo, RevisionInfo, ServiceInfo, Topology};
 use cellwarden_models::truth::{ExpectedAction, Fault, RootCause, Truth, TruthEvent};
 use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Timestamp};
 
@@ -140,6 +140,16 @@ fn sample_topology() -> Topology {
                 namespace: Some("cell-1".into()),
                 replicas: Some(3),
                 memory_limit_bytes: Some(536_870_912.0),
+                revisions: vec![
+                    RevisionInfo {
+                        revision: 1,
+                        at: Timestamp::parse_rfc3339("2026-03-01T08:00:00Z").unwrap(),
+                    },
+                    RevisionInfo {
+                        revision: 2,
+                        at: Timestamp::parse_rfc3339("2026-03-01T10:04:00Z").unwrap(),
+                    },
+                ],
             }],
         }],
         external: vec![ExternalInfo {

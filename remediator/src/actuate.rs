@@ -10,14 +10,21 @@
 //!   the backend weight of the cell's namespace in every Gateway API `HTTPRoute` to 0;
 //! - `cordon` — as reroute, then status `Cordoned` and the cell's nodes `spec.unschedulable`;
 //! - `failover_provider` — `cellwarden-provider-weights` in each cell namespace: the provider to "0";
-//! - `circuit_break` — `cellwarden-feature-flags` in each cell namespace: the feature to "off".
+//! - `circuit_break` — `cellwarden-feature-flags` in each cell namespace: the feature to "off";
+//! - `rollback` — the Deployment's pod template back to that of the ReplicaSet of the previous
+//!   revision (`deployment.kubernetes.io/revision`; the action's `revision` parameter names it),
+//!   found among the ReplicaSets its selector lists and it owns, as `kubectl rollout undo` does;
+//!   a JSON merge patch (field manager `cellwarden`) that turns the template into that one, read
+//!   back to check it took. Not undone on a failed verification: rolling forward again to the
+//!   revision the fault came with is a person's call.
 //!
 //! Every change returns an [`Undo`]: what was there before, kept in the Incident's status so a
 //! failed verification can put it back (after a restart too). A rolling restart cannot be undone.
 
 use crate::crd::{Cell, CellState, CellStatus};
+use cellwarden_engine::verify;
 use cellwarden_models::{Action, ActionKind};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::Client;
@@ -30,6 +37,8 @@ pub const FIELD_MANAGER: &str = "cellwarden";
 pub const PROVIDER_WEIGHTS: &str = "cellwarden-provider-weights";
 pub const FEATURE_FLAGS: &str = "cellwarden-feature-flags";
 pub const RESTARTED_AT: &str = "cellwarden.io/restartedAt";
+/// The annotation the Deployment controller numbers each ReplicaSet (and the Deployment) with.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// Node label naming the cell a node belongs to.
 pub const NODE_CELL_LABEL: &str = "cellwarden.io/cell";
 
@@ -45,6 +54,9 @@ pub enum ActuateError {
     /// The API refused, after retries.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The change was accepted but reading the object back does not show it.
+    #[error("{0}")]
+    NotApplied(String),
 }
 
 impl ActuateError {
@@ -54,6 +66,7 @@ impl ActuateError {
             ActuateError::BadTarget(..) => "bad_target",
             ActuateError::NotFound(_) => "not_found",
             ActuateError::Kube(_) => "api",
+            ActuateError::NotApplied(_) => "not_applied",
         }
     }
 }
@@ -214,6 +227,7 @@ impl Actuator {
                     .map_or(action.target.as_str(), |(_, v)| v.as_str());
                 self.flag(FEATURE_FLAGS, feature, "off").await
             }
+            ActionKind::Rollback => self.rollback(action).await,
         }
     }
 
@@ -459,6 +473,84 @@ impl Actuator {
         Ok(format!("deployment {ns}/{name}: rolling restart at {now}"))
     }
 
+    /// Puts the Deployment's pod template back to the one of its previous revision (or of the
+    /// revision the action's `revision` parameter names).
+    async fn rollback(&self, action: &Action) -> Result<Applied, ActuateError> {
+        let (ns, name) = self.deployment_of(&action.target)?;
+        let wanted: Option<u64> = match action.params.iter().find(|(k, _)| k == "revision") {
+            Some((_, v)) => Some(
+                v.parse()
+                    .map_err(|_| ActuateError::BadTarget(action.target.clone(), format!("revision {v:?} is not a number")))?,
+            ),
+            None => None,
+        };
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        let current = with_retries(|| api.get_opt(name))
+            .await?
+            .ok_or_else(|| ActuateError::NotFound(format!("deployment {ns}/{name}")))?;
+        let selector = current
+            .spec
+            .selector
+            .match_labels
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        let sets: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
+        let lp = ListParams::default().labels(&selector);
+        let list = with_retries(|| sets.list(&lp)).await?;
+        let revisions = owned_revisions(&current, &list.items);
+        let now_at = revision_of(&current.metadata)
+            .or_else(|| revisions.last().map(|(r, _)| *r))
+            .unwrap_or(0);
+        let target = match wanted {
+            Some(w) => revisions.iter().find(|(r, _)| *r == w),
+            None => revisions.iter().rev().find(|(r, _)| *r < now_at),
+        }
+        .ok_or_else(|| {
+            ActuateError::NotFound(match wanted {
+                Some(w) => format!("revision {w} of deployment {ns}/{name} (no ReplicaSet it owns has it)"),
+                None => format!("a revision of deployment {ns}/{name} before {now_at}"),
+            })
+        })?;
+        let (to, rs) = (target.0, target.1);
+        let wanted_template = rs
+            .spec
+            .template
+            .as_ref()
+            .map(|t| serde_json::to_value(t).unwrap_or_default())
+            .ok_or_else(|| ActuateError::NotFound(format!("the pod template of revision {to} of deployment {ns}/{name}")))?;
+        let mut wanted_template = wanted_template;
+        if let Some(labels) = wanted_template.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+            labels.remove(verify::POD_TEMPLATE_HASH);
+        }
+        let template_now = serde_json::to_value(&current.spec.template).unwrap_or_default();
+        if verify::template_matches(&template_now, &wanted_template) {
+            return Ok(Applied {
+                what: format!("deployment {ns}/{name}: pod template already that of revision {to}"),
+                undo: None,
+                changed: false,
+            });
+        }
+        let body = json!({"spec": {"template": merge_patch_to(&template_now, &wanted_template)}});
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(&body);
+        let after = with_retries(|| api.patch(name, &pp, &patch)).await?;
+        let template_after = serde_json::to_value(&after.spec.template).unwrap_or_default();
+        if !verify::template_matches(&template_after, &wanted_template) {
+            return Err(ActuateError::NotApplied(format!(
+                "deployment {ns}/{name}: the pod template read back is not that of revision {to}"
+            )));
+        }
+        Ok(Applied {
+            what: format!("deployment {ns}/{name}: pod template back to revision {to} (was revision {now_at})"),
+            undo: None,
+            changed: true,
+        })
+    }
+
     async fn drain(&self, cell: &str, cordon: bool) -> Result<Applied, ActuateError> {
         let cells: Api<Cell> = Api::all(self.client.clone());
         let current = with_retries(|| cells.get_opt(cell))
@@ -595,9 +687,157 @@ impl Actuator {
     }
 }
 
+/// The revisions of every Deployment whose ReplicaSets are listed (cluster-wide), by
+/// `<namespace>/<deployment>` — a cell's workloads live in the namespace named like the cell, so
+/// this is the `cell/service` the rules name — oldest first, each with its ReplicaSet's creation
+/// time (when it rolled out). What the rollback rule reads of the cluster.
+pub async fn revisions(client: &Client) -> Result<Vec<(String, Vec<cellwarden_models::topology::RevisionInfo>)>, ActuateError> {
+    let sets: Api<ReplicaSet> = Api::all(client.clone());
+    let lp = ListParams::default();
+    let list = with_retries(|| sets.list(&lp)).await?;
+    Ok(revisions_of(&list.items))
+}
+
+/// [`revisions`] of a list of ReplicaSets (pure): grouped by the Deployment owning each.
+pub fn revisions_of(sets: &[ReplicaSet]) -> Vec<(String, Vec<cellwarden_models::topology::RevisionInfo>)> {
+    let mut by: BTreeMap<String, Vec<cellwarden_models::topology::RevisionInfo>> = BTreeMap::new();
+    for rs in sets {
+        let owner = rs
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|refs| refs.iter().find(|o| o.kind == "Deployment"));
+        let (Some(owner), Some(ns), Some(revision), Some(created)) = (
+            owner,
+            rs.metadata.namespace.as_deref(),
+            revision_of(&rs.metadata),
+            rs.metadata.creation_timestamp.as_ref(),
+        ) else {
+            continue;
+        };
+        let Ok(at) = cellwarden_models::Timestamp::parse_rfc3339(&created.0.to_string()) else {
+            continue;
+        };
+        by.entry(format!("{ns}/{}", owner.name))
+            .or_default()
+            .push(cellwarden_models::topology::RevisionInfo { revision, at });
+    }
+    by.into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by_key(|r| r.revision);
+            (k, v)
+        })
+        .collect()
+}
+
+/// The `deployment.kubernetes.io/revision` of an object, when it has a number there.
+pub fn revision_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<u64> {
+    meta.annotations.as_ref()?.get(REVISION_ANNOTATION)?.parse().ok()
+}
+
+/// The ReplicaSets of `sets` that `deployment` owns (an owner reference with its uid, or by
+/// kind and name where it has no uid), with their revisions, oldest first.
+pub fn owned_revisions<'a>(deployment: &Deployment, sets: &'a [ReplicaSet]) -> Vec<(u64, &'a ReplicaSet)> {
+    let uid = deployment.metadata.uid.as_deref();
+    let name = deployment.metadata.name.as_deref();
+    let mut out: Vec<(u64, &ReplicaSet)> = sets
+        .iter()
+        .filter(|rs| {
+            rs.metadata.owner_references.as_ref().is_some_and(|refs| {
+                refs.iter().any(|o| {
+                    o.kind == "Deployment"
+                        && match uid {
+                            Some(u) => o.uid == u,
+                            None => Some(o.name.as_str()) == name,
+                        }
+                })
+            })
+        })
+        .filter_map(|rs| Some((revision_of(&rs.metadata)?, rs)))
+        .collect();
+    out.sort_by_key(|(r, _)| *r);
+    out
+}
+
+/// A JSON merge patch (RFC 7386) that turns `current` into `wanted`: what `wanted` sets, and
+/// `null` for every key of `current` it lacks (a merge patch alone would leave those, e.g. an
+/// annotation or an env var the newer revision added). Lists are replaced whole.
+pub fn merge_patch_to(current: &serde_json::Value, wanted: &serde_json::Value) -> serde_json::Value {
+    match (current.as_object(), wanted.as_object()) {
+        (Some(c), Some(w)) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in w {
+                let sub = match c.get(k) {
+                    Some(cv) => merge_patch_to(cv, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), sub);
+            }
+            for k in c.keys().filter(|k| !w.contains_key(*k)) {
+                out.insert(k.clone(), serde_json::Value::Null);
+            }
+            serde_json::Value::Object(out)
+        }
+        _ => wanted.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revisions_are_read_from_the_replicasets_a_deployment_owns() {
+        let rs = |name: &str, owner: Option<&str>, rev: &str, created: &str| -> ReplicaSet {
+            let refs = owner.map(|o| json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": o, "uid": "u"}]));
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "cell-2", "creationTimestamp": created,
+                "annotations": {REVISION_ANNOTATION: rev}, "ownerReferences": refs.unwrap_or(json!([]))}, "spec": {"selector": {}}}),
+            )
+            .unwrap()
+        };
+        let sets = [
+            rs("ledger-b", Some("ledger"), "2", "2026-03-02T09:37:00Z"),
+            rs("ledger-a", Some("ledger"), "1", "2026-03-01T09:00:00Z"),
+            rs("orphan", None, "4", "2026-03-02T09:00:00Z"),
+            rs("bad", Some("ledger"), "two", "2026-03-02T09:00:00Z"),
+        ];
+        let got = revisions_of(&sets);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "cell-2/ledger");
+        let revs: Vec<(u64, String)> = got[0].1.iter().map(|r| (r.revision, r.at.to_rfc3339())).collect();
+        assert_eq!(
+            revs,
+            vec![(1, "2026-03-01T09:00:00Z".to_string()), (2, "2026-03-02T09:37:00Z".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_merge_patch_to_the_old_template_removes_what_the_new_one_added() {
+        let new = json!({"metadata": {"labels": {"app": "ledger"}, "annotations": {"a": "1", RESTARTED_AT: "t"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:2", "env": [{"name": "LEAKY", "value": "1"}]}]}});
+        let old = json!({"metadata": {"labels": {"app": "ledger"}, "annotations": {"a": "1"}}, "spec": {"containers": [{"name": "ledger", "image": "ledger:1"}]}});
+        let patch = merge_patch_to(&new, &old);
+        assert_eq!(patch["metadata"]["annotations"][RESTARTED_AT], serde_json::Value::Null);
+        assert_eq!(patch["spec"]["containers"], old["spec"]["containers"], "lists are replaced whole");
+        // Applied by RFC 7386 rules, it yields the old template.
+        fn apply(target: &mut serde_json::Value, patch: &serde_json::Value) {
+            match (target.as_object_mut(), patch.as_object()) {
+                (Some(t), Some(p)) => {
+                    for (k, v) in p {
+                        if v.is_null() {
+                            t.remove(k);
+                        } else {
+                            apply(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                        }
+                    }
+                }
+                _ => *target = patch.clone(),
+            }
+        }
+        let mut t = new.clone();
+        apply(&mut t, &patch);
+        assert_eq!(t, old);
+    }
 
     #[test]
     fn an_apply_keeps_the_fields_cellwarden_already_owns() {

@@ -241,6 +241,7 @@ fn record(a: &Action, incident: &ModelIncident, now: Timestamp, state: &str, rea
         signal: e.signal.as_str().into(),
         level_at_action: e.level_at_action,
         wanted_at_most: e.wanted_at_most,
+        trend_window_secs: e.trend_window_secs,
     });
     ActionRecord {
         kind: a.kind.as_str().into(),
@@ -801,6 +802,7 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
             wanted_at_most: w.wanted_at_most,
             acted_at,
             deadline,
+            trend_window_secs: w.trend_window_secs,
         };
         let samples = ctx.telemetry.samples(&w.signal, &w.entity, &w.series, acted_at);
         match verify::judge(&exp, &samples, now) {

@@ -292,6 +292,14 @@ pub struct Watch {
     pub level_at_action: f64,
     /// The level it must come back to or under.
     pub wanted_at_most: f64,
+    /// Seconds the level must then stay flat (a rollback: the trend the revision brought
+    /// stopped); absent or 0: the level alone is judged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trend_window_secs: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -378,7 +386,8 @@ mod tests {
         let p: RemediationPolicySpec = serde_json::from_value(serde_json::json!({"mode": "act"})).unwrap();
         assert!(!p.paused);
         assert_eq!(p.blast_radius.max_cells_out, 1);
-        assert_eq!(p.require_approval, vec!["cordon".to_string()]);
+        assert_eq!(p.require_approval, vec!["cordon".to_string(), "rollback".to_string()]);
+        assert_eq!(p.cooldown_secs["rollback"], 3600);
         assert_eq!(p.cooldown_secs["scale"], 600);
         assert_eq!(p.protected_namespaces, ["kube-system", "kube-public", "kube-node-lease"]);
         // An explicit empty list is kept: the default only fills a missing key.

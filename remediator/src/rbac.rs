@@ -37,6 +37,13 @@ pub const RULES: &[Rule] = &[
         used_by: "actuate::scale, actuate::restart, run::sync_from_api",
     },
     Rule {
+        api_group: "apps",
+        resource: "replicasets",
+        verbs: &["get", "list"],
+        cluster_wide: true,
+        used_by: "actuate::rollback (the previous revision's pod template)",
+    },
+    Rule {
         api_group: "",
         resource: "configmaps",
         verbs: &["get", "patch", "delete"],

@@ -62,7 +62,7 @@ fn report() -> Report {
         ],
         alerts: vec![],
     };
-    let plan = rules::plan(&incident, &[], None);
+    let plan = rules::plan(&incident, &[], None, &rules::PlanContext::default());
     assert_eq!(plan.mode, Mode::DryRun);
     let spark = SeriesSnippet {
         series: "http_server_requests:error_ratio{provider=\"provider-a\"}".into(),

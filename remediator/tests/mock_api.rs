@@ -166,6 +166,7 @@ fn incident_with_pending_scale() -> Incident {
                     signal: "memory".into(),
                     level_at_action: 0.95,
                     wanted_at_most: 0.8,
+                    trend_window_secs: 0,
                 }),
             }),
             undo: None,

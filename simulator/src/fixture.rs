@@ -13,6 +13,18 @@ pub fn generate(scn: &Scenario, progress: &mut dyn FnMut(usize, usize)) -> Fixtu
         w.step();
         progress(i + 1, steps);
     }
+    // The topology as at the start, with every deploy of the run in its deployments' revisions
+    // (what the ReplicaSets would tell at the end).
+    let mut topology = topology;
+    let history = w.revision_history();
+    for svc in &mut topology.services {
+        for d in &mut svc.deployments {
+            let key = format!("{}/{}", d.cell.as_deref().unwrap_or_default(), svc.name);
+            if let Some((_, revs)) = history.iter().find(|(k, _)| *k == key) {
+                d.revisions = revs.clone();
+            }
+        }
+    }
     let failure = scn.fault_start().and_then(|start| {
         w.outcome
             .violating_steps

@@ -5,12 +5,15 @@
 
 use crate::model::*;
 use crate::telemetry::MetricNaming;
-use crate::wallet::{FaultEffect, ScheduledFault, SimConfig, Surge, Wallet};
+use crate::wallet::{Deploy, FaultEffect, ScheduledFault, SimConfig, Surge, Wallet};
 use cellwarden_models::truth::{ExpectedAction, Fault, RootCause, Truth, TruthEvent};
 use cellwarden_models::Timestamp;
 
 /// Minutes of normal traffic before the fault.
 pub const WARMUP_MIN: i64 = 45;
+/// Minutes before its leak that the memory-leak scenarios deploy the leaking revision: the leak
+/// begins once the new pods have all started (3 pods, one a minute) and warmed their caches.
+pub const LEAK_DEPLOY_BEFORE_MIN: i64 = 8;
 
 /// A runnable scenario.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct Scenario {
     pub cfg: SimConfig,
     pub faults: Vec<ScheduledFault>,
     pub surges: Vec<Surge>,
+    /// Deploys of new revisions (the memory leak comes with one).
+    pub deploys: Vec<Deploy>,
     /// `kind` in truth.yaml; empty for healthy scenarios.
     pub fault_kind: String,
     pub root_cause: RootCause,
@@ -118,7 +123,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
             Scenario {
                 id: id.into(),
                 description: format!(
-                    "ledger in {} leaks memory; without action its pods are OOM-killed about 40 min in",
+                    "ledger in {} leaks memory since a deploy {LEAK_DEPLOY_BEFORE_MIN} min before; without action its pods are OOM-killed about 40 min in",
                     cell_name(cell)
                 ),
                 cfg: cfg(seed, cells, 100),
@@ -128,11 +133,17 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                     oom_after_secs: 2400.0,
                 }),
                 surges: vec![],
+                deploys: vec![Deploy {
+                    at_secs: at - LEAK_DEPLOY_BEFORE_MIN * 60,
+                    cell,
+                    service: LEDGER,
+                }],
                 fault_kind: "memory_leak".into(),
                 root_cause: rc_service("ledger", Some(cell)),
                 expected_actions: vec![
                     expect("restart_pods", &format!("{}/ledger", cell_name(cell))),
                     expect("scale", &format!("{}/ledger", cell_name(cell))),
+                    expect("rollback", &format!("{}/ledger", cell_name(cell))),
                 ],
             }
         }
@@ -151,6 +162,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                     error_ratio: ratio,
                 }),
                 surges: vec![],
+                deploys: vec![],
                 fault_kind: "provider_errors".into(),
                 root_cause: RootCause {
                     provider: Some(PROVIDERS[provider].name.into()),
@@ -169,6 +181,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                 cfg: cfg(seed, cells, 75),
                 faults: fault(FaultEffect::ZoneOutage { zone }),
                 surges: vec![],
+                deploys: vec![],
                 fault_kind: "zone_outage".into(),
                 root_cause: RootCause {
                     zone: Some(ZONES[zone].into()),
@@ -192,6 +205,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                     secs_per_sec: 0.4 / 3600.0,
                 }),
                 surges: vec![],
+                deploys: vec![],
                 fault_kind: "latency".into(),
                 root_cause: rc_service(DATABASE, Some(cell)),
                 expected_actions: vec![expect("reroute", &cell_name(cell))],
@@ -203,6 +217,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
             cfg: cfg(1, 4, 80),
             faults: fault(FaultEffect::PoisonPill { cell: 3 }),
             surges: vec![],
+            deploys: vec![],
             fault_kind: "queue_stall".into(),
             root_cause: rc_service("consumer", Some(3)),
             expected_actions: vec![expect("restart_pods", "cell-4/consumer")],
@@ -219,6 +234,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                 cfg: c,
                 faults: fault(FaultEffect::ServiceDown { service: LOYALTY }),
                 surges: vec![],
+                deploys: vec![],
                 fault_kind: "error_rate".into(),
                 root_cause: rc_service("loyalty", None),
                 expected_actions: vec![expect("circuit_break", "loyalty")],
@@ -230,6 +246,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
             cfg: cfg(1, 4, 75),
             faults: fault(FaultEffect::ServiceDown { service: LOYALTY }),
             surges: vec![],
+            deploys: vec![],
             fault_kind: "error_rate".into(),
             root_cause: rc_service("loyalty", None),
             expected_actions: vec![expect("circuit_break", "loyalty")],
@@ -240,6 +257,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                 .into(),
             cfg: cfg(1, 4, 90),
             faults: vec![],
+            deploys: vec![],
             surges: vec![Surge {
                 from_secs: at,
                 to_secs: at + 1800,
@@ -262,6 +280,7 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                 cfg: c,
                 faults: vec![],
                 surges: vec![],
+                deploys: vec![],
                 fault_kind: String::new(),
                 root_cause: RootCause::default(),
                 expected_actions: vec![],
@@ -293,7 +312,7 @@ pub fn bundled_ids() -> Vec<&'static str> {
 
 impl Scenario {
     pub fn wallet(&self) -> Wallet {
-        Wallet::new(self.cfg.clone(), self.faults.clone(), self.surges.clone())
+        Wallet::new(self.cfg.clone(), self.faults.clone(), self.surges.clone()).with_deploys(self.deploys.clone())
     }
 
     pub fn steps(&self) -> usize {

@@ -9,7 +9,7 @@
 use crate::model::*;
 use crate::rng::Rng;
 use crate::telemetry::Recorder;
-use cellwarden_models::topology::{CellInfo, DeploymentInfo, ExternalInfo, NodeInfo, ServiceInfo, Topology};
+use cellwarden_models::topology::{CellInfo, DeploymentInfo, ExternalInfo, NodeInfo, RevisionInfo, ServiceInfo, Topology};
 use cellwarden_models::{Action, ActionKind, Timestamp};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -21,6 +21,11 @@ pub const SLO_MAX_LAG_SECS: f64 = 300.0;
 const RESTART_SECS: i64 = 30;
 /// Seconds of in-flight requests lost when a pod is OOM-killed (a graceful restart loses none).
 const OOM_LOST_SECS: f64 = 10.0;
+/// Seconds between pod replacements of a rollout (a deploy or a rollback), as a Deployment
+/// with `maxSurge: 1, maxUnavailable: 0` and a 60 s readiness window rolls.
+const ROLLOUT_INTERVAL_SECS: i64 = 60;
+/// When revision 1 of every Deployment rolled out: a day before the run (a settled release).
+const FIRST_REVISION_SECS: i64 = -86_400;
 /// Ledger calls to the database time out above this latency, seconds.
 const DB_TIMEOUT_SECS: f64 = 0.25;
 
@@ -53,7 +58,8 @@ pub enum FaultEffect {
     ZoneOutage { zone: usize },
     /// The cell's database latency grows by this many seconds per second.
     DbLatencyDrift { cell: usize, secs_per_sec: f64 },
-    /// A message the cell's consumer cannot process stalls it (until a restart dead-letters it).
+    /// A message the cell's consumer cannot process stalls it: every consumer that takes it
+    /// fails, so neither a restart nor more replicas get past it.
     PoisonPill { cell: usize },
     /// The service fails in every cell (all calls error after a timeout).
     ServiceDown { service: usize },
@@ -64,6 +70,26 @@ pub struct ScheduledFault {
     /// Seconds after the start.
     pub at_secs: i64,
     pub effect: FaultEffect,
+}
+
+/// A deploy: the service in the cell rolls out a new revision at a time (its pods replaced one
+/// a minute). A fault that begins later on that workload came with it (a rollback ends it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deploy {
+    /// Seconds after the start.
+    pub at_secs: i64,
+    pub cell: usize,
+    pub service: usize,
+}
+
+/// One revision of a simulated Deployment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Revision {
+    pub number: u64,
+    /// The revision whose pod template it runs (itself, or an older one it rolled back to).
+    pub code: u64,
+    /// Seconds after the start it rolled out.
+    pub at_secs: i64,
 }
 
 /// A legitimate load change: traffic × `factor` between the two times.
@@ -99,6 +125,13 @@ pub(crate) struct Deployment {
     pub restart_interval_secs: i64,
     pub next_restart_at: i64,
     pub leak_bytes_per_sec: f64,
+    // The code (revision) the leak came with: a rollback to other code ends it.
+    pub leak_code: Option<u64>,
+    // Every revision, oldest first; the last one runs.
+    pub revisions: Vec<Revision>,
+    // Pods still to replace for a rollout, one per ROLLOUT_INTERVAL_SECS.
+    pub rollout_queue: Vec<String>,
+    pub next_rollout_at: i64,
     // This step's state: load, latency and error as callers see them (callees included), and
     // the service's own error before its callees'.
     pub rps: f64,
@@ -177,6 +210,7 @@ pub struct Wallet {
     pub(crate) service_down: Vec<bool>,
     faults: Vec<ScheduledFault>,
     surges: Vec<Surge>,
+    deploys: Vec<Deploy>,
     pub outcome: Outcome,
     pub recorder: Recorder,
     // Load noise (AR(1)), drawn from its own stream so actions (which change how many pods draw
@@ -243,6 +277,14 @@ impl Wallet {
                     restart_interval_secs: 60,
                     next_restart_at: 0,
                     leak_bytes_per_sec: 0.0,
+                    leak_code: None,
+                    revisions: vec![Revision {
+                        number: 1,
+                        code: 1,
+                        at_secs: FIRST_REVISION_SECS,
+                    }],
+                    rollout_queue: Vec::new(),
+                    next_rollout_at: 0,
                     rps: 0.0,
                     latency: spec.base_latency_secs,
                     error: 0.0,
@@ -274,6 +316,7 @@ impl Wallet {
             service_down: vec![false; SERVICES.len()],
             faults,
             surges,
+            deploys: Vec::new(),
             outcome: Outcome::default(),
             recorder,
             load_noise: 0.0,
@@ -284,6 +327,59 @@ impl Wallet {
 
     pub fn now(&self) -> Timestamp {
         self.cfg.start.plus_secs(self.now_secs)
+    }
+
+    /// The same wallet with these deploys scheduled.
+    pub fn with_deploys(mut self, deploys: Vec<Deploy>) -> Wallet {
+        self.deploys = deploys;
+        self
+    }
+
+    /// The revisions of every Deployment that rolled out more than one so far, by
+    /// `cell/service`, oldest first (what its ReplicaSets would say).
+    pub fn revision_history(&self) -> Vec<(String, Vec<RevisionInfo>)> {
+        self.deployments
+            .iter()
+            .filter(|d| d.revisions.len() > 1)
+            .map(|d| {
+                (
+                    format!("{}/{}", self.cells[d.cell].name, SERVICES[d.svc].name),
+                    self.revision_infos(d.cell, d.svc),
+                )
+            })
+            .collect()
+    }
+
+    /// The revisions of a deployment when it has rolled out more than one (a topology lists
+    /// none for a workload that never changed).
+    fn revision_infos(&self, cell: usize, svc: usize) -> Vec<RevisionInfo> {
+        let d = self.dep(cell, svc);
+        if d.revisions.len() < 2 {
+            return vec![];
+        }
+        d.revisions
+            .iter()
+            .map(|r| RevisionInfo {
+                revision: r.number,
+                at: self.cfg.start.plus_secs(r.at_secs),
+            })
+            .collect()
+    }
+
+    /// Rolls deployment `i` out to a new revision running `code`; its pods are replaced one a
+    /// minute from now. Returns the new revision's number.
+    fn roll_out(&mut self, i: usize, code: u64) -> u64 {
+        let now = self.now_secs;
+        let d = &mut self.deployments[i];
+        let number = d.revisions.last().map_or(1, |r| r.number + 1);
+        d.revisions.push(Revision {
+            number,
+            code,
+            at_secs: now,
+        });
+        d.rollout_queue = d.pods.iter().map(|p| p.name.clone()).collect();
+        d.next_rollout_at = now;
+        number
     }
 
     pub fn cell_names(&self) -> Vec<String> {
@@ -430,6 +526,7 @@ impl Wallet {
                             namespace: Some(self.cells[c].name.clone()),
                             replicas: Some(self.dep(c, si).pods.len() as u32),
                             memory_limit_bytes: Some(s.memory_limit_bytes),
+                            revisions: self.revision_infos(c, si),
                         })
                         .collect(),
                 })
@@ -471,6 +568,7 @@ impl Wallet {
                 let i = self.dep_index(cell, service);
                 let highest = self.deployments[i].pods.iter().map(|p| p.memory).fold(0.0, f64::max);
                 self.deployments[i].leak_bytes_per_sec = ((limit - highest) / oom_after_secs).max(0.0);
+                self.deployments[i].leak_code = self.deployments[i].revisions.last().map(|r| r.code);
             }
             FaultEffect::ProviderErrors { provider, error_ratio } => self.providers[provider].error = error_ratio,
             FaultEffect::ZoneOutage { zone } => {
@@ -500,6 +598,17 @@ impl Wallet {
             .collect();
         for e in &due {
             self.activate(e);
+        }
+        let deploys: Vec<Deploy> = self
+            .deploys
+            .iter()
+            .filter(|d| d.at_secs > now - dt && d.at_secs <= now)
+            .copied()
+            .collect();
+        for d in deploys {
+            let i = self.dep_index(d.cell, d.service);
+            let code = self.deployments[i].revisions.last().map_or(1, |r| r.number + 1);
+            self.roll_out(i, code);
         }
         // Load: diurnal (trough at 03:00 UTC, peak at 15:00), surges, slow noise.
         let hour = self.now().millis().rem_euclid(86_400_000) as f64 / 3_600_000.0;
@@ -716,6 +825,17 @@ impl Wallet {
                 }
                 self.deployments[di].next_restart_at = now + self.deployments[di].restart_interval_secs;
             }
+            // A rollout replaces one pod per interval with one of the new revision: a fresh heap,
+            // not ready for a moment. (The simulator keeps the pod's name, and with it its
+            // series; a real rollout names new pods.)
+            if !self.deployments[di].rollout_queue.is_empty() && now >= self.deployments[di].next_rollout_at {
+                let name = self.deployments[di].rollout_queue.remove(0);
+                if let Some(p) = self.deployments[di].pods.iter_mut().find(|p| p.name == name) {
+                    p.leaked = 0.0;
+                    p.unavailable_until = now + RESTART_SECS;
+                }
+                self.deployments[di].next_rollout_at = now + ROLLOUT_INTERVAL_SECS;
+            }
             let leak = self.deployments[di].leak_bytes_per_sec;
             let cell_down = self.cell_down(cell);
             for p in &mut self.deployments[di].pods {
@@ -828,14 +948,39 @@ impl Wallet {
                 d.restart_queue = d.pods.iter().map(|p| p.name.clone()).collect();
                 d.restart_interval_secs = interval;
                 d.next_restart_at = t;
-                if s == CONSUMER && self.cells[c].poison {
-                    // The restarted consumer dead-letters the message it cannot process.
-                    self.cells[c].poison = false;
-                }
+                // A restarted consumer takes the poison-pill message again and stalls on it.
                 Ok(format!(
                     "restarting the {} pods of {} one every {interval} s",
                     d.pods.len(),
                     action.target
+                ))
+            }
+            ActionKind::Rollback => {
+                let (c, s) = self.parse_deployment(&action.target)?;
+                let i = self.dep_index(c, s);
+                let current = *self.deployments[i].revisions.last().expect("a deployment has a revision");
+                let wanted = match action.params.iter().find(|(k, _)| k == "revision") {
+                    Some((_, v)) => v.parse::<u64>().map_err(|_| format!("revision {v:?} is not a number"))?,
+                    None => current.number.saturating_sub(1),
+                };
+                let Some(to) = self.deployments[i].revisions.iter().find(|r| r.number == wanted).copied() else {
+                    return Err(format!("{} has no revision {wanted}", action.target));
+                };
+                if to.number >= current.number {
+                    return Err(format!(
+                        "{} is at revision {}: nothing earlier than it to go back to",
+                        action.target, current.number
+                    ));
+                }
+                let number = self.roll_out(i, to.code);
+                let d = &mut self.deployments[i];
+                // The leak came with its code: other code does not leak.
+                if d.leak_code.is_some_and(|code| code != to.code) {
+                    d.leak_bytes_per_sec = 0.0;
+                }
+                Ok(format!(
+                    "rolled {} back to revision {} (as revision {number}), its pods replaced one a minute",
+                    action.target, to.number
                 ))
             }
             ActionKind::Reroute | ActionKind::Cordon => {

@@ -5,7 +5,7 @@ use cellwarden_models::Timestamp;
 use cellwarden_models::{Action, ActionKind};
 use cellwarden_simulator::model::SERVICES;
 use cellwarden_simulator::scenario;
-use cellwarden_simulator::wallet::{FaultEffect, ScheduledFault, SimConfig, Wallet};
+use cellwarden_simulator::wallet::{Deploy, FaultEffect, ScheduledFault, SimConfig, Wallet};
 
 fn small(seed: u64, minutes: i64) -> SimConfig {
     SimConfig {
@@ -267,4 +267,68 @@ fn istio_naming_records_only_what_the_mesh_sidecars_expose() {
         .filter_map(|s| s.key.label("le"))
         .collect();
     assert!(le.contains(&"250") && le.contains(&"+Inf"), "buckets in milliseconds: {le:?}");
+}
+
+/// A leak that came with a deploy: a restart only resets it (the OOM kill still comes), a
+/// rollback to the revision before the deploy ends it; a rollback with nothing earlier is refused.
+#[test]
+fn rolling_back_the_leaking_revision_ends_the_leak_a_restart_only_resets_it() {
+    let leaky = || {
+        let leak = vec![ScheduledFault {
+            at_secs: 300,
+            effect: FaultEffect::MemoryLeak {
+                cell: 0,
+                service: 2,
+                oom_after_secs: 900.0,
+            },
+        }];
+        Wallet::new(small(8, 60), leak, vec![]).with_deploys(vec![Deploy {
+            at_secs: 120,
+            cell: 0,
+            service: 2,
+        }])
+    };
+    assert!(
+        Wallet::new(small(8, 60), vec![], vec![])
+            .apply(&action(ActionKind::Rollback, "cell-1/ledger"))
+            .is_err(),
+        "revision 1 has nothing before it"
+    );
+    let mut restarted = leaky();
+    run(&mut restarted, 30);
+    restarted.apply(&action(ActionKind::RestartPods, "cell-1/ledger")).unwrap();
+    run(&mut restarted, 90);
+    assert!(restarted.outcome.oom_kills > 0, "the leak refills the restarted pods");
+    let mut rolled_back = leaky();
+    run(&mut rolled_back, 30);
+    let what = rolled_back.apply(&action(ActionKind::Rollback, "cell-1/ledger")).unwrap();
+    assert!(what.contains("back to revision 1"), "{what}");
+    run(&mut rolled_back, 90);
+    assert_eq!(rolled_back.outcome.oom_kills, 0);
+    let history = rolled_back.revision_history();
+    let revs: Vec<u64> = history[0].1.iter().map(|r| r.revision).collect();
+    assert_eq!((history[0].0.as_str(), revs), ("cell-1/ledger", vec![1, 2, 3]));
+}
+
+/// A restarted consumer takes the poison-pill message again: its queue keeps growing.
+#[test]
+fn a_restart_does_not_skip_a_poison_pill_message() {
+    let pill = vec![ScheduledFault {
+        at_secs: 60,
+        effect: FaultEffect::PoisonPill { cell: 1 },
+    }];
+    let mut w = Wallet::new(small(9, 30), pill, vec![]);
+    run(&mut w, 10);
+    w.apply(&action(ActionKind::RestartPods, "cell-2/consumer")).unwrap();
+    run(&mut w, 10);
+    let lag = |w: &Wallet| {
+        let expo = w.recorder.exposition();
+        expo.series()
+            .filter(|s| s.key.metric == "messaging_consumer_lag_messages" && s.key.to_string().contains("cell-2"))
+            .map(|s| s.samples.last().unwrap().value)
+            .sum::<f64>()
+    };
+    let before = lag(&w);
+    run(&mut w, 20);
+    assert!(lag(&w) > before && before > 0.0, "lag {before} then {}", lag(&w));
 }

@@ -14,6 +14,7 @@
 use crate::validate;
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
+use cellwarden_collector::limits::IngestLimits;
 use cellwarden_collector::listen::{self, ConnectionLimits, ListenerMetrics};
 use cellwarden_collector::query::{QueryConfig, QuerySource};
 use cellwarden_collector::receive::{self, ReceiverConfig};
@@ -44,6 +45,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+/// The smallest `max_store_bytes` accepted: 1 MiB holds about a thousand series of an hour.
+const MIN_STORE_BYTES: usize = 1 << 20;
 
 /// The daemon's configuration (`cellwarden.yaml`). Unknown keys are an error: a typo must not
 /// silently change what cellwarden does.
@@ -83,6 +87,12 @@ pub struct Config {
     pub retention_secs: i64,
     /// Most series tracked (live source); samples of further series are dropped and counted.
     pub max_series: usize,
+    /// Most bytes the window store holds (keys, label strings and samples as allocated; live
+    /// source); samples that would pass it are dropped and counted (`reason="store_bytes"`).
+    pub max_store_bytes: usize,
+    /// What one series, sample, span or alert may hold (name and label lengths, labels per
+    /// series, attributes per span); past them it is refused and counted by reason.
+    pub ingest_limits: IngestLimits,
     /// How often the live pipeline looks at the window, seconds.
     pub evaluate_every_secs: u64,
     /// Simulated seconds per real second, for the fixture and simulator sources.
@@ -121,6 +131,8 @@ impl Default for Config {
             query: None,
             retention_secs: 3600,
             max_series: 100_000,
+            max_store_bytes: cellwarden_collector::store::DEFAULT_MAX_STORE_BYTES,
+            ingest_limits: IngestLimits::default(),
             evaluate_every_secs: 15,
             clock_speed_x: 1.0,
             cells: vec![],
@@ -167,6 +179,13 @@ impl Config {
         if self.evaluate_every_secs == 0 || self.retention_secs < 60 || self.max_series == 0 {
             bail!("evaluate_every_secs and max_series must be positive and retention_secs at least 60");
         }
+        if self.max_store_bytes < MIN_STORE_BYTES {
+            bail!(
+                "max_store_bytes must be at least {MIN_STORE_BYTES} (1 MiB), not {}: a smaller window holds almost nothing",
+                self.max_store_bytes
+            );
+        }
+        self.ingest_limits.validate()?;
         for (name, v) in [
             ("startup_timeout_secs", self.startup_timeout_secs),
             ("shutdown_grace_secs", self.shutdown_grace_secs),
@@ -891,10 +910,12 @@ async fn live_source(
     pipeline: Pipeline,
     stop: &crate::shutdown::Shutdown,
 ) -> Result<()> {
-    let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(WindowConfig {
+    let window_cfg = WindowConfig {
         retention_secs: cfg.retention_secs,
         max_series: cfg.max_series,
-    })));
+        max_store_bytes: cfg.max_store_bytes,
+    };
+    let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(window_cfg, cfg.ingest_limits)));
     {
         let mut reg = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         ingest.register_metrics(&mut reg);
@@ -1223,6 +1244,43 @@ mod tests {
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("listne"));
         std::fs::write(&p, "notify:\n  - url: http://hooks\n    format: teams\n").unwrap();
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("teams"));
+    }
+
+    #[test]
+    fn the_byte_budgets_and_ingest_limits_are_read_checked_and_typos_refused() {
+        let cfg = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cellwarden.example.yaml")).unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            (cfg.max_store_bytes, cfg.ingest_limits, cfg.receivers.max_spans_buffered_bytes, cfg.receivers.max_alerts_buffered_bytes),
+            (
+                defaults.max_store_bytes,
+                defaults.ingest_limits,
+                defaults.receivers.max_spans_buffered_bytes,
+                defaults.receivers.max_alerts_buffered_bytes
+            ),
+            "the example documents the defaults"
+        );
+        for (yaml, needle) in [
+            ("max_store_byte: 1\n", "max_store_byte"),
+            ("ingest_limits:\n  max_label_value_byte: 1\n", "max_label_value_byte"),
+            ("ingest_limits:\n  max_labels_per_serie: 1\n", "max_labels_per_serie"),
+            ("receivers:\n  max_spans_buffered_byte: 1\n", "max_spans_buffered_byte"),
+            ("receivers:\n  max_alerts_bufered_bytes: 1\n", "max_alerts_bufered_bytes"),
+            ("max_store_bytes: 1000\n", "max_store_bytes must be at least 1048576"),
+            ("ingest_limits:\n  max_label_value_bytes: 0\n", "ingest_limits.max_label_value_bytes"),
+            ("ingest_limits:\n  max_attributes_per_span: 0\n", "ingest_limits.max_attributes_per_span"),
+            ("receivers:\n  max_spans_buffered_bytes: 0\n", "receivers.max_spans_buffered_bytes"),
+            ("receivers:\n  max_alerts_buffered_bytes: 0\n", "receivers.max_alerts_buffered_bytes"),
+        ] {
+            let err = load_error(yaml);
+            assert!(err.contains(needle), "{yaml:?}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "max_store_bytes: 8388608\ningest_limits:\n  max_label_value_bytes: 100\n").unwrap();
+        let cfg = Config::load(&p).unwrap();
+        assert_eq!((cfg.max_store_bytes, cfg.ingest_limits.max_label_value_bytes), (8 << 20, 100));
+        assert_eq!(cfg.ingest_limits.max_labels_per_series, 30, "the rest keep their defaults");
     }
 
     /// `Config::load`'s error for a file holding `yaml`, as printed.

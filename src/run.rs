@@ -742,12 +742,15 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             pod: std::env::var("POD_NAME").ok(),
         },
     );
+    // Every action and revert is fenced by the Lease: the term the elector proves, and a re-read.
+    let fence = elector.fence();
     // Stops the election only once pending writes are flushed (they need the Lease).
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let election = {
         let leading = leading.clone();
         let metrics = metrics.clone();
-        let every = Duration::from_millis(u64::from(cfg.lease_duration_secs) * 1000 / 3);
+        // A third of the duration; each step is bounded by the term's end (lease::Timing).
+        let every = elector.config().timing().retry_period;
         let release_by = stop.clone();
         tokio::spawn(async move {
             loop {
@@ -778,7 +781,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         namespace: cfg.namespace.clone(),
-        actuator: Actuator::new(client.clone(), cell_namespaces),
+        actuator: Actuator::new(client.clone(), cell_namespaces).with_fence(fence),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

@@ -1254,7 +1254,12 @@ mod tests {
         let cfg = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cellwarden.example.yaml")).unwrap();
         let defaults = Config::default();
         assert_eq!(
-            (cfg.max_store_bytes, cfg.ingest_limits, cfg.receivers.max_spans_buffered_bytes, cfg.receivers.max_alerts_buffered_bytes),
+            (
+                cfg.max_store_bytes,
+                cfg.ingest_limits,
+                cfg.receivers.max_spans_buffered_bytes,
+                cfg.receivers.max_alerts_buffered_bytes
+            ),
             (
                 defaults.max_store_bytes,
                 defaults.ingest_limits,
@@ -1270,10 +1275,19 @@ mod tests {
             ("receivers:\n  max_spans_buffered_byte: 1\n", "max_spans_buffered_byte"),
             ("receivers:\n  max_alerts_bufered_bytes: 1\n", "max_alerts_bufered_bytes"),
             ("max_store_bytes: 1000\n", "max_store_bytes must be at least 1048576"),
-            ("ingest_limits:\n  max_label_value_bytes: 0\n", "ingest_limits.max_label_value_bytes"),
-            ("ingest_limits:\n  max_attributes_per_span: 0\n", "ingest_limits.max_attributes_per_span"),
+            (
+                "ingest_limits:\n  max_label_value_bytes: 0\n",
+                "ingest_limits.max_label_value_bytes",
+            ),
+            (
+                "ingest_limits:\n  max_attributes_per_span: 0\n",
+                "ingest_limits.max_attributes_per_span",
+            ),
             ("receivers:\n  max_spans_buffered_bytes: 0\n", "receivers.max_spans_buffered_bytes"),
-            ("receivers:\n  max_alerts_buffered_bytes: 0\n", "receivers.max_alerts_buffered_bytes"),
+            (
+                "receivers:\n  max_alerts_buffered_bytes: 0\n",
+                "receivers.max_alerts_buffered_bytes",
+            ),
         ] {
             let err = load_error(yaml);
             assert!(err.contains(needle), "{yaml:?}: {err}");

@@ -549,8 +549,8 @@ impl Ingest {
         };
         let mut tally = Tally::default();
         store_all(&mut st.store, &checks, &mut tally);
-        let refused_new = tally.refused.get(&Refused::SeriesLimit).copied().unwrap_or(0)
-            + tally.refused.get(&Refused::StoreBytes).copied().unwrap_or(0);
+        let refused_new =
+            tally.refused.get(&Refused::SeriesLimit).copied().unwrap_or(0) + tally.refused.get(&Refused::StoreBytes).copied().unwrap_or(0);
         if now.millis().saturating_sub(st.last_expire_ms) >= EXPIRE_EVERY_MS {
             st.store.expire(now);
             st.last_expire_ms = now.millis();
@@ -1107,7 +1107,11 @@ mod tests {
         assert_eq!(ing.rejected(Source::RemoteWrite, Refused::DuplicateLabelName), 1);
         assert_eq!(ing.rejected(Source::RemoteWrite, Refused::EmptyLabelName), 1);
         let mut b = BorrowedBatch::with_capacity(2);
-        b.push("up", [("a", Cow::Borrowed("1")), ("b", Cow::Borrowed("2")), ("c", Cow::Borrowed("3"))], [sample(t.0, 1.0)]);
+        b.push(
+            "up",
+            [("a", Cow::Borrowed("1")), ("b", Cow::Borrowed("2")), ("c", Cow::Borrowed("3"))],
+            [sample(t.0, 1.0)],
+        );
         b.push("", [], [sample(t.0, 1.0), sample(t.0 + 1, 1.0)]);
         let out = ing.push_borrowed(Source::Scrape, &b, t).unwrap();
         assert_eq!((out.accepted, out.rejected), (0, 3));
@@ -1155,7 +1159,10 @@ mod tests {
         let out = ing
             .push_samples(
                 Source::Scrape,
-                vec![(key("up", "b"), sample(-62_135_596_800_000, 1.0)), (key("up", "c"), sample(32_503_680_000_000, 1.0))],
+                vec![
+                    (key("up", "b"), sample(-62_135_596_800_000, 1.0)),
+                    (key("up", "c"), sample(32_503_680_000_000, 1.0)),
+                ],
                 now,
             )
             .unwrap();
@@ -1173,7 +1180,10 @@ mod tests {
             ..IngestConfig::default()
         });
         let t0 = 10_000_000;
-        let push = |pod: &str, t: i64| ing.push_samples(Source::RemoteWrite, vec![(key("up", pod), sample(t, 1.0))], Timestamp(t)).unwrap();
+        let push = |pod: &str, t: i64| {
+            ing.push_samples(Source::RemoteWrite, vec![(key("up", pod), sample(t, 1.0))], Timestamp(t))
+                .unwrap()
+        };
         push("a", t0);
         push("b", t0);
         assert_eq!(push("c", t0 + 1000).rejected, 1, "over the cap");
@@ -1183,7 +1193,11 @@ mod tests {
         assert_eq!(push("c", t0 + 61_000).rejected, 1);
         // Past the staleness delta `b` is evicted to make room, and `c` gets in on its next push.
         push("a", t0 + IDLE_SERIES_EVICT_MS);
-        assert_eq!(push("c", t0 + IDLE_SERIES_EVICT_MS + 1000).rejected, 1, "refused, then room is made");
+        assert_eq!(
+            push("c", t0 + IDLE_SERIES_EVICT_MS + 1000).rejected,
+            1,
+            "refused, then room is made"
+        );
         assert_eq!(push("c", t0 + IDLE_SERIES_EVICT_MS + 2000).accepted, 1);
         assert_eq!(ing.metrics.series_evicted_idle.get(), 1);
         assert_eq!(ing.with_store(|s| s.range(&key("up", "b"), Timestamp(0)).len()), 0);

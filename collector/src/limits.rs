@@ -188,7 +188,14 @@ impl IngestLimits {
     /// limits (the attribute count was checked on the request, before the span was reduced).
     pub fn check_span(&self, span: &Span) -> Result<(), Refused> {
         let r = &span.resource;
-        let values = [Some(&span.name), Some(&r.service), r.pod.as_ref(), r.namespace.as_ref(), r.node.as_ref(), r.cell.as_ref()];
+        let values = [
+            Some(&span.name),
+            Some(&r.service),
+            r.pod.as_ref(),
+            r.namespace.as_ref(),
+            r.node.as_ref(),
+            r.cell.as_ref(),
+        ];
         if values.iter().flatten().any(|v| v.len() > self.max_label_value_bytes) {
             return Err(Refused::LabelValueTooLong);
         }
@@ -270,7 +277,11 @@ pub fn alert_bytes(alert: &Alert) -> usize {
             .map(|(k, v)| string_bytes(k, k.capacity()) + string_bytes(v, v.capacity()) + 16)
             .sum::<usize>()
     };
-    std::mem::size_of::<Alert>() + map(&alert.labels) + map(&alert.annotations) + alert.fingerprint.capacity() + alert.generator_url.capacity()
+    std::mem::size_of::<Alert>()
+        + map(&alert.labels)
+        + map(&alert.annotations)
+        + alert.fingerprint.capacity()
+        + alert.generator_url.capacity()
 }
 
 #[cfg(test)]
@@ -296,8 +307,14 @@ mod tests {
         assert_eq!(l.check_series("up", &[("", "a")]), Err(Refused::EmptyLabelName));
         assert_eq!(l.check_series("up", &[("podzz", "a")]), Err(Refused::LabelNameTooLong));
         assert_eq!(l.check_series("up", &[("pod", "abcdefg")]), Err(Refused::LabelValueTooLong));
-        assert_eq!(l.check_series("up", &[("a", "1"), ("b", "2"), ("c", "3")]), Err(Refused::TooManyLabels));
-        assert_eq!(l.check_series("up", &[("pod", "a"), ("pod", "b")]), Err(Refused::DuplicateLabelName));
+        assert_eq!(
+            l.check_series("up", &[("a", "1"), ("b", "2"), ("c", "3")]),
+            Err(Refused::TooManyLabels)
+        );
+        assert_eq!(
+            l.check_series("up", &[("pod", "a"), ("pod", "b")]),
+            Err(Refused::DuplicateLabelName)
+        );
         let three = IngestLimits {
             max_labels_per_series: 3,
             ..l
@@ -324,7 +341,10 @@ mod tests {
         assert_eq!(check_sample(at(10_000_000 - 3_600_000, 1.0), now, 3600), Ok(()), "the oldest kept");
         assert_eq!(check_sample(at(10_000_000 - 3_600_001, 1.0), now, 3600), Err(Refused::TooOld));
         assert_eq!(check_sample(at(10_000_000 + MAX_FUTURE_MS, 1.0), now, 3600), Ok(()));
-        assert_eq!(check_sample(at(10_000_000 + MAX_FUTURE_MS + 1, 1.0), now, 3600), Err(Refused::TooNew));
+        assert_eq!(
+            check_sample(at(10_000_000 + MAX_FUTURE_MS + 1, 1.0), now, 3600),
+            Err(Refused::TooNew)
+        );
         assert_eq!(check_sample(at(0, 1.0), now, i64::MAX), Ok(()), "no overflow");
         assert_eq!(check_sample(at(i64::MAX, 1.0), Timestamp(i64::MAX), 3600), Ok(()));
     }

@@ -91,7 +91,13 @@ async fn a_megabyte_label_value_and_bad_values_are_refused_by_reason_and_cost_no
     ]);
     assert_eq!(post_write(&c, &server, body).await.status(), 204);
     assert_eq!(server.ingest.with_store(|s| s.series_count()), 1, "only up{{pod=b}}");
-    assert_eq!(stored(&server, "up", "b"), [Sample { t: Timestamp(T0_MS + 2), value: 2.0 }]);
+    assert_eq!(
+        stored(&server, "up", "b"),
+        [Sample {
+            t: Timestamp(T0_MS + 2),
+            value: 2.0
+        }]
+    );
     let held = server.ingest.with_store(|s| s.memory_bytes());
     assert!(held < 4096, "the refused megabyte is not held: {held} bytes");
     for (reason, n) in [

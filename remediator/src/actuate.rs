@@ -380,7 +380,13 @@ impl Actuator {
                     }
                 }
                 let body = json!({"metadata": {"resourceVersion": route.metadata.resource_version}, "spec": {"rules": route.data["spec"]["rules"].clone()}});
-                match timed(CALL_TIMEOUT, "an actuator call", api.patch(name, &PatchParams::default(), &Patch::Merge(&body))).await {
+                match timed(
+                    CALL_TIMEOUT,
+                    "an actuator call",
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&body)),
+                )
+                .await
+                {
                     Ok(_) => {
                         changed += n;
                         break;

@@ -69,7 +69,13 @@ pub struct Observed {
 /// and the observation to keep. Another holder's Lease expires `leaseDurationSeconds` after we
 /// first saw its current version — never by its `renewTime`, which is the holder's clock. So a
 /// newly started instance waits a whole duration before taking over, as client-go does.
-pub fn decide(spec: Option<&LeaseSpec>, resource_version: &str, me: &str, local_ms: i64, last: Option<&Observed>) -> (Decision, Option<Observed>) {
+pub fn decide(
+    spec: Option<&LeaseSpec>,
+    resource_version: &str,
+    me: &str,
+    local_ms: i64,
+    last: Option<&Observed>,
+) -> (Decision, Option<Observed>) {
     let Some(spec) = spec else { return (Decision::Create, None) };
     let holder = spec.holder_identity.clone().unwrap_or_default();
     let seen_at = match last {
@@ -238,10 +244,7 @@ impl Fence {
                 lease: self.cfg.name.clone(),
                 source,
             })?;
-        let holder = lease
-            .and_then(|l| l.spec)
-            .and_then(|s| s.holder_identity)
-            .unwrap_or_default();
+        let holder = lease.and_then(|l| l.spec).and_then(|s| s.holder_identity).unwrap_or_default();
         if holder != self.cfg.identity {
             return Err(Fenced::NotHolder {
                 lease: self.cfg.name.clone(),
@@ -408,7 +411,13 @@ impl Elector {
                 };
                 lease.spec = Some(self.spec(now_ms, acquired, transitions));
                 // `replace` carries the resourceVersion read above: a concurrent writer wins, we get 409.
-                match timed(timeout, "the Lease update", api.replace(&self.cfg.name, &PostParams::default(), &lease)).await {
+                match timed(
+                    timeout,
+                    "the Lease update",
+                    api.replace(&self.cfg.name, &PostParams::default(), &lease),
+                )
+                .await
+                {
                     Ok(_) => Ok(true),
                     Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
                     Err(e) => Err(e),
@@ -429,7 +438,12 @@ impl Elector {
             if let Some(spec) = lease.spec.as_mut() {
                 if spec.holder_identity.as_deref() == Some(&self.cfg.identity) {
                     spec.holder_identity = None;
-                    let _ = timed(timeout, "the Lease release", api.replace(&self.cfg.name, &PostParams::default(), &lease)).await;
+                    let _ = timed(
+                        timeout,
+                        "the Lease release",
+                        api.replace(&self.cfg.name, &PostParams::default(), &lease),
+                    )
+                    .await;
                 }
             }
         }
@@ -442,7 +456,13 @@ impl Elector {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
         let patch = json!({"metadata": {"labels": {LEADER_LABEL: if leading { "true" } else { "false" }}}});
         let timeout = self.cfg.timing().call_timeout;
-        if let Err(e) = timed(timeout, "the pod label patch", pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))).await {
+        if let Err(e) = timed(
+            timeout,
+            "the pod label patch",
+            pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)),
+        )
+        .await
+        {
             tracing::warn!(error = %e, pod = %pod, "Could not label the pod with its leadership.");
         }
     }
@@ -473,7 +493,11 @@ mod tests {
         // Unchanged for the lease duration (15 s) on our clock: still held at 15 s, expired after.
         let (d, same) = decide(Some(&held("b", 0)), "7", "a", 115_000, Some(&seen));
         assert_eq!(d, Decision::Follow { holder: "b".into() });
-        assert_eq!(same.as_ref().unwrap().at_ms, 100_000, "the observation is kept while nothing changes");
+        assert_eq!(
+            same.as_ref().unwrap().at_ms,
+            100_000,
+            "the observation is kept while nothing changes"
+        );
         assert_eq!(
             decide(Some(&held("b", 0)), "7", "a", 115_001, Some(&seen)).0,
             Decision::TakeOver { from: "b".into() }
@@ -485,12 +509,18 @@ mod tests {
         // b's renewTime far in the future (a clock ahead) does not keep a stale Lease alive.
         let future = held("b", i64::MAX / 4);
         let (_, seen) = decide(Some(&future), "9", "a", 0, None);
-        assert_eq!(decide(Some(&future), "9", "a", 15_001, seen.as_ref()).0, Decision::TakeOver { from: "b".into() });
+        assert_eq!(
+            decide(Some(&future), "9", "a", 15_001, seen.as_ref()).0,
+            Decision::TakeOver { from: "b".into() }
+        );
         let released = LeaseSpec {
             holder_identity: None,
             ..held("b", 0)
         };
-        assert_eq!(decide(Some(&released), "9", "a", 1, None).0, Decision::TakeOver { from: String::new() });
+        assert_eq!(
+            decide(Some(&released), "9", "a", 1, None).0,
+            Decision::TakeOver { from: String::new() }
+        );
     }
 
     #[test]

@@ -101,13 +101,19 @@ fn run(load: &str, bounded: bool) {
         let body = request(first, n, value_bytes);
         let req = remote_write::decode(&body, usize::MAX).expect("our own encoding");
         let batch = remote_write::batch(&req).expect("UTF-8 labels");
-        let out = ingest.push_borrowed(Source::RemoteWrite, &batch.samples, Timestamp(T0_MS)).expect("no rate limit");
+        let out = ingest
+            .push_borrowed(Source::RemoteWrite, &batch.samples, Timestamp(T0_MS))
+            .expect("no rate limit");
         stored += out.accepted;
         refused += out.rejected;
         first += n;
     }
     let accounted = ingest.with_store(|s| s.memory_bytes());
-    let budget = if bounded { format!("{} MiB", BUDGET_BYTES >> 20) } else { "none".into() };
+    let budget = if bounded {
+        format!("{} MiB", BUDGET_BYTES >> 20)
+    } else {
+        "none".into()
+    };
     println!(
         "{load:>11} {:>9}: {series} series × {value_bytes} B labels: stored {stored}, refused {refused}; store accounts {:.1} MiB (budget {budget}); peak RSS {:.1} MiB (at start {:.1} MiB)",
         if bounded { "bounded" } else { "unbounded" },

@@ -102,7 +102,11 @@ pub fn spans_from_request(req: &ExportTraceServiceRequest, max_attributes: usize
             if s.attributes.len() > max_attributes {
                 refused.push((
                     Refused::TooManyAttributes.as_str(),
-                    format!("span {:?}: {} attributes, more than max_attributes_per_span ({max_attributes})", s.name, s.attributes.len()),
+                    format!(
+                        "span {:?}: {} attributes, more than max_attributes_per_span ({max_attributes})",
+                        s.name,
+                        s.attributes.len()
+                    ),
                 ));
                 continue;
             }
@@ -269,7 +273,10 @@ mod tests {
         bad.span_id = vec![1, 2, 3];
         let (spans, refused) = spans_from_request(&req, 128);
         assert_eq!(spans.len(), 1);
-        assert_eq!(refused, [("invalid_span", "span \"op-2\": `spanId` must be 8 bytes, got 3".to_string())]);
+        assert_eq!(
+            refused,
+            [("invalid_span", "span \"op-2\": `spanId` must be 8 bytes, got 3".to_string())]
+        );
         let span = &mut req.resource_spans[0].scope_spans[0].spans[0];
         span.attributes = (0..4)
             .map(|i| KeyValue {
@@ -280,6 +287,9 @@ mod tests {
         let (spans, refused) = spans_from_request(&req, 3);
         assert!(spans.is_empty());
         assert_eq!(refused[0].0, "too_many_attributes");
-        assert!(refused[0].1.contains("4 attributes, more than max_attributes_per_span (3)"), "{refused:?}");
+        assert!(
+            refused[0].1.contains("4 attributes, more than max_attributes_per_span (3)"),
+            "{refused:?}"
+        );
     }
 }

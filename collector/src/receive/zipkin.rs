@@ -186,7 +186,9 @@ mod tests {
             "remoteEndpoint":{"serviceName":"provider-a"},
             "tags":{"http.status_code":"503","error":"timeout","wallet.cell":"cell-2","color":"blue"}}]"#;
         let spans = decode(body, 128).unwrap();
-        assert!(decode(body, 3).unwrap_err().contains("4 tags, more than max_attributes_per_span (3)"));
+        assert!(decode(body, 3)
+            .unwrap_err()
+            .contains("4 tags, more than max_attributes_per_span (3)"));
         let s = &spans[0];
         assert_eq!(s.trace_id, "0000000000000000463ac35c9f6413ad");
         assert_eq!(s.parent_span_id, "0020000000000001");
@@ -208,6 +210,8 @@ mod tests {
             decode(body, 128).unwrap_err(),
             "span 1 (id \"xyz\"): `id` must be 16 hex characters, got \"xyz\""
         );
-        assert!(decode(b"[{\"traceId\": 12}]", 128).unwrap_err().contains("not a Zipkin v2 JSON list"));
+        assert!(decode(b"[{\"traceId\": 12}]", 128)
+            .unwrap_err()
+            .contains("not a Zipkin v2 JSON list"));
     }
 }

@@ -629,7 +629,10 @@ mod tests {
                 }
                 let labels = [("pod".to_string(), format!("ledger-{s}")), ("zone".to_string(), "z".repeat(s * 10))];
                 let key = SeriesKey::new("mem", labels);
-                let sample = |t| Sample { t: Timestamp(t), value: (i * s as i64) as f64 };
+                let sample = |t| Sample {
+                    t: Timestamp(t),
+                    value: (i * s as i64) as f64,
+                };
                 st.append(&key, sample(i * 15_000));
                 st.append(&key, sample(i * 15_000 - 1)); // out of order: no growth
             }
@@ -638,8 +641,21 @@ mod tests {
             }
         }
         assert_eq!(st.memory_bytes(), st.memory_bytes_recounted());
-        st.append_labels("other", &[("a", "b")], &[Sample { t: Timestamp(1), value: 1.0 }]);
-        st.append_series(SeriesKey::new("third", []), &[Sample { t: Timestamp(1), value: 1.0 }]);
+        st.append_labels(
+            "other",
+            &[("a", "b")],
+            &[Sample {
+                t: Timestamp(1),
+                value: 1.0,
+            }],
+        );
+        st.append_series(
+            SeriesKey::new("third", []),
+            &[Sample {
+                t: Timestamp(1),
+                value: 1.0,
+            }],
+        );
         assert_eq!(st.memory_bytes(), st.memory_bytes_recounted());
         assert_eq!(st.evict_idle(2), 2, "the two series last seen at 1 ms");
         assert_eq!(st.memory_bytes(), st.memory_bytes_recounted());
@@ -660,7 +676,14 @@ mod tests {
         for s in 0..100 {
             let key = SeriesKey::new("m", [("pod".to_string(), format!("{s}{big}"))]);
             for i in 0..10 {
-                if st.append(&key, Sample { t: Timestamp(i * 1000), value: 1.0 }) == Appended::DroppedBytes {
+                if st.append(
+                    &key,
+                    Sample {
+                        t: Timestamp(i * 1000),
+                        value: 1.0,
+                    },
+                ) == Appended::DroppedBytes
+                {
                     refused += 1;
                 }
                 assert!(st.memory_bytes() <= budget, "{} > {budget}", st.memory_bytes());
@@ -668,12 +691,25 @@ mod tests {
         }
         assert_eq!(st.memory_bytes(), st.memory_bytes_recounted());
         assert!(st.memory_bytes() > budget - 200_000, "filled up to the last series that fit");
-        assert!((39..=41).contains(&st.series_count()), "about 4 MiB / 100 kB: {}", st.series_count());
+        assert!(
+            (39..=41).contains(&st.series_count()),
+            "about 4 MiB / 100 kB: {}",
+            st.series_count()
+        );
         assert_eq!(refused, (100 - st.series_count() as u64) * 10);
         assert_eq!(st.counters.samples_dropped_bytes, refused);
         // A known series still takes samples while its chunk has room (no growth past the budget).
         let key = SeriesKey::new("m", [("pod".to_string(), format!("0{big}"))]);
-        assert_eq!(st.append(&key, Sample { t: Timestamp(20_000), value: 2.0 }), Appended::Stored);
+        assert_eq!(
+            st.append(
+                &key,
+                Sample {
+                    t: Timestamp(20_000),
+                    value: 2.0
+                }
+            ),
+            Appended::Stored
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ use cellwarden_remediator::controller::{self, Context, OperatorMetrics, Telemetr
 use cellwarden_remediator::crd::{Cell, CellSpec, Incident, RemediationPolicy};
 use cellwarden_remediator::lease::{lease_name, Elector, LeaseConfig};
 use cellwarden_remediator::notify::{Notifier, WebhookConfig};
+use cellwarden_remediator::retention;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -45,6 +46,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+/// How often the leader looks for expired Incidents: a tenth of the TTL (so one is deleted at most
+/// 10% late), between 1 s and 10 min (a list of every Incident is not free).
+fn retention_sweep_every(ttl_secs: u64) -> Duration {
+    Duration::from_secs((ttl_secs / 10).clamp(1, 600))
+}
 
 /// The smallest `max_store_bytes` accepted: 1 MiB holds about a thousand series of an hour.
 const MIN_STORE_BYTES: usize = 1 << 20;
@@ -107,6 +114,9 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// Webhooks told of new incidents, approval requests and failed actions or verifications.
     pub notify: Vec<WebhookConfig>,
+    /// How long a resolved Incident is kept before the leader deletes it, seconds (escalated and
+    /// open ones are kept); bounds the history read back on every takeover.
+    pub incident_ttl_secs: u64,
     /// Signal rules (metric and labels → signal, read how, in what unit, naming which entity),
     /// tried before the profiles shipped with the binary; `cellwarden signals` shows their effect.
     pub signals: Vec<SignalRule>,
@@ -140,6 +150,8 @@ impl Default for Config {
             identity: String::new(),
             poll_interval_ms: 1000,
             notify: vec![],
+            // A week: the on-call review of last week's incidents still finds them.
+            incident_ttl_secs: 7 * 24 * 3600,
             signals: vec![],
         }
     }
@@ -178,6 +190,12 @@ impl Config {
         }
         if self.evaluate_every_secs == 0 || self.retention_secs < 60 || self.max_series == 0 {
             bail!("evaluate_every_secs and max_series must be positive and retention_secs at least 60");
+        }
+        if self.incident_ttl_secs < 60 {
+            bail!(
+                "incident_ttl_secs must be at least 60, not {}: a resolved Incident must outlive the step that resolved it",
+                self.incident_ttl_secs
+            );
         }
         if self.max_store_bytes < MIN_STORE_BYTES {
             bail!(
@@ -817,6 +835,32 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             }),
     );
 
+    // Retention: the leader deletes Incidents resolved longer than incident_ttl_secs.
+    let retention = {
+        let (ctx, selector, ttl) = (ctx.clone(), selector.clone(), cfg.incident_ttl_secs);
+        tokio::spawn(async move {
+            let every = retention_sweep_every(ttl);
+            loop {
+                tokio::time::sleep(every).await;
+                if !ctx.leading.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let swept = retention::sweep(&ctx.client, &ctx.actuator, &ctx.namespace, selector.as_deref(), wall_ms(), ttl).await;
+                match swept {
+                    Ok(s) if s.deleted > 0 => {
+                        tracing::info!(
+                            deleted = s.deleted,
+                            ttl_secs = ttl,
+                            "Deleted Incidents resolved longer than incident_ttl_secs."
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "Could not list Incidents for retention; trying again later."),
+                }
+            }
+        })
+    };
+
     let pipeline = Pipeline::new().with_policy(policy, limits);
     let mut opener = Opener {
         ctx: ctx.clone(),
@@ -887,6 +931,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout_at(stop.deadline(0.9), election).await;
     controller.abort();
+    retention.abort();
     if !admin_done {
         if stop.is_requested() {
             let _ = tokio::time::timeout_at(stop.deadline(0.95), &mut admin).await;
@@ -1270,6 +1315,8 @@ mod tests {
         );
         for (yaml, needle) in [
             ("max_store_byte: 1\n", "max_store_byte"),
+            ("incident_ttl_sec: 60\n", "incident_ttl_sec"),
+            ("incident_ttl_secs: 0\n", "incident_ttl_secs must be at least 60"),
             ("ingest_limits:\n  max_label_value_byte: 1\n", "max_label_value_byte"),
             ("ingest_limits:\n  max_labels_per_serie: 1\n", "max_labels_per_serie"),
             ("receivers:\n  max_spans_buffered_byte: 1\n", "max_spans_buffered_byte"),
@@ -1298,6 +1345,9 @@ mod tests {
         let cfg = Config::load(&p).unwrap();
         assert_eq!((cfg.max_store_bytes, cfg.ingest_limits.max_label_value_bytes), (8 << 20, 100));
         assert_eq!(cfg.ingest_limits.max_labels_per_series, 30, "the rest keep their defaults");
+        assert_eq!(Config::default().incident_ttl_secs, 604_800);
+        assert_eq!(retention_sweep_every(604_800), Duration::from_secs(600));
+        assert_eq!(retention_sweep_every(60), Duration::from_secs(6));
     }
 
     /// `Config::load`'s error for a file holding `yaml`, as printed.

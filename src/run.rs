@@ -929,7 +929,16 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         tracing::warn!("Could not write the pending Incidents in time; the next leader opens them again from its own telemetry.");
     }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout_at(stop.deadline(0.9), election).await;
+    // The Lease is released while the notifications of the last steps are posted (webhooks only
+    // page; they need no Lease), both within the grace period.
+    let (_, flushed) = tokio::join!(
+        tokio::time::timeout_at(stop.deadline(0.9), election),
+        tokio::time::timeout_at(stop.deadline(0.9), ctx.notifier.flush())
+    );
+    if flushed.is_err() {
+        let left = ctx.notifier.counters.pending.load(Ordering::SeqCst);
+        tracing::warn!(pending = left, "Could not post every queued notification within the grace period.");
+    }
     controller.abort();
     retention.abort();
     if !admin_done {

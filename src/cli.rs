@@ -145,12 +145,29 @@ pub enum Command {
     },
     /// Record telemetry into a fixture folder: raw samples from a Prometheus, or what senders push to the receivers.
     Record(crate::record::RecordArgs),
+    /// Work with the audit log (the JSON lines `run` writes on stdout).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Render a stored report.json for people.
     Report {
         /// A report.json written by replay or eval.
         report: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Md)]
         format: Format,
+    },
+}
+
+/// `cellwarden audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of an audit log: each line must carry the SHA-256 of the one before.
+    /// Exits non-zero naming the first line that does not follow (a gap, an edit, a line that is
+    /// not JSON).
+    Verify {
+        /// The audit log, one JSON line per decision (`-` for stdin).
+        file: PathBuf,
     },
 }
 
@@ -175,6 +192,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Signals { fixture, config, series } => crate::signals_cmd::run(&fixture, &signal_rules(config.as_deref())?, series),
         Command::Report { report, format } => run_report(&report, format),
         Command::Record(args) => crate::record::run(&args),
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => run_audit_verify(&file),
         Command::Run {
             config,
             kubeconfig,
@@ -239,6 +259,35 @@ pub fn run(cli: Cli) -> Result<()> {
             detector,
         } => crate::nab_cmd::run_with(&corpus, out.as_deref(), score_only.as_deref(), detector),
     }
+}
+
+/// `cellwarden audit verify FILE`: reads the log (`-`: stdin) and checks its chain with
+/// [`cellwarden_remediator::audit::verify`]; prints how many lines hold, or fails naming the first
+/// one that does not.
+pub fn run_audit_verify(file: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read the audit log from stdin")?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| format!("cannot read audit log {}", file.display()))?;
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (byte {}); is it an audit log?",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        anyhow::bail!("{}: empty; an audit log has at least one line", file.display());
+    }
+    let n = cellwarden_remediator::audit::verify(&lines).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!("{}: {n} lines, the hash chain holds.", file.display());
+    Ok(())
 }
 
 /// The signal rules of the config at `path` (loaded and checked as `run` does), or the built-in

@@ -14,6 +14,7 @@
 use crate::validate;
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
+use cellwarden_collector::limits::IngestLimits;
 use cellwarden_collector::listen::{self, ConnectionLimits, ListenerMetrics};
 use cellwarden_collector::query::{QueryConfig, QuerySource};
 use cellwarden_collector::receive::{self, ReceiverConfig};
@@ -30,6 +31,7 @@ use cellwarden_remediator::controller::{self, Context, OperatorMetrics, Telemetr
 use cellwarden_remediator::crd::{Cell, CellSpec, Incident, RemediationPolicy};
 use cellwarden_remediator::lease::{lease_name, Elector, LeaseConfig};
 use cellwarden_remediator::notify::{Notifier, WebhookConfig};
+use cellwarden_remediator::retention;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -44,6 +46,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+/// How often the leader looks for expired Incidents: a tenth of the TTL (so one is deleted at most
+/// 10% late), between 1 s and 10 min (a list of every Incident is not free).
+fn retention_sweep_every(ttl_secs: u64) -> Duration {
+    Duration::from_secs((ttl_secs / 10).clamp(1, 600))
+}
+
+/// The smallest `max_store_bytes` accepted: 1 MiB holds about a thousand series of an hour.
+const MIN_STORE_BYTES: usize = 1 << 20;
 
 /// The daemon's configuration (`cellwarden.yaml`). Unknown keys are an error: a typo must not
 /// silently change what cellwarden does.
@@ -83,6 +94,12 @@ pub struct Config {
     pub retention_secs: i64,
     /// Most series tracked (live source); samples of further series are dropped and counted.
     pub max_series: usize,
+    /// Most bytes the window store holds (keys, label strings and samples as allocated; live
+    /// source); samples that would pass it are dropped and counted (`reason="store_bytes"`).
+    pub max_store_bytes: usize,
+    /// What one series, sample, span or alert may hold (name and label lengths, labels per
+    /// series, attributes per span); past them it is refused and counted by reason.
+    pub ingest_limits: IngestLimits,
     /// How often the live pipeline looks at the window, seconds.
     pub evaluate_every_secs: u64,
     /// Simulated seconds per real second, for the fixture and simulator sources.
@@ -97,6 +114,9 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// Webhooks told of new incidents, approval requests and failed actions or verifications.
     pub notify: Vec<WebhookConfig>,
+    /// How long a resolved Incident is kept before the leader deletes it, seconds (escalated and
+    /// open ones are kept); bounds the history read back on every takeover.
+    pub incident_ttl_secs: u64,
     /// Signal rules (metric and labels → signal, read how, in what unit, naming which entity),
     /// tried before the profiles shipped with the binary; `cellwarden signals` shows their effect.
     pub signals: Vec<SignalRule>,
@@ -121,6 +141,8 @@ impl Default for Config {
             query: None,
             retention_secs: 3600,
             max_series: 100_000,
+            max_store_bytes: cellwarden_collector::store::DEFAULT_MAX_STORE_BYTES,
+            ingest_limits: IngestLimits::default(),
             evaluate_every_secs: 15,
             clock_speed_x: 1.0,
             cells: vec![],
@@ -128,6 +150,8 @@ impl Default for Config {
             identity: String::new(),
             poll_interval_ms: 1000,
             notify: vec![],
+            // A week: the on-call review of last week's incidents still finds them.
+            incident_ttl_secs: 7 * 24 * 3600,
             signals: vec![],
         }
     }
@@ -167,6 +191,19 @@ impl Config {
         if self.evaluate_every_secs == 0 || self.retention_secs < 60 || self.max_series == 0 {
             bail!("evaluate_every_secs and max_series must be positive and retention_secs at least 60");
         }
+        if self.incident_ttl_secs < 60 {
+            bail!(
+                "incident_ttl_secs must be at least 60, not {}: a resolved Incident must outlive the step that resolved it",
+                self.incident_ttl_secs
+            );
+        }
+        if self.max_store_bytes < MIN_STORE_BYTES {
+            bail!(
+                "max_store_bytes must be at least {MIN_STORE_BYTES} (1 MiB), not {}: a smaller window holds almost nothing",
+                self.max_store_bytes
+            );
+        }
+        self.ingest_limits.validate()?;
         for (name, v) in [
             ("startup_timeout_secs", self.startup_timeout_secs),
             ("shutdown_grace_secs", self.shutdown_grace_secs),
@@ -723,12 +760,15 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             pod: std::env::var("POD_NAME").ok(),
         },
     );
+    // Every action and revert is fenced by the Lease: the term the elector proves, and a re-read.
+    let fence = elector.fence();
     // Stops the election only once pending writes are flushed (they need the Lease).
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let election = {
         let leading = leading.clone();
         let metrics = metrics.clone();
-        let every = Duration::from_millis(u64::from(cfg.lease_duration_secs) * 1000 / 3);
+        // A third of the duration; each step is bounded by the term's end (lease::Timing).
+        let every = elector.config().timing().retry_period;
         let release_by = stop.clone();
         tokio::spawn(async move {
             loop {
@@ -759,7 +799,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         namespace: cfg.namespace.clone(),
-        actuator: Actuator::new(client.clone(), cell_namespaces),
+        actuator: Actuator::new(client.clone(), cell_namespaces).with_fence(fence),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -794,6 +834,32 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
                 }
             }),
     );
+
+    // Retention: the leader deletes Incidents resolved longer than incident_ttl_secs.
+    let retention = {
+        let (ctx, selector, ttl) = (ctx.clone(), selector.clone(), cfg.incident_ttl_secs);
+        tokio::spawn(async move {
+            let every = retention_sweep_every(ttl);
+            loop {
+                tokio::time::sleep(every).await;
+                if !ctx.leading.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let swept = retention::sweep(&ctx.client, &ctx.actuator, &ctx.namespace, selector.as_deref(), wall_ms(), ttl).await;
+                match swept {
+                    Ok(s) if s.deleted > 0 => {
+                        tracing::info!(
+                            deleted = s.deleted,
+                            ttl_secs = ttl,
+                            "Deleted Incidents resolved longer than incident_ttl_secs."
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "Could not list Incidents for retention; trying again later."),
+                }
+            }
+        })
+    };
 
     let pipeline = Pipeline::new().with_policy(policy, limits);
     let mut opener = Opener {
@@ -863,8 +929,18 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         tracing::warn!("Could not write the pending Incidents in time; the next leader opens them again from its own telemetry.");
     }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout_at(stop.deadline(0.9), election).await;
+    // The Lease is released while the notifications of the last steps are posted (webhooks only
+    // page; they need no Lease), both within the grace period.
+    let (_, flushed) = tokio::join!(
+        tokio::time::timeout_at(stop.deadline(0.9), election),
+        tokio::time::timeout_at(stop.deadline(0.9), ctx.notifier.flush())
+    );
+    if flushed.is_err() {
+        let left = ctx.notifier.counters.pending.load(Ordering::SeqCst);
+        tracing::warn!(pending = left, "Could not post every queued notification within the grace period.");
+    }
     controller.abort();
+    retention.abort();
     if !admin_done {
         if stop.is_requested() {
             let _ = tokio::time::timeout_at(stop.deadline(0.95), &mut admin).await;
@@ -891,10 +967,12 @@ async fn live_source(
     pipeline: Pipeline,
     stop: &crate::shutdown::Shutdown,
 ) -> Result<()> {
-    let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(WindowConfig {
+    let window_cfg = WindowConfig {
         retention_secs: cfg.retention_secs,
         max_series: cfg.max_series,
-    })));
+        max_store_bytes: cfg.max_store_bytes,
+    };
+    let ingest = Arc::new(Ingest::new(cfg.receivers.ingest_config(window_cfg, cfg.ingest_limits)));
     {
         let mut reg = metrics.registry.lock().unwrap_or_else(|p| p.into_inner());
         ingest.register_metrics(&mut reg);
@@ -1233,6 +1311,62 @@ mod tests {
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("listne"));
         std::fs::write(&p, "notify:\n  - url: http://hooks\n    format: teams\n").unwrap();
         assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("teams"));
+    }
+
+    #[test]
+    fn the_byte_budgets_and_ingest_limits_are_read_checked_and_typos_refused() {
+        let cfg = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cellwarden.example.yaml")).unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            (
+                cfg.max_store_bytes,
+                cfg.ingest_limits,
+                cfg.receivers.max_spans_buffered_bytes,
+                cfg.receivers.max_alerts_buffered_bytes
+            ),
+            (
+                defaults.max_store_bytes,
+                defaults.ingest_limits,
+                defaults.receivers.max_spans_buffered_bytes,
+                defaults.receivers.max_alerts_buffered_bytes
+            ),
+            "the example documents the defaults"
+        );
+        for (yaml, needle) in [
+            ("max_store_byte: 1\n", "max_store_byte"),
+            ("incident_ttl_sec: 60\n", "incident_ttl_sec"),
+            ("incident_ttl_secs: 0\n", "incident_ttl_secs must be at least 60"),
+            ("ingest_limits:\n  max_label_value_byte: 1\n", "max_label_value_byte"),
+            ("ingest_limits:\n  max_labels_per_serie: 1\n", "max_labels_per_serie"),
+            ("receivers:\n  max_spans_buffered_byte: 1\n", "max_spans_buffered_byte"),
+            ("receivers:\n  max_alerts_bufered_bytes: 1\n", "max_alerts_bufered_bytes"),
+            ("max_store_bytes: 1000\n", "max_store_bytes must be at least 1048576"),
+            (
+                "ingest_limits:\n  max_label_value_bytes: 0\n",
+                "ingest_limits.max_label_value_bytes",
+            ),
+            (
+                "ingest_limits:\n  max_attributes_per_span: 0\n",
+                "ingest_limits.max_attributes_per_span",
+            ),
+            ("receivers:\n  max_spans_buffered_bytes: 0\n", "receivers.max_spans_buffered_bytes"),
+            (
+                "receivers:\n  max_alerts_buffered_bytes: 0\n",
+                "receivers.max_alerts_buffered_bytes",
+            ),
+        ] {
+            let err = load_error(yaml);
+            assert!(err.contains(needle), "{yaml:?}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "max_store_bytes: 8388608\ningest_limits:\n  max_label_value_bytes: 100\n").unwrap();
+        let cfg = Config::load(&p).unwrap();
+        assert_eq!((cfg.max_store_bytes, cfg.ingest_limits.max_label_value_bytes), (8 << 20, 100));
+        assert_eq!(cfg.ingest_limits.max_labels_per_series, 30, "the rest keep their defaults");
+        assert_eq!(Config::default().incident_ttl_secs, 604_800);
+        assert_eq!(retention_sweep_every(604_800), Duration::from_secs(600));
+        assert_eq!(retention_sweep_every(60), Duration::from_secs(6));
     }
 
     /// `Config::load`'s error for a file holding `yaml`, as printed.

@@ -711,3 +711,52 @@ fn signals_lists_inferred_series_apart_from_the_ruled_ones() {
         "{text}"
     );
 }
+
+#[test]
+fn audit_verify_accepts_a_whole_chain_and_names_the_first_line_after_a_gap_or_an_edit() {
+    let mut log = cellwarden_remediator::audit::AuditLog::new(Vec::new());
+    let lines: Vec<String> = (0..4)
+        .map(|i| {
+            log.record("2026-12-02T10:00:00Z", "action_taken", serde_json::json!({"n": i}))
+                .unwrap()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lines: &[String]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    let whole = write("whole.jsonl", &lines);
+    let out = bin().args(["audit", "verify"]).arg(&whole).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 lines, the hash chain holds"));
+
+    let gap = write("gap.jsonl", &[lines[0].clone(), lines[2].clone(), lines[3].clone()]);
+    let out = bin().args(["audit", "verify"]).arg(&gap).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gap.jsonl: line 2: does not follow line 1"), "{err}");
+
+    let mut edited = lines.clone();
+    edited[2] = edited[2].replace("\"n\":2", "\"n\":9");
+    let out = bin()
+        .args(["audit", "verify"])
+        .arg(write("edited.jsonl", &edited))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 4: does not follow line 3"));
+
+    let mut garbled = lines.clone();
+    garbled[1] = "not json".into();
+    let out = bin()
+        .args(["audit", "verify"])
+        .arg(write("garbled.jsonl", &garbled))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: not JSON"));
+    let out = bin().args(["audit", "verify", "/nonexistent/audit.jsonl"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read audit log /nonexistent/audit.jsonl"));
+}

@@ -12,7 +12,8 @@
 //!
 //! No clock is read here: every call that needs time takes `now`.
 
-use crate::store::{Appended, IngestLimiter, WindowConfig, WindowStore};
+use crate::limits::{self, IngestLimits, Refused};
+use crate::store::{AppendCounts, IngestLimiter, WindowConfig, WindowStore};
 use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Span, Timestamp};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family as MetricFamily;
@@ -72,7 +73,22 @@ pub struct IngestConfig {
     pub max_spans_buffered: usize,
     /// Alerts kept for the pipeline to read (alerts are few; the ring only bounds a storm).
     pub max_alerts_buffered: usize,
+    /// Bytes the span ring may hold, each span charged at [`limits::span_bytes`]; beyond it the
+    /// oldest are evicted (and counted) as beyond `max_spans_buffered`.
+    pub max_spans_buffered_bytes: usize,
+    /// Bytes the alert ring may hold ([`limits::alert_bytes`]), as for spans.
+    pub max_alerts_buffered_bytes: usize,
+    /// What one series, sample, span or alert may hold.
+    pub limits: IngestLimits,
 }
+
+/// Default byte budget of the span ring: 200,000 spans of ~300 bytes (a reduced span keeps its ids,
+/// name, resource and six attributes at most) fit in 64 MiB.
+pub const DEFAULT_MAX_SPANS_BUFFERED_BYTES: usize = 64 << 20;
+
+/// Default byte budget of the alert ring: 10,000 alerts of ~800 bytes (labels, a summary and a
+/// description) fit in 8 MiB.
+pub const DEFAULT_MAX_ALERTS_BUFFERED_BYTES: usize = 8 << 20;
 
 impl Default for IngestConfig {
     fn default() -> Self {
@@ -82,6 +98,9 @@ impl Default for IngestConfig {
             max_ingest_spans_per_sec: 100_000,
             max_spans_buffered: 200_000,
             max_alerts_buffered: 10_000,
+            max_spans_buffered_bytes: DEFAULT_MAX_SPANS_BUFFERED_BYTES,
+            max_alerts_buffered_bytes: DEFAULT_MAX_ALERTS_BUFFERED_BYTES,
+            limits: IngestLimits::default(),
         }
     }
 }
@@ -99,8 +118,8 @@ pub struct Throttled {
 pub struct PushOutcome {
     /// Items stored.
     pub accepted: u64,
-    /// Items of the batch not stored one by one (a sample out of order or over the series cap);
-    /// counted by reason in the metrics.
+    /// Items of the batch not stored one by one (a sample out of order, over the series cap or
+    /// the byte budget, past a limit); counted by reason in the metrics.
     pub rejected: u64,
     /// Older buffered items the ring evicted to make room (spans only).
     pub evicted: u64,
@@ -195,36 +214,62 @@ impl<'a> BorrowedBatch<'a> {
     }
 }
 
-/// A bounded ring with sequence numbers, read through cursors.
+/// A ring with sequence numbers, read through cursors, bounded in items and in bytes.
 #[derive(Debug)]
 struct Ring<T> {
-    items: VecDeque<T>,
+    /// Each item with what it was charged.
+    items: VecDeque<(T, usize)>,
     /// Sequence number of `items[0]`.
     first_seq: u64,
     cap: usize,
+    /// What the items were charged, summed; at most `max_bytes`.
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// What a push into a [`Ring`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RingPush {
+    /// Items buffered.
+    accepted: u64,
+    /// Older items evicted to make room.
+    evicted: u64,
+    /// Items larger than the whole byte budget, not buffered.
+    too_large: u64,
 }
 
 impl<T: Clone> Ring<T> {
-    fn new(cap: usize) -> Ring<T> {
+    fn new(cap: usize, max_bytes: usize) -> Ring<T> {
         Ring {
             items: VecDeque::new(),
             first_seq: 0,
             cap: cap.max(1),
+            bytes: 0,
+            max_bytes,
         }
     }
 
-    /// Appends, evicting the oldest beyond the cap; returns how many were evicted.
-    fn push_all(&mut self, new: impl IntoIterator<Item = T>) -> u64 {
-        let mut evicted = 0;
+    /// Appends, each item charged `size(item)` bytes, evicting the oldest beyond the cap or the
+    /// byte budget; an item larger than the whole budget is refused.
+    fn push_all(&mut self, new: impl IntoIterator<Item = T>, size: impl Fn(&T) -> usize) -> RingPush {
+        let mut out = RingPush::default();
         for item in new {
-            if self.items.len() >= self.cap {
-                self.items.pop_front();
-                self.first_seq += 1;
-                evicted += 1;
+            let n = size(&item);
+            if n > self.max_bytes {
+                out.too_large += 1;
+                continue;
             }
-            self.items.push_back(item);
+            while self.items.len() >= self.cap || self.bytes + n > self.max_bytes {
+                let Some((_, old)) = self.items.pop_front() else { break };
+                self.bytes -= old;
+                self.first_seq += 1;
+                out.evicted += 1;
+            }
+            self.items.push_back((item, n));
+            self.bytes += n;
+            out.accepted += 1;
         }
-        evicted
+        out
     }
 
     fn next_seq(&self) -> u64 {
@@ -233,7 +278,70 @@ impl<T: Clone> Ring<T> {
 
     fn after(&self, cursor: u64) -> (Vec<T>, u64) {
         let skip = cursor.saturating_sub(self.first_seq) as usize;
-        (self.items.iter().skip(skip).cloned().collect(), self.next_seq())
+        (self.items.iter().skip(skip).map(|(t, _)| t.clone()).collect(), self.next_seq())
+    }
+}
+
+/// What a batch of samples came to, by outcome: stored, or refused for a reason.
+#[derive(Debug, Default)]
+struct Tally {
+    stored: u64,
+    refused: BTreeMap<Refused, u64>,
+}
+
+impl Tally {
+    fn refuse(&mut self, why: Refused, n: u64) {
+        if n > 0 {
+            *self.refused.entry(why).or_default() += n;
+        }
+    }
+
+    fn add(&mut self, c: AppendCounts) {
+        self.stored += c.stored;
+        self.refuse(Refused::OutOfOrder, c.out_of_order);
+        self.refuse(Refused::SeriesLimit, c.series_limit);
+        self.refuse(Refused::StoreBytes, c.store_bytes);
+    }
+
+    fn refused_total(&self) -> u64 {
+        self.refused.values().sum()
+    }
+}
+
+/// The checks every sample passes before the store sees it.
+#[derive(Debug, Clone, Copy)]
+struct Checks {
+    limits: IngestLimits,
+    now: Timestamp,
+    retention_secs: i64,
+}
+
+impl Checks {
+    /// The samples of a series that may be stored (borrowed when all may, the common case);
+    /// `None` when the series itself is refused. What is refused is tallied.
+    fn admit<'s, A: AsRef<str>, B: AsRef<str>>(
+        &self,
+        metric: &str,
+        labels: &[(A, B)],
+        samples: &'s [Sample],
+        tally: &mut Tally,
+    ) -> Option<Cow<'s, [Sample]>> {
+        if let Err(why) = self.limits.check_series(metric, labels) {
+            tally.refuse(why, samples.len() as u64);
+            return None;
+        }
+        let ok = |s: &Sample| limits::check_sample(*s, self.now, self.retention_secs);
+        if samples.iter().all(|s| ok(s).is_ok()) {
+            return Some(Cow::Borrowed(samples));
+        }
+        let mut kept = Vec::with_capacity(samples.len());
+        for s in samples {
+            match ok(s) {
+                Ok(()) => kept.push(*s),
+                Err(why) => tally.refuse(why, 1),
+            }
+        }
+        Some(Cow::Owned(kept))
     }
 }
 
@@ -253,6 +361,10 @@ struct Metrics {
     requests_rejected: MetricFamily<ReasonLabels, Counter>,
     spans_dropped: Counter,
     alerts_dropped: Counter,
+    alerts_rejected: MetricFamily<[(&'static str, &'static str); 1], Counter>,
+    series_evicted_idle: Counter,
+    spans_buffered_bytes: Gauge,
+    alerts_buffered_bytes: Gauge,
     series_tracked: Gauge,
     store_memory_bytes: Gauge,
     spans_buffered: Gauge,
@@ -278,6 +390,10 @@ impl Metrics {
             requests_rejected: MetricFamily::default(),
             spans_dropped: Counter::default(),
             alerts_dropped: Counter::default(),
+            alerts_rejected: MetricFamily::default(),
+            series_evicted_idle: Counter::default(),
+            spans_buffered_bytes: Gauge::default(),
+            alerts_buffered_bytes: Gauge::default(),
             series_tracked: Gauge::default(),
             store_memory_bytes: Gauge::default(),
             spans_buffered: Gauge::default(),
@@ -291,6 +407,15 @@ impl Metrics {
 /// How often (of the callers' `now`) the store drops expired chunks while being written.
 const EXPIRE_EVERY_MS: i64 = 10_000;
 
+/// A series with no sample for this long is evicted when the cap or the byte budget refuses a new
+/// one: Prometheus' staleness delta (5 min), after which PromQL no longer sees the series either.
+/// So a full store refuses new series for at most this long (plus [`EXPIRE_EVERY_MS`]) instead of
+/// the whole retention.
+pub const IDLE_SERIES_EVICT_MS: i64 = 5 * 60 * 1000;
+
+/// Warnings about a full store are logged at most this often (the counters count every refusal).
+const FULL_WARNING_EVERY_MS: i64 = 60_000;
+
 /// The window store's state that changes together.
 #[derive(Debug)]
 struct StoreState {
@@ -298,6 +423,10 @@ struct StoreState {
     limiter: IngestLimiter,
     /// When `expire` last ran.
     last_expire_ms: i64,
+    /// When idle series were last evicted to make room.
+    last_evict_ms: i64,
+    /// When a full store was last logged.
+    last_full_warning_ms: i64,
 }
 
 /// The shared sink; share it as `Arc<Ingest>`.
@@ -328,11 +457,13 @@ impl Ingest {
                 store: WindowStore::new(cfg.window),
                 limiter: IngestLimiter::new(cfg.max_ingest_samples_per_sec),
                 last_expire_ms: i64::MIN,
+                last_evict_ms: i64::MIN,
+                last_full_warning_ms: i64::MIN,
             }),
             span_limiter: Mutex::new(IngestLimiter::new(cfg.max_ingest_spans_per_sec)),
             metadata: Mutex::new(HashMap::new()),
-            spans: Mutex::new(Ring::new(cfg.max_spans_buffered)),
-            alerts: Mutex::new(Ring::new(cfg.max_alerts_buffered)),
+            spans: Mutex::new(Ring::new(cfg.max_spans_buffered, cfg.max_spans_buffered_bytes)),
+            alerts: Mutex::new(Ring::new(cfg.max_alerts_buffered, cfg.max_alerts_buffered_bytes)),
             metrics: Metrics::new(),
         }
     }
@@ -343,19 +474,18 @@ impl Ingest {
     }
 
     /// Stores a batch of samples. The whole batch is admitted or refused ([`Throttled`]) — never
-    /// half-stored. Of an admitted batch, samples out of order or over the series cap are not
-    /// stored and are counted by reason.
+    /// half-stored. Of an admitted batch, samples that fail a check (see [`Refused`]: a limit, a
+    /// value or time outside the window, out of order, over the series cap or the byte budget) are
+    /// not stored and are counted by reason.
     pub fn push_samples(&self, source: Source, batch: Vec<(SeriesKey, Sample)>, now: Timestamp) -> Result<PushOutcome, Throttled> {
-        self.push(source, batch.len() as u64, now, |store| {
-            let mut counts = (0, 0, 0);
+        self.push(source, batch.len() as u64, now, |store, checks, tally| {
             for (key, sample) in &batch {
-                match store.append(key, *sample) {
-                    Appended::Stored => counts.0 += 1,
-                    Appended::OutOfOrder => counts.1 += 1,
-                    Appended::DroppedCardinality => counts.2 += 1,
+                if let Some(ok) = checks.admit(&key.metric, &key.labels, std::slice::from_ref(sample), tally) {
+                    if let Some(s) = ok.first() {
+                        tally.add(AppendCounts::of(store.append(key, *s), 1));
+                    }
                 }
             }
-            counts
         })
     }
 
@@ -363,13 +493,13 @@ impl Ingest {
     /// request holds them): one key per series, moved into the store, so this is the faster path.
     pub fn push_series(&self, source: Source, batch: Vec<Series>, now: Timestamp) -> Result<PushOutcome, Throttled> {
         let n = batch.iter().map(|s| s.samples.len() as u64).sum();
-        self.push(source, n, now, |store| {
-            let mut counts = (0, 0, 0);
+        self.push(source, n, now, |store, checks, tally| {
             for series in batch {
-                let (stored, late, dropped) = store.append_series(series.key, &series.samples);
-                counts = (counts.0 + stored, counts.1 + late, counts.2 + dropped);
+                let Some(ok) = checks.admit(&series.key.metric, &series.key.labels, &series.samples, tally) else {
+                    continue;
+                };
+                tally.add(store.append_series(series.key, &ok));
             }
-            counts
         })
     }
 
@@ -388,24 +518,23 @@ impl Ingest {
         series: Range<usize>,
         now: Timestamp,
     ) -> Result<PushOutcome, Throttled> {
-        self.push(source, batch.samples_in(series.clone()) as u64, now, |store| {
-            let mut counts = (0, 0, 0);
+        self.push(source, batch.samples_in(series.clone()) as u64, now, |store, checks, tally| {
             for (metric, labels, samples) in batch.iter_range(series) {
-                let (stored, late, dropped) = store.append_labels(metric, labels, samples);
-                counts = (counts.0 + stored, counts.1 + late, counts.2 + dropped);
+                if let Some(ok) = checks.admit(metric, labels, samples, tally) {
+                    tally.add(store.append_labels(metric, labels, &ok));
+                }
             }
-            counts
         })
     }
 
-    /// Admits `n` samples, then lets `store_all` store them and return (stored, out of order,
-    /// over the cap); counts and expires.
+    /// Admits `n` samples, then lets `store_all` check and store them into a [`Tally`]; counts,
+    /// expires, and when the store is full makes room by evicting idle series.
     fn push(
         &self,
         source: Source,
         n: u64,
         now: Timestamp,
-        store_all: impl FnOnce(&mut WindowStore) -> (u64, u64, u64),
+        store_all: impl FnOnce(&mut WindowStore, &Checks, &mut Tally),
     ) -> Result<PushOutcome, Throttled> {
         let mut st = lock(&self.state);
         if let Err(retry_after_secs) = st.limiter.admit(n, now.millis()) {
@@ -413,29 +542,64 @@ impl Ingest {
             self.metrics.throttled_batches.get_or_create(&[("source", source.as_str())]).inc();
             return Err(Throttled { retry_after_secs });
         }
-        let (accepted, out_of_order, over_cap) = store_all(&mut st.store);
+        let checks = Checks {
+            limits: self.config.limits,
+            now,
+            retention_secs: self.config.window.retention_secs,
+        };
+        let mut tally = Tally::default();
+        store_all(&mut st.store, &checks, &mut tally);
+        let refused_new =
+            tally.refused.get(&Refused::SeriesLimit).copied().unwrap_or(0) + tally.refused.get(&Refused::StoreBytes).copied().unwrap_or(0);
         if now.millis().saturating_sub(st.last_expire_ms) >= EXPIRE_EVERY_MS {
             st.store.expire(now);
             st.last_expire_ms = now.millis();
-            self.metrics.store_memory_bytes.set(st.store.memory_bytes() as i64);
         }
+        if refused_new > 0 {
+            self.make_room(&mut st, source, now, &tally);
+        }
+        self.metrics.store_memory_bytes.set(st.store.memory_bytes() as i64);
         self.metrics.series_tracked.set(st.store.series_count() as i64);
         drop(st);
         self.metrics
             .samples_accepted
             .get_or_create(&[("source", source.as_str())])
-            .inc_by(accepted);
-        if out_of_order > 0 {
-            self.reject(source, "out_of_order", out_of_order);
-        }
-        if over_cap > 0 {
-            self.reject(source, "series_limit", over_cap);
+            .inc_by(tally.stored);
+        for (why, n) in &tally.refused {
+            self.reject(source, why.as_str(), *n);
         }
         Ok(PushOutcome {
-            accepted,
-            rejected: out_of_order + over_cap,
+            accepted: tally.stored,
+            rejected: tally.refused_total(),
             evicted: 0,
         })
+    }
+
+    /// The store refused new series (cap or byte budget): evicts the series idle for
+    /// [`IDLE_SERIES_EVICT_MS`] (at most every [`EXPIRE_EVERY_MS`]) and says so in a Warning (at
+    /// most every minute), so a full store is visible and lasts minutes, not the retention.
+    fn make_room(&self, st: &mut StoreState, source: Source, now: Timestamp, tally: &Tally) {
+        let mut evicted = 0;
+        if now.millis().saturating_sub(st.last_evict_ms) >= EXPIRE_EVERY_MS {
+            st.last_evict_ms = now.millis();
+            evicted = st.store.evict_idle(now.millis().saturating_sub(IDLE_SERIES_EVICT_MS));
+            self.metrics.series_evicted_idle.inc_by(evicted as u64);
+        }
+        if now.millis().saturating_sub(st.last_full_warning_ms) >= FULL_WARNING_EVERY_MS {
+            st.last_full_warning_ms = now.millis();
+            let cfg = st.store.config();
+            tracing::warn!(
+                source = source.as_str(),
+                series = st.store.series_count(),
+                max_series = cfg.max_series,
+                memory_bytes = st.store.memory_bytes(),
+                max_store_bytes = cfg.max_store_bytes,
+                refused_samples_series_limit = tally.refused.get(&Refused::SeriesLimit).copied().unwrap_or(0),
+                refused_samples_store_bytes = tally.refused.get(&Refused::StoreBytes).copied().unwrap_or(0),
+                evicted_idle_series = evicted,
+                "The window store is full: samples of new series are dropped (counted as samples_rejected reason series_limit or store_bytes) until idle series are evicted; raise max_series or max_store_bytes if this lasts."
+            );
+        }
     }
 
     /// Remembers a metric family's type and help (later calls overwrite earlier ones; an empty
@@ -455,40 +619,89 @@ impl Ingest {
         }
     }
 
-    /// Buffers spans for the pipeline. Refused whole ([`Throttled`]) beyond the span rate; when the
-    /// ring is full the oldest spans are evicted and counted (`evicted`).
+    /// Buffers spans for the pipeline. Refused whole ([`Throttled`]) beyond the span rate; a span
+    /// past the limits ([`IngestLimits::check_span`]) or larger than the whole byte budget is
+    /// refused and counted by reason; when the ring is full (in spans or bytes) the oldest spans are
+    /// evicted and counted (`evicted`).
     pub fn push_spans(&self, source: Source, spans: Vec<Span>, now: Timestamp) -> Result<PushOutcome, Throttled> {
         if let Err(retry_after_secs) = lock(&self.span_limiter).admit(spans.len() as u64, now.millis()) {
             self.metrics.throttled_batches.get_or_create(&[("source", source.as_str())]).inc();
             return Err(Throttled { retry_after_secs });
         }
-        let accepted = spans.len() as u64;
+        let mut tally = Tally::default();
+        let spans: Vec<Span> = spans
+            .into_iter()
+            .filter(|span| match self.config.limits.check_span(span) {
+                Ok(()) => true,
+                Err(why) => {
+                    tally.refuse(why, 1);
+                    false
+                }
+            })
+            .collect();
         let mut ring = lock(&self.spans);
-        let evicted = ring.push_all(spans);
+        let pushed = ring.push_all(spans, limits::span_bytes);
         self.metrics.spans_buffered.set(ring.items.len() as i64);
+        self.metrics.spans_buffered_bytes.set(ring.bytes as i64);
         drop(ring);
+        tally.refuse(Refused::LargerThanBuffer, pushed.too_large);
         self.metrics
             .spans_accepted
             .get_or_create(&[("source", source.as_str())])
-            .inc_by(accepted);
-        self.metrics.spans_dropped.inc_by(evicted);
+            .inc_by(pushed.accepted);
+        self.metrics.spans_dropped.inc_by(pushed.evicted);
+        for (why, n) in &tally.refused {
+            self.reject(source, why.as_str(), *n);
+        }
         Ok(PushOutcome {
-            accepted,
-            rejected: 0,
-            evicted,
+            accepted: pushed.accepted,
+            rejected: tally.refused_total(),
+            evicted: pushed.evicted,
         })
     }
 
-    /// Buffers alerts for the pipeline (the oldest evicted beyond the ring's size, counted).
-    /// `now` is unused today: alerts are not rate limited (Alertmanager batches and retries itself).
-    pub fn push_alerts(&self, alerts: Vec<Alert>, _now: Timestamp) {
-        let n = alerts.len() as u64;
+    /// Buffers alerts for the pipeline: an alert past the label limits or larger than the whole
+    /// byte budget is refused (counted by reason); the oldest are evicted beyond the ring's size
+    /// or bytes (counted). `now` is unused today: alerts are not rate limited (Alertmanager batches
+    /// and retries itself). Returns how many were refused.
+    pub fn push_alerts(&self, alerts: Vec<Alert>, _now: Timestamp) -> u64 {
+        let mut tally = Tally::default();
+        let alerts: Vec<Alert> = alerts
+            .into_iter()
+            .filter(|a| match self.config.limits.check_alert(a) {
+                Ok(()) => true,
+                Err(why) => {
+                    tally.refuse(why, 1);
+                    false
+                }
+            })
+            .collect();
         let mut ring = lock(&self.alerts);
-        let evicted = ring.push_all(alerts);
+        let pushed = ring.push_all(alerts, limits::alert_bytes);
         self.metrics.alerts_buffered.set(ring.items.len() as i64);
+        self.metrics.alerts_buffered_bytes.set(ring.bytes as i64);
         drop(ring);
-        self.metrics.alerts_accepted.inc_by(n);
-        self.metrics.alerts_dropped.inc_by(evicted);
+        tally.refuse(Refused::LargerThanBuffer, pushed.too_large);
+        self.metrics.alerts_accepted.inc_by(pushed.accepted);
+        self.metrics.alerts_dropped.inc_by(pushed.evicted);
+        for (why, n) in &tally.refused {
+            self.metrics.alerts_rejected.get_or_create(&[("reason", why.as_str())]).inc_by(*n);
+        }
+        tally.refused_total()
+    }
+
+    /// Bytes the span ring and the alert ring hold, as charged.
+    pub fn buffered_bytes(&self) -> (usize, usize) {
+        (lock(&self.spans).bytes, lock(&self.alerts).bytes)
+    }
+
+    /// Items of `source` refused so far for `why` (samples, or spans for OTLP and Zipkin).
+    pub fn rejected(&self, source: Source, why: Refused) -> u64 {
+        let labels = [("source", source.as_str()), ("reason", why.as_str())];
+        match source {
+            Source::Otlp | Source::Zipkin => self.metrics.spans_rejected.get_or_create(&labels).get(),
+            _ => self.metrics.samples_rejected.get_or_create(&labels).get(),
+        }
     }
 
     /// Spans buffered from sequence number `cursor` on, and the cursor for the next call (start
@@ -617,10 +830,32 @@ impl Ingest {
             "Alerts evicted from the full ring before the pipeline read them",
             m.alerts_dropped,
         );
+        r.register(
+            "alerts_rejected",
+            "Alerts refused (a label past the limits, or larger than the whole ring), by reason",
+            m.alerts_rejected,
+        );
+        r.register(
+            "series_evicted_idle",
+            "Series evicted for having had no sample for 5 min, to make room in a full window store",
+            m.series_evicted_idle,
+        );
+        r.register_with_unit(
+            "spans_buffered",
+            "Bytes the span ring holds, as charged against max_spans_buffered_bytes",
+            prometheus_client::registry::Unit::Bytes,
+            m.spans_buffered_bytes,
+        );
+        r.register_with_unit(
+            "alerts_buffered",
+            "Bytes the alert ring holds, as charged against max_alerts_buffered_bytes",
+            prometheus_client::registry::Unit::Bytes,
+            m.alerts_buffered_bytes,
+        );
         r.register("series_tracked", "Series in the window store", m.series_tracked);
         r.register_with_unit(
             "store_memory",
-            "Memory held by the window store (refreshed at expiry)",
+            "Memory held by the window store: keys, label strings and chunks as allocated (at most max_store_bytes)",
             prometheus_client::registry::Unit::Bytes,
             m.store_memory_bytes,
         );
@@ -845,6 +1080,212 @@ mod tests {
         );
         assert_eq!(fams[2].help.as_deref(), Some("requests"));
         assert_eq!(fams[2].series[0].samples, [sample(1000, 7.0)]);
+    }
+
+    #[test]
+    fn series_past_the_limits_are_refused_by_reason_on_every_path() {
+        let ing = Ingest::new(IngestConfig {
+            limits: IngestLimits {
+                max_label_value_bytes: 8,
+                max_labels_per_series: 2,
+                ..IngestLimits::default()
+            },
+            ..IngestConfig::default()
+        });
+        let t = Timestamp(1_000_000);
+        let long = "x".repeat(9);
+        let dup = SeriesKey::new("up", [("pod".to_string(), "a".to_string()), ("pod".to_string(), "b".to_string())]);
+        let batch = vec![
+            (key("up", "a"), sample(t.0, 1.0)),
+            (key("up", &long), sample(t.0, 1.0)),
+            (dup, sample(t.0, 1.0)),
+            (SeriesKey::new("up", [(String::new(), "a".to_string())]), sample(t.0, 1.0)),
+        ];
+        let out = ing.push_samples(Source::RemoteWrite, batch, t).unwrap();
+        assert_eq!((out.accepted, out.rejected), (1, 3));
+        assert_eq!(ing.rejected(Source::RemoteWrite, Refused::LabelValueTooLong), 1);
+        assert_eq!(ing.rejected(Source::RemoteWrite, Refused::DuplicateLabelName), 1);
+        assert_eq!(ing.rejected(Source::RemoteWrite, Refused::EmptyLabelName), 1);
+        let mut b = BorrowedBatch::with_capacity(2);
+        b.push(
+            "up",
+            [("a", Cow::Borrowed("1")), ("b", Cow::Borrowed("2")), ("c", Cow::Borrowed("3"))],
+            [sample(t.0, 1.0)],
+        );
+        b.push("", [], [sample(t.0, 1.0), sample(t.0 + 1, 1.0)]);
+        let out = ing.push_borrowed(Source::Scrape, &b, t).unwrap();
+        assert_eq!((out.accepted, out.rejected), (0, 3));
+        assert_eq!(ing.rejected(Source::Scrape, Refused::TooManyLabels), 1);
+        assert_eq!(ing.rejected(Source::Scrape, Refused::EmptyMetricName), 2);
+        let series = vec![Series {
+            key: key(&"m".repeat(1025), "a"),
+            samples: vec![sample(t.0, 1.0)],
+        }];
+        assert_eq!(ing.push_series(Source::Query, series, t).unwrap().rejected, 1);
+        assert_eq!(ing.rejected(Source::Query, Refused::MetricNameTooLong), 1);
+        assert_eq!(ing.with_store(|s| s.series_count()), 1, "only up{{pod=a}}");
+    }
+
+    #[test]
+    fn nan_infinities_and_samples_outside_the_window_are_refused_and_counted() {
+        let ing = small(100);
+        let now = Timestamp(10_000_000);
+        let stale = f64::from_bits(limits::STALE_NAN_BITS);
+        let batch = vec![Series {
+            key: key("up", "a"),
+            samples: vec![
+                sample(now.0 - 3_600_001, 1.0), // older than the hour kept
+                sample(now.0 - 1000, f64::NAN),
+                sample(now.0 - 900, f64::INFINITY),
+                sample(now.0 - 800, f64::NEG_INFINITY),
+                sample(now.0 - 700, stale),
+                sample(now.0, 5.0),
+                sample(now.0 + limits::MAX_FUTURE_MS + 1, 6.0),
+            ],
+        }];
+        let out = ing.push_series(Source::RemoteWrite, batch, now).unwrap();
+        assert_eq!((out.accepted, out.rejected), (1, 6));
+        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0))), [sample(now.0, 5.0)]);
+        for (why, n) in [
+            (Refused::TooOld, 1),
+            (Refused::NotANumber, 1),
+            (Refused::Infinite, 2),
+            (Refused::StaleMarker, 1),
+            (Refused::TooNew, 1),
+        ] {
+            assert_eq!(ing.rejected(Source::RemoteWrite, why), n, "{why:?}");
+        }
+        // The year 1 and the year 3000, as the issue sent them.
+        let out = ing
+            .push_samples(
+                Source::Scrape,
+                vec![
+                    (key("up", "b"), sample(-62_135_596_800_000, 1.0)),
+                    (key("up", "c"), sample(32_503_680_000_000, 1.0)),
+                ],
+                now,
+            )
+            .unwrap();
+        assert_eq!((out.accepted, out.rejected), (0, 2));
+        assert_eq!(ing.with_store(|s| s.series_count()), 1);
+    }
+
+    #[test]
+    fn a_full_series_cap_refuses_new_series_only_until_idle_ones_are_evicted() {
+        let ing = Ingest::new(IngestConfig {
+            window: WindowConfig {
+                max_series: 2,
+                ..WindowConfig::default()
+            },
+            ..IngestConfig::default()
+        });
+        let t0 = 10_000_000;
+        let push = |pod: &str, t: i64| {
+            ing.push_samples(Source::RemoteWrite, vec![(key("up", pod), sample(t, 1.0))], Timestamp(t))
+                .unwrap()
+        };
+        push("a", t0);
+        push("b", t0);
+        assert_eq!(push("c", t0 + 1000).rejected, 1, "over the cap");
+        assert_eq!(ing.rejected(Source::RemoteWrite, Refused::SeriesLimit), 1);
+        // `a` keeps reporting, `b` stops; a minute on, `b` is not idle long enough yet.
+        push("a", t0 + 60_000);
+        assert_eq!(push("c", t0 + 61_000).rejected, 1);
+        // Past the staleness delta `b` is evicted to make room, and `c` gets in on its next push.
+        push("a", t0 + IDLE_SERIES_EVICT_MS);
+        assert_eq!(
+            push("c", t0 + IDLE_SERIES_EVICT_MS + 1000).rejected,
+            1,
+            "refused, then room is made"
+        );
+        assert_eq!(push("c", t0 + IDLE_SERIES_EVICT_MS + 2000).accepted, 1);
+        assert_eq!(ing.metrics.series_evicted_idle.get(), 1);
+        assert_eq!(ing.with_store(|s| s.range(&key("up", "b"), Timestamp(0)).len()), 0);
+        assert_eq!(ing.with_store(|s| s.range(&key("up", "a"), Timestamp(0)).len()), 3);
+    }
+
+    #[test]
+    fn large_label_values_are_held_to_the_store_budget_and_reported_as_held() {
+        let budget = 2 << 20;
+        let ing = Ingest::new(IngestConfig {
+            window: WindowConfig {
+                max_store_bytes: budget,
+                ..WindowConfig::default()
+            },
+            ..IngestConfig::default()
+        });
+        let now = Timestamp(10_000_000);
+        let value = "v".repeat(2000); // the default max_label_value_bytes is 2048
+        let mut stored = 0;
+        for round in 0..20 {
+            let batch: Vec<_> = (0..100)
+                .map(|s| (key("up", &format!("{round}-{s}-{value}")), sample(now.0, 1.0)))
+                .collect();
+            stored += ing.push_samples(Source::RemoteWrite, batch, now).unwrap().accepted;
+            let held = ing.with_store(|s| (s.memory_bytes(), s.memory_bytes_recounted()));
+            assert!(held.0 <= budget, "{} > {budget}", held.0);
+            assert_eq!(held.0, held.1);
+        }
+        assert!(stored < 2000 && stored > 500, "{stored} of 2000 series of ~2 kB fit in 2 MiB");
+        assert_eq!(ing.rejected(Source::RemoteWrite, Refused::StoreBytes), 2000 - stored);
+        let mut reg = Registry::default();
+        ing.register_metrics(&mut reg);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        let held = ing.with_store(|s| s.memory_bytes());
+        assert!(text.contains(&format!("collector_store_memory_bytes {held}\n")), "{text}");
+        assert!(held > budget / 2);
+    }
+
+    #[test]
+    fn the_span_and_alert_rings_are_bounded_in_bytes() {
+        let ing = Ingest::new(IngestConfig {
+            max_spans_buffered_bytes: 64 << 10,
+            max_alerts_buffered_bytes: 16 << 10,
+            ..IngestConfig::default()
+        });
+        let big = |id| Span {
+            name: format!("{id}{}", "n".repeat(2000)),
+            ..span(id)
+        };
+        let out = ing.push_spans(Source::Otlp, (0..100).map(big).collect(), Timestamp(0)).unwrap();
+        assert_eq!(out.accepted, 100);
+        let (span_bytes, _) = ing.buffered_bytes();
+        assert!(span_bytes <= 64 << 10, "{span_bytes}");
+        assert!(out.evicted >= 65, "100 spans of ~2.3 kB in 64 KiB: {} evicted", out.evicted);
+        assert_eq!(ing.spans_after(0).0.len() as u64, 100 - out.evicted);
+        let huge = Span {
+            name: "n".repeat(2000),
+            resource: cellwarden_models::span::SpanResource {
+                service: "s".repeat(2000),
+                ..Default::default()
+            },
+            ..span(1)
+        };
+        assert_eq!(ing.push_spans(Source::Otlp, vec![huge], Timestamp(0)).unwrap().rejected, 0);
+        let over = Span {
+            name: "n".repeat(3000),
+            ..span(2)
+        };
+        assert_eq!(ing.push_spans(Source::Otlp, vec![over], Timestamp(0)).unwrap().rejected, 1);
+        assert_eq!(ing.rejected(Source::Otlp, Refused::LabelValueTooLong), 1);
+        let alert = |i: usize, note: usize| Alert {
+            status: AlertStatus::Firing,
+            labels: BTreeMap::from([("alertname".to_string(), format!("A{i}"))]),
+            annotations: BTreeMap::from([("description".to_string(), "d".repeat(note))]),
+            starts_at: None,
+            ends_at: None,
+            fingerprint: String::new(),
+            generator_url: String::new(),
+        };
+        assert_eq!(ing.push_alerts((0..20).map(|i| alert(i, 1000)).collect(), Timestamp(0)), 0);
+        assert!(ing.buffered_bytes().1 <= 16 << 10);
+        assert!(ing.alerts_after(0).0.len() < 16, "evicted by bytes, not by count");
+        assert_eq!(ing.push_alerts(vec![alert(99, 1 << 20)], Timestamp(0)), 1, "larger than the ring");
+        assert_eq!(
+            ing.metrics.alerts_rejected.get_or_create(&[("reason", "larger_than_buffer")]).get(),
+            1
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`convert`]: counters into rates, histogram buckets into quantiles (pure, Prometheus' semantics).
 //! - [`exposition`]: OpenMetrics text straight into the store, borrowing names and labels from the text.
 //! - [`fixture`]: recorded fixtures (FIXTURES.md) — open a folder, read it whole, write one back.
+//! - [`limits`]: what one series, sample, span or alert may hold, why one was refused, what each costs in bytes.
 //! - [`listen`]: serving a router under bounds — header, body and idle timeouts, a connection cap, drain on shutdown.
 //! - [`ingest`]: the shared sink every live source writes into (store, limiter, span/alert rings, metrics).
 //! - [`pull`]: what the pull sources share — clock, HTTP client, batched delivery into the ingest.
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod exposition;
 pub mod fixture;
 pub mod ingest;
+pub mod limits;
 pub mod listen;
 pub mod pull;
 pub mod query;

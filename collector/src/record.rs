@@ -127,7 +127,7 @@ pub async fn record_receivers(
         retention_secs: duration.as_secs() as i64 + 3600,
         ..WindowConfig::default()
     };
-    let ingest = std::sync::Arc::new(Ingest::new(cfg.ingest_config(window)));
+    let ingest = std::sync::Arc::new(Ingest::new(cfg.ingest_config(window, Default::default())));
     let router = receive::router_with_clock(ingest.clone(), cfg, clock)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -35,8 +35,9 @@ async fn ten_times_the_rate_is_refused_with_429_and_memory_stays_bounded() {
     };
     let server = Arc::new(Server::start_with(cfg.clone(), Some(receive::system_clock())).await);
     let started = Instant::now();
-    // Sample times near the wall clock, so the store's retention (an hour) keeps them all.
-    let t0_ms = (receive::system_clock())().millis() - 60_000;
+    // Sample times inside the window the ingest accepts ([now - 1 h, now + 5 min]): each sender's
+    // series advance 10 s a request, ~150 requests in 3 s, so 25 min from 55 min ago.
+    let t0_ms = (receive::system_clock())().millis() - 55 * 60_000;
     // Each sender owns its series and paces itself to a quarter of 10× the rate.
     let per_sender_interval = Duration::from_secs_f64(BATCH as f64 * SENDERS as f64 / (10 * RATE) as f64);
     let mut tasks = Vec::new();

@@ -78,6 +78,48 @@ async fn remote_write_stores_samples_and_notes_metadata() {
 }
 
 #[tokio::test]
+async fn a_megabyte_label_value_and_bad_values_are_refused_by_reason_and_cost_nothing() {
+    let server = Server::start(ReceiverConfig::default()).await;
+    let c = client();
+    let huge = "x".repeat(1 << 20);
+    let mut big = series("up", "a", &[(T0_MS, 1.0)]);
+    big.labels.push(label("trace", &huge));
+    let body = write_body(vec![
+        big,
+        series("up", "b", &[(T0_MS, f64::NAN), (T0_MS + 1, f64::INFINITY), (T0_MS + 2, 2.0)]),
+        series("up", "c", &[(T0_MS - 3_600_001, 1.0), (T0_MS + 301_000, 1.0)]),
+    ]);
+    assert_eq!(post_write(&c, &server, body).await.status(), 204);
+    assert_eq!(server.ingest.with_store(|s| s.series_count()), 1, "only up{{pod=b}}");
+    assert_eq!(
+        stored(&server, "up", "b"),
+        [Sample {
+            t: Timestamp(T0_MS + 2),
+            value: 2.0
+        }]
+    );
+    let held = server.ingest.with_store(|s| s.memory_bytes());
+    assert!(held < 4096, "the refused megabyte is not held: {held} bytes");
+    for (reason, n) in [
+        ("label_value_too_long", 1),
+        ("nan", 1),
+        ("infinite", 1),
+        ("too_old", 1),
+        ("too_new", 1),
+    ] {
+        assert_eq!(server.ingest.rejected(Source::RemoteWrite, reason_of(reason)), n, "{reason}");
+    }
+}
+
+fn reason_of(s: &str) -> cellwarden_collector::limits::Refused {
+    use cellwarden_collector::limits::Refused::*;
+    [LabelValueTooLong, NotANumber, Infinite, TooOld, TooNew]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .expect("a reason")
+}
+
+#[tokio::test]
 async fn remote_write_refuses_bad_input_and_keeps_what_it_had() {
     let server = Server::start(ReceiverConfig {
         max_body_bytes: 4096,

@@ -37,7 +37,7 @@ async fn serve(max_connections: usize) -> Served {
         },
         ..ReceiverConfig::default()
     };
-    let ingest = Arc::new(Ingest::new(cfg.ingest_config(Default::default())));
+    let ingest = Arc::new(Ingest::new(cfg.ingest_config(Default::default(), Default::default())));
     let router = receive::router(ingest.clone(), &cfg).unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();

@@ -18,7 +18,8 @@
 //! controllers (a Deployment's pods never appear), authenticate, validate schemas, serve OpenAPI,
 //! or read protobuf bodies (kubectl's imperative `create <kind>` sends protobuf; `apply` sends JSON).
 //!
-//! Admin endpoints: `POST /fakekube/faults` (a [`store::Fault`]), `GET`/`DELETE /fakekube/faults`,
+//! Admin endpoints: `POST /fakekube/faults` (a [`store::Fault`], or a [`store::BodyFault`] with
+//! `body_contains` for the requests whose body contains it), `GET`/`DELETE /fakekube/faults`,
 //! `GET /fakekube/state` (a [`store::Snapshot`]).
 
 // Handlers return a ready `Response` as their error: boxing it would only add noise to a test tool.
@@ -40,7 +41,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use store::{Change, Fault, Inner, Key, Snapshot};
+use store::{BodyFault, Change, Fault, Inner, Key, Snapshot};
 use tokio::sync::{broadcast, watch};
 
 /// How often a watch that asked for bookmarks gets one.
@@ -132,6 +133,15 @@ impl FakeKube {
     /// Injects a fault into the next matching requests.
     pub fn inject(&self, fault: Fault) {
         self.shared.inner.lock().expect("state lock").faults.push(fault);
+    }
+
+    /// Injects a fault into the next matching requests whose body contains `needle` (a
+    /// [`store::BodyFault`]).
+    pub fn inject_when_body_contains(&self, fault: Fault, needle: &str) {
+        self.shared.inner.lock().expect("state lock").body_faults.push(BodyFault {
+            fault,
+            body_contains: needle.to_string(),
+        });
     }
 
     /// Stops serving (open watches end) and returns the state, to start again with.
@@ -361,7 +371,7 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
                 (&Method::DELETE, None) => "deletecollection",
                 _ => return status(405, "MethodNotAllowed", format!("{method} is not supported here"), None),
             };
-            let fault = shared.inner.lock().expect("lock").take_fault(verb, &rt.plural);
+            let fault = shared.inner.lock().expect("lock").take_fault(verb, &rt.plural, &body);
             if let Some(f) = fault {
                 return injected(f).await;
             }
@@ -422,6 +432,11 @@ async fn injected(f: Fault) -> Response {
 fn admin(shared: &Shared, method: &Method, rest: &[String], body: &[u8]) -> Response {
     let mut inner = shared.inner.lock().expect("lock");
     match (method, rest.first().map(String::as_str)) {
+        (&Method::POST, Some("faults")) if serde_json::from_slice::<BodyFault>(body).is_ok() => {
+            let f = serde_json::from_slice::<BodyFault>(body).expect("parsed just above");
+            inner.body_faults.push(f.clone());
+            json_response(StatusCode::CREATED, &serde_json::to_value(f).expect("JSON"))
+        }
         (&Method::POST, Some("faults")) => match serde_json::from_slice::<Fault>(body) {
             Ok(f) => {
                 inner.faults.push(f.clone());
@@ -432,6 +447,7 @@ fn admin(shared: &Shared, method: &Method, rest: &[String], body: &[u8]) -> Resp
         (&Method::GET, Some("faults")) => json_response(StatusCode::OK, &serde_json::to_value(&inner.faults).expect("JSON")),
         (&Method::DELETE, Some("faults")) => {
             inner.faults.clear();
+            inner.body_faults.clear();
             json_response(StatusCode::OK, &json!({"cleared": true}))
         }
         (&Method::GET, Some("state")) => json_response(StatusCode::OK, &serde_json::to_value(inner.snapshot()).expect("JSON")),

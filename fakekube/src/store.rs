@@ -43,6 +43,16 @@ pub struct Fault {
     pub hang_secs: u64,
 }
 
+/// A [`Fault`] for only the requests whose body contains `body_contains` — e.g. the Lease
+/// updates of one holder (`"holderIdentity":"a"`), so one instance's renewals hang while another's
+/// takeover goes through (the split brain of a partition between one node and the API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BodyFault {
+    #[serde(flatten)]
+    pub fault: Fault,
+    pub body_contains: String,
+}
+
 fn one() -> u64 {
     1
 }
@@ -76,6 +86,8 @@ pub struct Inner {
     pub rv: u64,
     pub log: VecDeque<Change>,
     pub faults: Vec<Fault>,
+    /// Faults for requests whose body contains a string; tried before `faults`.
+    pub body_faults: Vec<BodyFault>,
     pub uid_counter: u64,
 }
 
@@ -87,6 +99,7 @@ impl Inner {
             rv: 1,
             log: VecDeque::new(),
             faults: Vec::new(),
+            body_faults: Vec::new(),
             uid_counter: 0,
         };
         if let Some(s) = snapshot {
@@ -185,7 +198,21 @@ impl Inner {
     }
 
     /// Takes the first matching fault, if any.
-    pub fn take_fault(&mut self, verb: &str, plural: &str) -> Option<Fault> {
+    pub fn take_fault(&mut self, verb: &str, plural: &str, body: &[u8]) -> Option<Fault> {
+        let matches = |f: &Fault| f.count > 0 && (f.verb == "*" || f.verb == verb) && (f.resource == "*" || f.resource == plural);
+        let contains = |needle: &str| !needle.is_empty() && body.windows(needle.len()).any(|w| w == needle.as_bytes());
+        if let Some(i) = self
+            .body_faults
+            .iter()
+            .position(|b| matches(&b.fault) && contains(&b.body_contains))
+        {
+            self.body_faults[i].fault.count -= 1;
+            let f = self.body_faults[i].fault.clone();
+            if f.count == 0 {
+                self.body_faults.remove(i);
+            }
+            return Some(f);
+        }
         let i = self
             .faults
             .iter()

@@ -390,6 +390,33 @@ async fn bookmarks_come_and_the_watch_ends_at_its_timeout() {
 }
 
 #[tokio::test]
+async fn a_body_fault_hits_only_the_requests_whose_body_contains_its_string() {
+    let (fake, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    fake.inject_when_body_contains(
+        Fault {
+            verb: "create".into(),
+            resource: "configmaps".into(),
+            code: 500,
+            count: 5,
+            retry_after_secs: 1,
+            hang_secs: 1,
+        },
+        "\"owner\":\"a\"",
+    );
+    let cm = |name: &str, owner: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"owner": owner}})).unwrap()
+    };
+    api.create(&PostParams::default(), &cm("of-b", "b")).await.unwrap();
+    assert_eq!(
+        api_code(api.create(&PostParams::default(), &cm("of-a", "a")).await.unwrap_err()).0,
+        500
+    );
+    assert!(api.get_opt("of-a").await.unwrap().is_none(), "the refused create stored nothing");
+    assert!(api.get_opt("of-b").await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn injected_faults_answer_as_configured_then_stop() {
     let (fake, client) = start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(client);

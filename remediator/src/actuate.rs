@@ -23,6 +23,7 @@
 
 use crate::crd::{Cell, CellState, CellStatus};
 use cellwarden_engine::verify;
+use crate::lease::{timed, Fence, Fenced};
 use cellwarden_models::{Action, ActionKind};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
@@ -57,6 +58,9 @@ pub enum ActuateError {
     /// The change was accepted but reading the object back does not show it.
     #[error("{0}")]
     NotApplied(String),
+    /// This instance cannot prove it holds the Lease: nothing was changed.
+    #[error("not carried out: {0}")]
+    Fenced(#[from] Fenced),
 }
 
 impl ActuateError {
@@ -67,6 +71,7 @@ impl ActuateError {
             ActuateError::NotFound(_) => "not_found",
             ActuateError::Kube(_) => "api",
             ActuateError::NotApplied(_) => "not_applied",
+            ActuateError::Fenced(_) => "fenced",
         }
     }
 }
@@ -126,7 +131,13 @@ fn retryable(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 || s.code == 429 || s.code >= 500)
 }
 
-/// Runs `f` up to 4 times, backing off 100 ms, 200 ms, 400 ms on 409/429/5xx.
+/// The most one actuator API call may take: a healthy API answers in milliseconds, and kube-rs
+/// sets no read timeout of its own (its 295 s write timeout would let a hung call hold an
+/// action, and the Lease it was fenced by, for minutes). A call past it fails, not retried.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `f` up to 4 times, backing off 100 ms, 200 ms, 400 ms on 409/429/5xx; each attempt
+/// bounded by [`CALL_TIMEOUT`].
 pub(crate) async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
@@ -134,7 +145,7 @@ where
 {
     let mut delay = Duration::from_millis(100);
     for _ in 0..3 {
-        match f().await {
+        match timed(CALL_TIMEOUT, "an actuator call", f()).await {
             Err(e) if retryable(&e) => {
                 tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "Retrying a refused API call.");
                 tokio::time::sleep(delay).await;
@@ -143,7 +154,7 @@ where
             other => return other,
         }
     }
-    f().await
+    timed(CALL_TIMEOUT, "an actuator call", f()).await
 }
 
 /// Carries out actions against one cluster.
@@ -152,6 +163,9 @@ pub struct Actuator {
     /// The namespaces of the cells (a cell's workloads live in the namespace named like the cell
     /// unless its `Cell` says otherwise).
     pub cell_namespaces: Vec<String>,
+    /// The leader's check before each action and revert (`None`: no election, as in tests of
+    /// the actuators alone).
+    fence: Option<Fence>,
 }
 
 /// Adds to `body` every field `cellwarden` owns on `current` through server-side apply and the
@@ -199,7 +213,26 @@ fn apply_params() -> PatchParams {
 
 impl Actuator {
     pub fn new(client: Client, cell_namespaces: Vec<String>) -> Actuator {
-        Actuator { client, cell_namespaces }
+        Actuator {
+            client,
+            cell_namespaces,
+            fence: None,
+        }
+    }
+
+    /// Checks `fence` before every action and revert.
+    pub fn with_fence(mut self, fence: Fence) -> Actuator {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// The fencing check: passes when no fence is set, else only while this instance provably
+    /// holds the Lease (its term valid, a fresh read naming it).
+    pub async fn fence(&self) -> Result<(), ActuateError> {
+        match &self.fence {
+            Some(f) => Ok(f.check().await?),
+            None => Ok(()),
+        }
     }
 
     /// Carries out `action` at `now` (RFC 3339); returns what changed and how to undo it.
@@ -311,7 +344,7 @@ impl Actuator {
                             }),
                             ..DeleteParams::default()
                         };
-                        match api.delete(configmap, &dp).await {
+                        match timed(CALL_TIMEOUT, "an actuator call", api.delete(configmap, &dp)).await {
                             Ok(_) => removed += 1,
                             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                             Err(e) => return Err(e.into()),
@@ -361,7 +394,13 @@ impl Actuator {
                     }
                 }
                 let body = json!({"metadata": {"resourceVersion": route.metadata.resource_version}, "spec": {"rules": route.data["spec"]["rules"].clone()}});
-                match api.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                match timed(
+                    CALL_TIMEOUT,
+                    "an actuator call",
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&body)),
+                )
+                .await
+                {
                     Ok(_) => {
                         changed += n;
                         break;

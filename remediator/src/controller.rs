@@ -93,6 +93,8 @@ pub struct OperatorMetrics {
     pub reconcile_errors: Counter,
     pub leader: Gauge,
     alerts: Family<OutcomeLabel, Counter>,
+    /// Reconciles that would have acted or reverted but failed the fencing check.
+    pub fenced: Counter,
 }
 
 impl Default for OperatorMetrics {
@@ -107,7 +109,13 @@ impl Default for OperatorMetrics {
             reconcile_errors: Counter::default(),
             leader: Gauge::default(),
             alerts: Family::default(),
+            fenced: Counter::default(),
         };
+        registry.register(
+            "actions_fenced",
+            "Reconciles that would have acted or reverted but could not prove this instance holds the Lease",
+            m.fenced.clone(),
+        );
         registry.register("incidents_opened", "Incidents opened", m.incidents.clone());
         registry.register("pipeline_steps", "Pipeline steps run", m.steps.clone());
         registry.register(
@@ -676,6 +684,13 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
         }
     }
     if !go.is_empty() {
+        // Fencing: only an instance that provably holds the Lease marks and carries out actions;
+        // one that lost it (a hung renewal) changes nothing and writes nothing.
+        if let Err(e) = ctx.actuator.fence().await {
+            ctx.metrics.fenced.inc();
+            tracing::warn!(incident = %name, error = %e, "Not carrying out the Incident's actions: this instance cannot prove it leads.");
+            return Ok(Requeue::requeue(ctx.poll * 5));
+        }
         persist(&ctx, &name, &status).await?;
     }
     for (i, state) in go {
@@ -841,6 +856,13 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
                     .taken
                     .iter()
                     .any(|t| t.target == taken.target && t.state == "done" && t.at >= taken.at && label(t) != v.action);
+                if undo.is_some() && !superseded {
+                    if let Err(e) = ctx.actuator.fence().await {
+                        ctx.metrics.fenced.inc();
+                        tracing::warn!(incident = %name, error = %e, "Not reverting: this instance cannot prove it leads.");
+                        return Ok(Requeue::requeue(ctx.poll * 5));
+                    }
+                }
                 let reverted = match &undo {
                     Some(_) if superseded => "not reverted: a later action on the same target builds on it".to_string(),
                     Some(u) => match ctx.actuator.revert(u).await {

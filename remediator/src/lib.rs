@@ -10,6 +10,7 @@
 //! - [`controller`]: the Incident controller (`open`, `reconcile`, `error_policy`): carries out,
 //!   verifies, reverts and escalates from the Incident's status alone.
 //! - [`lease`]: leader election with a `coordination.k8s.io` Lease (pure decision + loop).
+//! - [`retention`]: deleting Incidents resolved longer than `incident_ttl_secs` (leader only).
 //! - [`notify`]: the webhook notifier (generic JSON and Slack-compatible), bounded queue.
 //!
 //! The pure side — the rule set, the policy engine and its guards, verification — lives in the
@@ -28,3 +29,4 @@ pub mod lease;
 pub mod notify;
 pub mod rbac;
 pub mod report;
+pub mod retention;

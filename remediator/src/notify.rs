@@ -133,6 +133,8 @@ pub struct NotifyCounters {
     pub failed: AtomicU64,
     /// Dropped because the queue was full.
     pub dropped: AtomicU64,
+    /// Queued or being posted right now (what a shutdown waits for in [`Notifier::flush`]).
+    pub pending: AtomicU64,
 }
 
 /// The sending side, cheap to clone.
@@ -171,6 +173,7 @@ impl Notifier {
                         c.failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                c.pending.fetch_sub(1, Ordering::SeqCst);
             }
         });
         Notifier { tx: Some(tx), counters }
@@ -179,12 +182,28 @@ impl Notifier {
     /// Queues `n`; never waits. A full queue drops it (counted and logged).
     pub fn send(&self, n: Notification) {
         let Some(tx) = &self.tx else { return };
+        // Counted before it can be taken off the queue, so `pending` never goes below zero.
+        self.counters.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = tx.try_send(n) {
+            self.counters.pending.fetch_sub(1, Ordering::SeqCst);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "Dropped a notification: the queue is full.");
         }
     }
+
+    /// Waits until every queued notification has been posted (or given up on after its retries);
+    /// a shutdown calls it under its grace period, so the incidents of the last step still page.
+    /// Checks every [`FLUSH_POLL`].
+    pub async fn flush(&self) {
+        while self.counters.pending.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(FLUSH_POLL).await;
+        }
+    }
 }
+
+/// How often [`Notifier::flush`] looks at the queue: short next to a webhook's answer (tens of
+/// milliseconds) and to a shutdown's grace (seconds).
+const FLUSH_POLL: Duration = Duration::from_millis(10);
 
 /// Posts with up to 3 attempts (1 s, 2 s backoff) on connection errors and 5xx/429.
 async fn post(client: &reqwest::Client, hook: &WebhookConfig, n: &Notification) -> bool {
@@ -269,5 +288,65 @@ mod tests {
         n.send(approval());
         n.send(approval());
         assert_eq!(n.counters.dropped.load(Ordering::Relaxed), 2);
+    }
+}
+
+#[cfg(test)]
+mod flush_tests {
+    use super::*;
+
+    /// A webhook on 127.0.0.1 that answers 200 after `delay`, counting the requests it got.
+    async fn slow_hook(delay: Duration) -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = Arc::new(AtomicU64::new(0));
+        let g = got.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let g = g.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let _ = sock.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    g.fetch_add(1, Ordering::SeqCst);
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        (url, got)
+    }
+
+    #[tokio::test]
+    async fn flush_waits_until_every_queued_notification_is_posted() {
+        let (url, got) = slow_hook(Duration::from_millis(100)).await;
+        let hook = WebhookConfig {
+            url,
+            format: Format::Json,
+            kinds: vec![],
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let n = Notifier::start(vec![hook], reqwest::Client::new());
+        for i in 0..3 {
+            n.send(Notification {
+                kind: NotificationKind::IncidentOpened,
+                incident: format!("inc-{i}"),
+                namespace: "cellwarden".into(),
+                at: "2026-01-01T00:00:00Z".into(),
+                text: "opened".into(),
+                respond: None,
+                dedup_key: format!("k{i}"),
+                pages: true,
+            });
+        }
+        assert!(got.load(Ordering::SeqCst) < 3, "posting takes 100 ms each: not done yet");
+        tokio::time::timeout(Duration::from_secs(10), n.flush()).await.unwrap();
+        assert_eq!(got.load(Ordering::SeqCst), 3);
+        assert_eq!(n.counters.sent.load(Ordering::Relaxed), 3);
+        assert_eq!(n.counters.pending.load(Ordering::SeqCst), 0);
+        Notifier::disabled().flush().await;
     }
 }

@@ -60,9 +60,9 @@ pub const RULES: &[Rule] = &[
     Rule {
         api_group: "cellwarden.io",
         resource: "incidents",
-        verbs: &["create", "get", "list", "watch", "patch"],
+        verbs: &["create", "get", "list", "watch", "patch", "delete"],
         cluster_wide: false,
-        used_by: "controller::open, controller::reconcile (Controller watch), run::check_crds, run::history_from_incidents",
+        used_by: "controller::open, controller::reconcile (Controller watch), run::check_crds, run::history_from_incidents, retention::sweep (delete)",
     },
     Rule {
         api_group: "cellwarden.io",

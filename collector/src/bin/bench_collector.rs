@@ -103,11 +103,15 @@ fn ingest() -> Ingest {
         window: WindowConfig {
             retention_secs: 3600,
             max_series: 1_000_000,
+            // The speed figures are of storing, not of refusing: no byte budget.
+            max_store_bytes: usize::MAX,
         },
         max_ingest_samples_per_sec: u64::MAX / 4,
         max_ingest_spans_per_sec: u64::MAX / 4,
         max_spans_buffered: 100_000,
         max_alerts_buffered: 10,
+        max_spans_buffered_bytes: usize::MAX,
+        ..IngestConfig::default()
     })
 }
 
@@ -492,7 +496,7 @@ fn bench_otlp() {
     let mut n = 0;
     for body in &bodies {
         let req = otlp::decode_request(body, otlp::Encoding::Protobuf).expect("valid");
-        let (spans, refused) = otlp::spans_from_request(&req);
+        let (spans, refused) = otlp::spans_from_request(&req, usize::MAX);
         assert!(refused.is_empty());
         n += ing.push_spans(Source::Otlp, spans, Timestamp(T0_MS)).expect("no limit").accepted as usize;
     }
@@ -520,6 +524,7 @@ fn memory_per_series(model: ValueModel, series: usize) -> f64 {
     let mut st = WindowStore::new(WindowConfig {
         retention_secs: 3600,
         max_series: series,
+        max_store_bytes: usize::MAX,
     });
     let keys: Vec<SeriesKey> = (0..series)
         .map(|s| {

@@ -26,6 +26,7 @@ pub mod tls;
 pub mod zipkin;
 
 use crate::ingest::{Ingest, IngestConfig, Source};
+use crate::limits::IngestLimits;
 use crate::listen::{self, ConnectionLimits, InvalidSetting, ListenerMetrics};
 use crate::store::WindowConfig;
 use axum::extract::{Request, State};
@@ -92,6 +93,11 @@ pub struct ReceiverConfig {
     pub max_spans_buffered: usize,
     /// Alerts buffered for the pipeline; the oldest are dropped (and counted) beyond it.
     pub max_alerts_buffered: usize,
+    /// Bytes the buffered spans may hold (each charged at its real size); the oldest are dropped
+    /// (and counted) beyond it.
+    pub max_spans_buffered_bytes: usize,
+    /// Bytes the buffered alerts may hold, as for spans.
+    pub max_alerts_buffered_bytes: usize,
     /// Timeouts and the connection cap of the listener.
     pub connections: ConnectionLimits,
 }
@@ -112,6 +118,8 @@ impl Default for ReceiverConfig {
             max_ingest_spans_per_sec: ingest.max_ingest_spans_per_sec,
             max_spans_buffered: ingest.max_spans_buffered,
             max_alerts_buffered: ingest.max_alerts_buffered,
+            max_spans_buffered_bytes: ingest.max_spans_buffered_bytes,
+            max_alerts_buffered_bytes: ingest.max_alerts_buffered_bytes,
             connections: ConnectionLimits::default(),
         }
     }
@@ -128,6 +136,8 @@ impl ReceiverConfig {
             ("max_ingest_spans_per_sec", self.max_ingest_spans_per_sec),
             ("max_spans_buffered", self.max_spans_buffered as u64),
             ("max_alerts_buffered", self.max_alerts_buffered as u64),
+            ("max_spans_buffered_bytes", self.max_spans_buffered_bytes as u64),
+            ("max_alerts_buffered_bytes", self.max_alerts_buffered_bytes as u64),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -164,10 +174,14 @@ impl ReceiverConfig {
         self.connections.validate("receivers.connections")
     }
 
-    /// The sink settings these receivers imply, with the window store's `window`.
-    pub fn ingest_config(&self, window: WindowConfig) -> IngestConfig {
+    /// The sink settings these receivers imply, with the window store's `window` and the
+    /// per-item `limits`.
+    pub fn ingest_config(&self, window: WindowConfig, limits: IngestLimits) -> IngestConfig {
         IngestConfig {
             window,
+            limits,
+            max_spans_buffered_bytes: self.max_spans_buffered_bytes,
+            max_alerts_buffered_bytes: self.max_alerts_buffered_bytes,
             max_ingest_samples_per_sec: self.max_ingest_samples_per_sec,
             max_ingest_spans_per_sec: self.max_ingest_spans_per_sec,
             max_spans_buffered: self.max_spans_buffered,

@@ -12,6 +12,7 @@
 use super::request::{self, Refusal};
 use super::ReceiverState;
 use crate::ingest::Source;
+use crate::limits::Refused;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -84,8 +85,9 @@ fn nanos(v: u64, what: &str) -> Result<i64, String> {
     i64::try_from(v).map_err(|_| format!("`{what}` {v} is past the year 2262"))
 }
 
-/// The spans of a request, and the reasons of the spans refused (one message each).
-pub fn spans_from_request(req: &ExportTraceServiceRequest) -> (Vec<Span>, Vec<String>) {
+/// The spans of a request, and the spans refused: (the counter's reason, a message) each. A span
+/// with more than `max_attributes` attributes is refused before any of them is read.
+pub fn spans_from_request(req: &ExportTraceServiceRequest, max_attributes: usize) -> (Vec<Span>, Vec<(&'static str, String)>) {
     let mut spans = Vec::new();
     let mut refused = Vec::new();
     for rs in &req.resource_spans {
@@ -97,6 +99,17 @@ pub fn spans_from_request(req: &ExportTraceServiceRequest) -> (Vec<Span>, Vec<St
         }
         let resource = resource.with_service_default();
         for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+            if s.attributes.len() > max_attributes {
+                refused.push((
+                    Refused::TooManyAttributes.as_str(),
+                    format!(
+                        "span {:?}: {} attributes, more than max_attributes_per_span ({max_attributes})",
+                        s.name,
+                        s.attributes.len()
+                    ),
+                ));
+                continue;
+            }
             let one = || -> Result<Span, String> {
                 let start_ns = nanos(s.start_time_unix_nano, "startTimeUnixNano")?;
                 let end_ns = nanos(s.end_time_unix_nano, "endTimeUnixNano")?;
@@ -123,7 +136,7 @@ pub fn spans_from_request(req: &ExportTraceServiceRequest) -> (Vec<Span>, Vec<St
             };
             match one() {
                 Ok(span) => spans.push(span),
-                Err(reason) => refused.push(format!("span {:?}: {reason}", s.name)),
+                Err(reason) => refused.push(("invalid_span", format!("span {:?}: {reason}", s.name))),
             }
         }
     }
@@ -180,7 +193,7 @@ pub(crate) async fn handle(State(st): State<ReceiverState>, headers: HeaderMap, 
         Ok(req) => req,
         Err(refusal) => return otlp_refusal(&st, refusal, encoding),
     };
-    let (spans, refused) = spans_from_request(&req);
+    let (spans, refused) = spans_from_request(&req, st.ingest.config().limits.max_attributes_per_span);
     let per_sec = st.ingest.config().max_ingest_spans_per_sec;
     if let Err(refusal) = request::check_batch_size(spans.len(), per_sec, "spans", "max_ingest_spans_per_sec") {
         return otlp_refusal(&st, refusal, encoding);
@@ -189,8 +202,10 @@ pub(crate) async fn handle(State(st): State<ReceiverState>, headers: HeaderMap, 
         return otlp_refusal(&st, Refusal::Throttled(t.retry_after_secs), encoding);
     }
     let partial_success = (!refused.is_empty()).then(|| {
-        st.ingest.reject(Source::Otlp, "invalid_span", refused.len() as u64);
-        let mut error_message = refused[0].clone();
+        for (reason, _) in &refused {
+            st.ingest.reject(Source::Otlp, reason, 1);
+        }
+        let mut error_message = refused[0].1.clone();
         if refused.len() > 1 {
             error_message.push_str(&format!(" (and {} more)", refused.len() - 1));
         }
@@ -241,11 +256,11 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
         let from_models = decode_export_request(&value).unwrap();
         let req = decode_request(&line, Encoding::Json).unwrap();
-        let (from_json, refused) = spans_from_request(&req);
+        let (from_json, refused) = spans_from_request(&req, 128);
         assert!(refused.is_empty(), "{refused:?}");
         assert_eq!(from_json, from_models);
         assert_eq!(from_json, spans);
-        let (from_proto, _) = spans_from_request(&decode_request(&req.encode_to_vec(), Encoding::Protobuf).unwrap());
+        let (from_proto, _) = spans_from_request(&decode_request(&req.encode_to_vec(), Encoding::Protobuf).unwrap(), 128);
         assert_eq!(from_proto, spans);
     }
 
@@ -256,8 +271,25 @@ mod tests {
         let mut req = decode_request(&line, Encoding::Json).unwrap();
         let bad = &mut req.resource_spans[0].scope_spans[0].spans[1];
         bad.span_id = vec![1, 2, 3];
-        let (spans, refused) = spans_from_request(&req);
+        let (spans, refused) = spans_from_request(&req, 128);
         assert_eq!(spans.len(), 1);
-        assert_eq!(refused, ["span \"op-2\": `spanId` must be 8 bytes, got 3"]);
+        assert_eq!(
+            refused,
+            [("invalid_span", "span \"op-2\": `spanId` must be 8 bytes, got 3".to_string())]
+        );
+        let span = &mut req.resource_spans[0].scope_spans[0].spans[0];
+        span.attributes = (0..4)
+            .map(|i| KeyValue {
+                key: format!("k{i}"),
+                ..KeyValue::default()
+            })
+            .collect();
+        let (spans, refused) = spans_from_request(&req, 3);
+        assert!(spans.is_empty());
+        assert_eq!(refused[0].0, "too_many_attributes");
+        assert!(
+            refused[0].1.contains("4 attributes, more than max_attributes_per_span (3)"),
+            "{refused:?}"
+        );
     }
 }

@@ -62,7 +62,13 @@ fn hex(s: &str, lens: &[usize], what: &str) -> Result<String, String> {
     Ok(s.to_ascii_lowercase())
 }
 
-fn convert(z: ZipkinSpan) -> Result<Span, String> {
+fn convert(z: ZipkinSpan, max_attributes: usize) -> Result<Span, String> {
+    if z.tags.len() > max_attributes {
+        return Err(format!(
+            "{} tags, more than max_attributes_per_span ({max_attributes})",
+            z.tags.len()
+        ));
+    }
     let trace_id = format!("{:0>32}", hex(&z.trace_id, &[16, 32], "traceId")?);
     let span_id = hex(&z.id, &[16], "id")?;
     let parent_span_id = match z.parent_id.as_deref() {
@@ -130,14 +136,14 @@ fn convert(z: ZipkinSpan) -> Result<Span, String> {
     })
 }
 
-/// Decodes a Zipkin v2 JSON body (a list of spans).
-pub fn decode(body: &[u8]) -> Result<Vec<Span>, String> {
+/// Decodes a Zipkin v2 JSON body (a list of spans), each with at most `max_attributes` tags.
+pub fn decode(body: &[u8], max_attributes: usize) -> Result<Vec<Span>, String> {
     let raw: Vec<ZipkinSpan> = serde_json::from_slice(body).map_err(|e| format!("the body is not a Zipkin v2 JSON list of spans: {e}"))?;
     raw.into_iter()
         .enumerate()
         .map(|(i, z)| {
             let id = z.id.clone();
-            convert(z).map_err(|e| format!("span {i} (id {id:?}): {e}"))
+            convert(z, max_attributes).map_err(|e| format!("span {i} (id {id:?}): {e}"))
         })
         .collect()
 }
@@ -151,7 +157,7 @@ async fn receive(st: &ReceiverState, headers: &HeaderMap, body: Body) -> Result<
         "Zipkin v2 spans must be application/json (the protobuf encoding is not supported)",
     )
     .await?;
-    let spans = decode(&raw).map_err(Refusal::Malformed)?;
+    let spans = decode(&raw, st.ingest.config().limits.max_attributes_per_span).map_err(Refusal::Malformed)?;
     let per_sec = st.ingest.config().max_ingest_spans_per_sec;
     request::check_batch_size(spans.len(), per_sec, "spans", "max_ingest_spans_per_sec")?;
     st.ingest
@@ -179,7 +185,10 @@ mod tests {
             "localEndpoint":{"serviceName":"payments","ipv4":"10.0.0.7"},
             "remoteEndpoint":{"serviceName":"provider-a"},
             "tags":{"http.status_code":"503","error":"timeout","wallet.cell":"cell-2","color":"blue"}}]"#;
-        let spans = decode(body).unwrap();
+        let spans = decode(body, 128).unwrap();
+        assert!(decode(body, 3)
+            .unwrap_err()
+            .contains("4 tags, more than max_attributes_per_span (3)"));
         let s = &spans[0];
         assert_eq!(s.trace_id, "0000000000000000463ac35c9f6413ad");
         assert_eq!(s.parent_span_id, "0020000000000001");
@@ -198,9 +207,11 @@ mod tests {
         let body = br#"[{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","timestamp":1},
                         {"traceId":"463ac35c9f6413ad","id":"xyz","timestamp":1}]"#;
         assert_eq!(
-            decode(body).unwrap_err(),
+            decode(body, 128).unwrap_err(),
             "span 1 (id \"xyz\"): `id` must be 16 hex characters, got \"xyz\""
         );
-        assert!(decode(b"[{\"traceId\": 12}]").unwrap_err().contains("not a Zipkin v2 JSON list"));
+        assert!(decode(b"[{\"traceId\": 12}]", 128)
+            .unwrap_err()
+            .contains("not a Zipkin v2 JSON list"));
     }
 }

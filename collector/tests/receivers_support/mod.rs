@@ -33,7 +33,7 @@ impl Server {
     /// As [`Server::start`], with the wall clock when `wall_clock` is set.
     pub async fn start_with(cfg: ReceiverConfig, clock: Option<Clock>) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ingest = Arc::new(Ingest::new(cfg.ingest_config(Default::default())));
+        let ingest = Arc::new(Ingest::new(cfg.ingest_config(Default::default(), Default::default())));
         let now_ms = Arc::new(AtomicI64::new(T0_MS));
         let clock = clock.unwrap_or_else(|| {
             let now = now_ms.clone();

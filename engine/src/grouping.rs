@@ -51,6 +51,9 @@ pub enum JoinReason {
     Candidate(Entity),
     /// It is about another service of the incident's cell, soon after it opened.
     SameCell(String),
+    /// It is about the same service in another cell, soon after it opened: one fault seen in
+    /// several cells (a shared dependency, or a release rolled out to every cell).
+    SameService(String),
     /// Load or latency, while a platform-wide capacity incident is under way.
     Surge,
 }
@@ -63,6 +66,10 @@ impl JoinReason {
             JoinReason::Candidate(e) => format!("it is about {}, one of its ranked candidates", e.name),
             JoinReason::SameCell(c) => format!(
                 "it is about another service of {c}, within {} min of its opening",
+                CELL_JOIN_SECS / 60
+            ),
+            JoinReason::SameService(s) => format!(
+                "{s} is in trouble in another cell too, within {} min of its opening",
                 CELL_JOIN_SECS / 60
             ),
             JoinReason::Surge => "load and latency while a platform-wide surge is under way".into(),
@@ -104,6 +111,15 @@ pub fn belongs(incident: &Incident, opening: &[(Entity, Signal)], active: bool, 
         }
     }
     if t.secs_since(incident.opened_at) <= CELL_JOIN_SECS as f64 {
+        let service_in_cells = |e: &Entity| e.kind == cellwarden_models::EntityKind::Service && e.cell().is_some();
+        let shared = named.iter().filter(|e| service_in_cells(e)).find(|e| {
+            opening
+                .iter()
+                .any(|(o, _)| service_in_cells(o) && o.cell() != e.cell() && o.service_name() == e.service_name())
+        });
+        if let Some(e) = shared {
+            return Some(JoinReason::SameService(e.service_name().unwrap_or(&e.name).to_string()));
+        }
         let cells: BTreeSet<&str> = opening
             .iter()
             .map(|(e, _)| e)
@@ -362,6 +378,12 @@ mod tests {
             Some(JoinReason::SameCell("cell-2".into()))
         );
         assert_eq!(belongs(&inc, &opening, true, &api, at(100 + CELL_JOIN_SECS + 1)), None);
+        // The same service in another cell soon after: one fault seen in two cells.
+        let other_cell = [anomaly(svc("cell-3", "ledger"), "err", Signal::ErrorRatio, 0.3, 0.0, 300)];
+        assert_eq!(
+            belongs(&inc, &opening, true, &other_cell, at(300)),
+            Some(JoinReason::SameService("ledger".into()))
+        );
         // A fault of another cell's service, or of a provider: its own incident.
         let elsewhere = [anomaly(svc("cell-4", "loyalty"), "err", Signal::ErrorRatio, 0.5, 0.0, 300)];
         assert_eq!(belongs(&inc, &opening, true, &elsewhere, at(300)), None);

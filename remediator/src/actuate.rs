@@ -22,8 +22,8 @@
 //! failed verification can put it back (after a restart too). A rolling restart cannot be undone.
 
 use crate::crd::{Cell, CellState, CellStatus};
-use cellwarden_engine::verify;
 use crate::lease::{timed, Fence, Fenced};
+use cellwarden_engine::verify;
 use cellwarden_models::{Action, ActionKind};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};

@@ -8,6 +8,7 @@
 //!   was last out of it; an incident resolves once all have been calm for [`RESOLVE_HOLD_SECS`].
 
 use cellwarden_detector::alarms::absolute_floor;
+use cellwarden_models::topology::Topology;
 use cellwarden_models::{Anomaly, Entity, Incident, IncidentClass, SeriesKey, Signal, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 
@@ -88,7 +89,14 @@ fn same(a: &Entity, b: &Entity) -> bool {
 /// service of its cell within [`CELL_JOIN_SECS`] of its opening; load or latency only while a
 /// capacity incident spanning [`SURGE_MIN_CELLS`] cells is active. An alarm that names no entity
 /// joins nothing (it opens its own, platform-wide incident).
-pub fn belongs(incident: &Incident, opening: &[(Entity, Signal)], active: bool, anomalies: &[Anomaly], t: Timestamp) -> Option<JoinReason> {
+pub fn belongs(
+    incident: &Incident,
+    opening: &[(Entity, Signal)],
+    active: bool,
+    anomalies: &[Anomaly],
+    t: Timestamp,
+    topology: Option<&Topology>,
+) -> Option<JoinReason> {
     let named: Vec<&Entity> = anomalies.iter().filter_map(|a| a.entity.as_ref()).collect();
     // The same symptom again: an entity and signal its opening evidence was about. (Any entity
     // of any joined symptom would let a noisy platform's incidents snowball: on Train Ticket
@@ -120,14 +128,24 @@ pub fn belongs(incident: &Incident, opening: &[(Entity, Signal)], active: bool, 
         if let Some(e) = shared {
             return Some(JoinReason::SameService(e.service_name().unwrap_or(&e.name).to_string()));
         }
-        let cells: BTreeSet<&str> = opening
+        // A service's cell is in its name; a node's, in the topology.
+        let cell_of = |e: &'_ Entity| -> Option<String> {
+            match e.kind {
+                cellwarden_models::EntityKind::Node => topology.and_then(|t| t.cell_of_node(&e.name)).map(str::to_string),
+                _ => e.cell().map(str::to_string),
+            }
+        };
+        // Every symptom so far counts here (only within the window after opening, so a noisy
+        // cell cannot keep pulling alarms in).
+        let cells: BTreeSet<String> = incident
+            .anomalies
             .iter()
-            .map(|(e, _)| e)
+            .filter_map(|a| a.entity.as_ref())
             .chain(incident.candidates.first().map(|c| &c.entity))
-            .filter_map(|e| e.cell())
+            .filter_map(cell_of)
             .collect();
-        if let Some(c) = named.iter().filter_map(|e| e.cell()).find(|c| cells.contains(c)) {
-            return Some(JoinReason::SameCell(c.to_string()));
+        if let Some(c) = named.iter().filter_map(|e| cell_of(e)).find(|c| cells.contains(c)) {
+            return Some(JoinReason::SameCell(c));
         }
     }
     if incident.class == IncidentClass::Capacity {
@@ -357,36 +375,36 @@ mod tests {
         // The same entity and signal, much later: the same trouble (also once resolved).
         let again = [anomaly(svc("cell-2", "ledger"), "err2", Signal::ErrorRatio, 0.4, 0.0, 3000)];
         assert_eq!(
-            belongs(&inc, &opening, true, &again, at(3000)),
+            belongs(&inc, &opening, true, &again, at(3000), None),
             Some(JoinReason::SameEntity(ledger.clone()))
         );
         assert_eq!(
-            belongs(&inc, &opening, false, &again, at(3000)),
+            belongs(&inc, &opening, false, &again, at(3000), None),
             Some(JoinReason::SameEntity(ledger))
         );
         // Its database, on the ranked candidates: the propagation path, while active only.
         let db = [anomaly(svc("cell-2", "ledger-db"), "lat", Signal::Latency, 0.4, 0.05, 400)];
         assert!(matches!(
-            belongs(&inc, &opening, true, &db, at(400)),
+            belongs(&inc, &opening, true, &db, at(400), None),
             Some(JoinReason::Candidate(_))
         ));
-        assert_eq!(belongs(&inc, &opening, false, &db, at(400)), None);
+        assert_eq!(belongs(&inc, &opening, false, &db, at(400), None), None);
         // Another service of cell-2 soon after: the same cell; much later it is news.
         let api = [anomaly(svc("cell-2", "api"), "lat", Signal::Latency, 0.4, 0.05, 300)];
         assert_eq!(
-            belongs(&inc, &opening, true, &api, at(300)),
+            belongs(&inc, &opening, true, &api, at(300), None),
             Some(JoinReason::SameCell("cell-2".into()))
         );
-        assert_eq!(belongs(&inc, &opening, true, &api, at(100 + CELL_JOIN_SECS + 1)), None);
+        assert_eq!(belongs(&inc, &opening, true, &api, at(100 + CELL_JOIN_SECS + 1), None), None);
         // The same service in another cell soon after: one fault seen in two cells.
         let other_cell = [anomaly(svc("cell-3", "ledger"), "err", Signal::ErrorRatio, 0.3, 0.0, 300)];
         assert_eq!(
-            belongs(&inc, &opening, true, &other_cell, at(300)),
+            belongs(&inc, &opening, true, &other_cell, at(300), None),
             Some(JoinReason::SameService("ledger".into()))
         );
         // A fault of another cell's service, or of a provider: its own incident.
         let elsewhere = [anomaly(svc("cell-4", "loyalty"), "err", Signal::ErrorRatio, 0.5, 0.0, 300)];
-        assert_eq!(belongs(&inc, &opening, true, &elsewhere, at(300)), None);
+        assert_eq!(belongs(&inc, &opening, true, &elsewhere, at(300), None), None);
         let provider = [anomaly(
             Some(Entity::new(cellwarden_models::EntityKind::Provider, "provider-a")),
             "err",
@@ -395,10 +413,10 @@ mod tests {
             0.0,
             300,
         )];
-        assert_eq!(belongs(&inc, &opening, true, &provider, at(300)), None);
+        assert_eq!(belongs(&inc, &opening, true, &provider, at(300), None), None);
         // The same entity with another signal is not the same symptom once the cell window passed.
         let cpu = [anomaly(svc("cell-2", "ledger"), "cpu", Signal::Cpu, 0.9, 0.1, 3000)];
-        assert_eq!(belongs(&inc, &opening, false, &cpu, at(3000)), None);
+        assert_eq!(belongs(&inc, &opening, false, &cpu, at(3000), None), None);
     }
 
     #[test]
@@ -412,17 +430,58 @@ mod tests {
             &[],
         );
         let latency = [anomaly(svc("cell-4", "wallet-api"), "lat", Signal::Latency, 0.33, 0.16, 900)];
-        assert_eq!(belongs(&inc, &opening, true, &latency, at(900)), Some(JoinReason::Surge));
+        assert_eq!(belongs(&inc, &opening, true, &latency, at(900), None), Some(JoinReason::Surge));
         let drop = [anomaly(svc("cell-2", "gateway"), "rps", Signal::RequestRate, 20.0, 80.0, 1800)];
-        assert_eq!(belongs(&inc, &opening, true, &drop, at(1800)), Some(JoinReason::Surge));
+        assert_eq!(belongs(&inc, &opening, true, &drop, at(1800), None), Some(JoinReason::Surge));
         let errors = [anomaly(svc("cell-4", "wallet-api"), "err", Signal::ErrorRatio, 0.2, 0.0, 900)];
-        assert_eq!(belongs(&inc, &opening, true, &errors, at(900)), None);
+        assert_eq!(belongs(&inc, &opening, true, &errors, at(900), None), None);
         // One cell's load rise is no surge.
         let (one, opening1) = incident(
             IncidentClass::Capacity,
             vec![anomaly(svc("cell-1", "gateway"), "rps", Signal::RequestRate, 90.0, 40.0, 100)],
             &[],
         );
-        assert_eq!(belongs(&one, &opening1, true, &latency, at(900)), None);
+        assert_eq!(belongs(&one, &opening1, true, &latency, at(900), None), None);
+    }
+
+    #[test]
+    fn a_node_of_the_incidents_cell_joins_it_through_the_topology() {
+        let (inc, opening) = incident(
+            IncidentClass::Fault,
+            vec![anomaly(
+                Some(Entity::new(cellwarden_models::EntityKind::Cell, "cell-2")),
+                "err",
+                Signal::ErrorRatio,
+                0.5,
+                0.0,
+                100,
+            )],
+            &[Entity::new(cellwarden_models::EntityKind::Zone, "zone-b")],
+        );
+        let node = [anomaly(
+            Some(Entity::new(cellwarden_models::EntityKind::Node, "node-2-2")),
+            "err",
+            Signal::ErrorRatio,
+            0.5,
+            0.0,
+            130,
+        )];
+        assert_eq!(
+            belongs(&inc, &opening, true, &node, at(130), None),
+            None,
+            "without a topology a node has no cell"
+        );
+        let topology = Topology {
+            nodes: vec![cellwarden_models::topology::NodeInfo {
+                name: "node-2-2".into(),
+                zone: Some("zone-b".into()),
+                cell: Some("cell-2".into()),
+            }],
+            ..Topology::default()
+        };
+        assert_eq!(
+            belongs(&inc, &opening, true, &node, at(130), Some(&topology)),
+            Some(JoinReason::SameCell("cell-2".into()))
+        );
     }
 }

@@ -504,7 +504,7 @@ impl Pipeline {
             if !recent {
                 return None;
             }
-            grouping::belongs(&r.incident, &self.tracks[i].opening, active, &anomalies, t).map(|why| (i, why))
+            grouping::belongs(&r.incident, &self.tracks[i].opening, active, &anomalies, t, topology).map(|why| (i, why))
         });
         let Some((i, why)) = found else {
             let index = self.open_incident(p, topology, t, class, anomalies, Vec::new());

@@ -78,7 +78,8 @@ impl JoinReason {
     }
 }
 
-fn same(a: &Entity, b: &Entity) -> bool {
+/// Whether two entities name the same thing (a service without a cell matches it in any cell).
+pub(crate) fn same(a: &Entity, b: &Entity) -> bool {
     a == b || a.matches(b) || b.matches(a)
 }
 

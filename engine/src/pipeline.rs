@@ -131,7 +131,7 @@ fn touches(incident: &Incident, entity: Option<&Entity>) -> bool {
     let mut any = false;
     for other in named {
         any = true;
-        if other == e || other.matches(e) || e.matches(other) || e.cell().is_some_and(|c| other.cell() == Some(c)) {
+        if grouping::same(other, e) || e.cell().is_some_and(|c| other.cell() == Some(c)) {
             return true;
         }
     }
@@ -530,7 +530,7 @@ impl Pipeline {
                 self.escalate(topology, i, t, reason);
             }
             (Phase::Resolved, Some((at, kind, target))) => {
-                self.reopen(i, t, false);
+                self.reopen(i, t);
                 let reason = format!(
                     "the fix did not hold: {kind} {target} was carried out at {}, the incident resolved, and its trouble is back at {} ({back})",
                     at.to_rfc3339(),
@@ -538,17 +538,14 @@ impl Pipeline {
                 );
                 self.escalate(topology, i, t, reason);
             }
-            (Phase::Resolved, None) => {
-                self.reopen(i, t, true);
-                self.out.push(EngineEvent::Reopened { index: i });
-            }
             _ => {}
         }
     }
 
-    /// A resolved incident `i` is active again at `now`: its symptoms are watched again and, when
-    /// `notify`, a reopening notice pages (the person was told it was over).
-    fn reopen(&mut self, i: usize, now: Timestamp, notify: bool) {
+    /// A resolved incident `i` is active again at `now`: its symptoms are watched again. It
+    /// pages nobody itself: the escalation that follows (a fix did not hold) or the alert that
+    /// reopened it (Alertmanager notified) tells the person.
+    fn reopen(&mut self, i: usize, now: Timestamp) {
         let id = self.incidents[i].incident.id.clone();
         let lc = &mut self.incidents[i].lifecycle;
         if lc.phase != Phase::Resolved {
@@ -561,26 +558,9 @@ impl Pipeline {
             "{id} reopened: a symptom of its fault is back within {} min of its resolution.",
             REOPEN_SECS / 60
         );
-        if notify {
-            lc.notices.push(Notice {
-                at: now,
-                kind: NoticeKind::Reopened,
-                pages: true,
-                text: text.clone(),
-            });
-        }
-        self.timeline.push(TimelineEntry {
-            t: now,
-            kind: "incident".into(),
-            text,
-        });
+        self.announce(i, now, None, text);
         let keys: Vec<SeriesKey> = self.tracks[i].symptoms.series().cloned().collect();
-        for k in keys {
-            let ids = self.watched.entry(k).or_default();
-            if !ids.contains(&i) {
-                ids.push(i);
-            }
-        }
+        self.watch(i, keys);
     }
 
     /// The latest incident opened by an Alertmanager alert (nothing but alerts in it yet) within
@@ -603,6 +583,34 @@ impl Pipeline {
         })
     }
 
+    /// Incident `i`'s transition at `t`: a line on the timeline and, when `notice` gives its kind
+    /// and whether it pages, a notice with the incident's key.
+    fn announce(&mut self, i: usize, t: Timestamp, notice: Option<(NoticeKind, bool)>, text: String) {
+        if let Some((kind, pages)) = notice {
+            self.incidents[i].lifecycle.notices.push(Notice {
+                at: t,
+                kind,
+                pages,
+                text: text.clone(),
+            });
+        }
+        self.timeline.push(TimelineEntry {
+            t,
+            kind: "incident".into(),
+            text,
+        });
+    }
+
+    /// Incident `i` watches `series` (their points are judged for its resolution).
+    fn watch(&mut self, i: usize, series: impl IntoIterator<Item = SeriesKey>) {
+        for k in series {
+            let ids = self.watched.entry(k).or_default();
+            if !ids.contains(&i) {
+                ids.push(i);
+            }
+        }
+    }
+
     /// Adds `anomalies` to incident `i` (its evidence and symptoms), strongest kept.
     fn absorb(&mut self, i: usize, anomalies: &[Anomaly]) {
         let inc = &mut self.incidents[i].incident;
@@ -613,14 +621,8 @@ impl Pipeline {
         }
         inc.anomalies.sort_by(|a, b| b.score.total_cmp(&a.score));
         inc.anomalies.truncate(MAX_INCIDENT_ANOMALIES);
-        let tr = &mut self.tracks[i];
-        tr.symptoms.add(anomalies);
-        for a in anomalies {
-            let ids = self.watched.entry(a.series.clone()).or_default();
-            if !ids.contains(&i) {
-                ids.push(i);
-            }
-        }
+        self.tracks[i].symptoms.add(anomalies);
+        self.watch(i, anomalies.iter().map(|a| a.series.clone()));
     }
 
     /// Records ranking `why` of incident `i` (made at its `ranked_at`) in its history.
@@ -701,18 +703,7 @@ impl Pipeline {
         lc.escalated_at = Some(t);
         lc.escalation = Some(reason.clone());
         let id = self.incidents[i].incident.id.clone();
-        let text = format!("{id} escalated: {reason}.");
-        self.incidents[i].lifecycle.notices.push(Notice {
-            at: t,
-            kind: NoticeKind::Escalated,
-            pages: true,
-            text: text.clone(),
-        });
-        self.timeline.push(TimelineEntry {
-            t,
-            kind: "incident".into(),
-            text,
-        });
+        self.announce(i, t, Some((NoticeKind::Escalated, true)), format!("{id} escalated: {reason}."));
         self.note_plan(&id, &plan, t);
         self.out.push(EngineEvent::Escalated { index: i, plan });
     }
@@ -733,17 +724,7 @@ impl Pipeline {
                 "{id} resolved: every symptom back inside its baseline for {} min; it lasted {lasted:.0} min.",
                 RESOLVE_HOLD_SECS / 60
             );
-            lc.notices.push(Notice {
-                at: now,
-                kind: NoticeKind::Resolved,
-                pages: false,
-                text: text.clone(),
-            });
-            self.timeline.push(TimelineEntry {
-                t: now,
-                kind: "incident".into(),
-                text,
-            });
+            self.announce(i, now, Some((NoticeKind::Resolved, false)), text);
             let keys: Vec<SeriesKey> = self.tracks[i].symptoms.series().cloned().collect();
             for k in keys {
                 if let Some(ids) = self.watched.get_mut(&k) {
@@ -979,7 +960,9 @@ impl Pipeline {
                 self.absorb(i, std::slice::from_ref(&anomaly));
                 self.record_ranking(i, "alert");
                 self.incidents[i].lifecycle.joined += 1;
-                self.reopen_by_alert(i, now);
+                // A firing alert is a person's rule saying the trouble is there; Alertmanager notified
+                // about it itself, so the reopening pages nobody again.
+                self.reopen(i, now);
             }
             return AlertOutcome::Joined(i);
         }
@@ -1021,7 +1004,9 @@ impl Pipeline {
             self.absorb(i, std::slice::from_ref(&anomaly));
             self.record_ranking(i, "alert");
             self.incidents[i].lifecycle.joined += 1;
-            self.reopen_by_alert(i, now);
+            // A firing alert is a person's rule saying the trouble is there; Alertmanager notified
+            // about it itself, so the reopening pages nobody again.
+            self.reopen(i, now);
             return AlertOutcome::Joined(i);
         }
         if matches!(
@@ -1041,13 +1026,6 @@ impl Pipeline {
         }
         let index = self.open_incident(p, topology, now, IncidentClass::Fault, vec![anomaly], vec![note]);
         AlertOutcome::Opened(self.incidents[index].plan.clone())
-    }
-
-    /// A firing alert joined incident `i`: a resolved one is active again (an alert is a
-    /// person's rule saying the trouble is there).
-    fn reopen_by_alert(&mut self, i: usize, now: Timestamp) {
-        // Alertmanager notified about the alert itself: the reopening pages nobody again.
-        self.reopen(i, now, false);
     }
 
     /// Opens an incident at `t`: ranked, planned under the guards (never an action already

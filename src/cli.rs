@@ -207,7 +207,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => crate::run::Config::default(),
             };
             if let Some(s) = source {
-                cfg.source = s;
+                cfg.source = s.parse().map_err(anyhow::Error::msg)?;
             }
             if let Some(c) = clock_speed {
                 cfg.clock_speed_x = c;

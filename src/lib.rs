@@ -7,6 +7,7 @@
 //! - [`cli`]: the clap command line and one `run` per subcommand.
 //! - [`discover`]: finding fixture folders among paths, globs and parent folders.
 //! - [`run`]: the daemon — config, admin endpoints, the source, Incidents, Events, audit, actuators.
+//! - [`quiet`]: one log line per outage for the calls repeated every step.
 //! - [`shutdown`]: one SIGTERM (or SIGINT) stops the daemon within its grace period.
 //! - [`validate`]: checks of config values that need no cluster (DNS-1123 names, URLs, file size).
 //! - [`signals_cmd`]: `cellwarden signals` — which series became which signal, by which rule, and why not.
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod discover;
 pub mod nab_cmd;
+pub mod quiet;
 pub mod record;
 pub mod run;
 pub mod shutdown;

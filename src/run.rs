@@ -11,6 +11,7 @@
 //! the loop closes through the API), `fixture:<dir>` (a recording, replayed at `clock_speed_x`)
 //! and `live` (the collector's receivers and scrapers).
 
+use crate::quiet::Quiet;
 use crate::validate;
 use anyhow::{bail, Context as _, Result};
 use cellwarden_collector::ingest::Ingest;
@@ -24,13 +25,15 @@ use cellwarden_detector::signals::rules::{SignalRule, SignalRules};
 use cellwarden_engine::drive::{self, Driver};
 use cellwarden_engine::pipeline::{self, EngineEvent, JoinedBy, Pipeline};
 use cellwarden_engine::policy::{ConfigLimits, PastAction};
+use cellwarden_models::plan::Plan;
 use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
 use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
 use cellwarden_remediator::audit::AuditLog;
 use cellwarden_remediator::controller::{self, Context, OperatorMetrics, Telemetry};
-use cellwarden_remediator::crd::{Cell, CellSpec, Incident, RemediationPolicy};
+use cellwarden_remediator::crd::{ActionState, Cell, CellSpec, Incident, RemediationPolicy};
 use cellwarden_remediator::lease::{lease_name, Elector, LeaseConfig};
 use cellwarden_remediator::notify::{Notifier, WebhookConfig};
+use cellwarden_remediator::pending::{DropReason, Overflow, Pending};
 use cellwarden_remediator::retention;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -42,7 +45,7 @@ use kube::Client;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -56,15 +59,57 @@ fn retention_sweep_every(ttl_secs: u64) -> Duration {
 /// The smallest `max_store_bytes` accepted: 1 MiB holds about a thousand series of an hour.
 const MIN_STORE_BYTES: usize = 1 << 20;
 
+/// Where the daemon's telemetry comes from, written `live`, `fixture:<dir>` or
+/// `simulator:<scenario>` in the config and on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The collector's receivers, scrapers and query source.
+    Live,
+    /// A recorded fixture directory, replayed at `clock_speed_x`.
+    Fixture(PathBuf),
+    /// A simulated wallet, closed through the Kubernetes API.
+    Simulator(String),
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.split_once(':') {
+            None if s == "live" => Ok(Source::Live),
+            Some(("fixture", dir)) if !dir.is_empty() => Ok(Source::Fixture(PathBuf::from(dir))),
+            Some(("simulator", id)) if !id.is_empty() => Ok(Source::Simulator(id.to_string())),
+            _ => Err(format!("source {s:?}: expected live, fixture:<dir> or simulator:<scenario>")),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Live => f.write_str("live"),
+            Source::Fixture(dir) => write!(f, "fixture:{}", dir.display()),
+            Source::Simulator(id) => write!(f, "simulator:{id}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The daemon's configuration (`cellwarden.yaml`). Unknown keys are an error: a typo must not
 /// silently change what cellwarden does.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where telemetry comes from: `live`, `fixture:<dir>` or `simulator:<scenario>`.
-    pub source: String,
-    /// `observe`, `dry-run` or `act`. The more restrictive of this and the RemediationPolicy wins.
-    pub mode: String,
+    pub source: Source,
+    /// `observe`, `dry-run` or `act` (anything else is an error). The more restrictive of this
+    /// and the RemediationPolicy wins.
+    pub mode: Mode,
     /// Stop every action while true (detection and reports go on).
     pub paused: bool,
     /// The namespace of cellwarden's own objects: Incidents, RemediationPolicies, the Lease.
@@ -125,8 +170,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            source: "live".into(),
-            mode: "dry-run".into(),
+            source: Source::Live,
+            mode: Mode::DryRun,
             paused: false,
             namespace: "cellwarden".into(),
             admin_listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
@@ -176,9 +221,6 @@ impl Config {
     /// `cellwarden run` calls it again after the command line's overrides.
     pub fn check(&self) -> Result<()> {
         self.signal_rules()?;
-        if !matches!(self.mode.as_str(), "observe" | "dry-run" | "act") {
-            bail!("mode must be observe, dry-run or act, not {:?}", self.mode);
-        }
         if !(self.clock_speed_x > 0.0 && self.clock_speed_x.is_finite()) {
             bail!("clock_speed_x must be a positive number");
         }
@@ -223,13 +265,13 @@ impl Config {
         }
         self.receivers.validate()?;
         self.admin_connections.validate("admin_connections")?;
-        if self.source == "live" && self.admin_listen == self.receivers.listen {
+        if self.source == Source::Live && self.admin_listen == self.receivers.listen {
             bail!(
                 "admin_listen and receivers.listen are both {}; they need ports of their own",
                 self.admin_listen
             );
         }
-        if self.source == "live" && self.mode == "act" && self.receivers.bearer_token_file.is_none() && !self.insecure_receivers {
+        if self.source == Source::Live && self.mode == Mode::Act && self.receivers.bearer_token_file.is_none() && !self.insecure_receivers {
             bail!(
                 "receivers.bearer_token_file: mode is act and the receivers have no bearer token, so anyone who reaches {} \
                  could open incidents that act; set receivers.bearer_token_file (the Helm chart does), or \
@@ -241,12 +283,10 @@ impl Config {
     }
 
     pub fn limits(&self) -> ConfigLimits {
-        let mode = match self.mode.as_str() {
-            "act" => Mode::Act,
-            "observe" => Mode::Observe,
-            _ => Mode::DryRun,
-        };
-        ConfigLimits { mode, paused: self.paused }
+        ConfigLimits {
+            mode: self.mode,
+            paused: self.paused,
+        }
     }
 
     /// The shard's name (`None`: every cell), used for its Lease and to label its Incidents.
@@ -402,8 +442,9 @@ fn in_shard(a: &Action, cells: &HashSet<String>) -> bool {
 struct Opener {
     ctx: Arc<Context>,
     shard_cells: HashSet<String>,
-    /// Incidents opened while following, written once this instance leads (newest last).
-    backlog: Vec<(ModelIncident, cellwarden_models::plan::Plan, Timestamp)>,
+    /// Incidents opened and not yet written — while following, or while the API does not
+    /// answer — oldest first, each with the time it opened at (written with it).
+    backlog: Pending<(ModelIncident, Plan)>,
     /// Whether this instance led at the last flush (a change to leading reloads the history).
     was_leading: bool,
     /// The label selector of this shard's Incidents.
@@ -412,11 +453,25 @@ struct Opener {
     ranked: HashMap<String, Timestamp>,
     /// Incidents new evidence joined since their Incident was written (latest copy each, and
     /// what joined), written by the next `flush` that leads.
-    evidence_pending: Vec<(ModelIncident, controller::Joined, Timestamp)>,
+    evidence_pending: Pending<(ModelIncident, controller::Joined)>,
     /// Incidents whose lifecycle changed (resolved, reopened, escalated), written by the next
     /// `flush` that leads, in order.
-    lifecycle_pending: Vec<(ModelIncident, cellwarden_models::Lifecycle, Timestamp)>,
+    lifecycle_pending: Pending<(ModelIncident, cellwarden_models::Lifecycle)>,
+    /// Since when writes have gone unanswered (wall clock): set by the first that fails for want
+    /// of an answer, cleared — with a line saying how long it lasted — by the next that goes
+    /// through, so that an outage is told once, not once per step.
+    unanswered_since: Option<std::time::Instant>,
 }
+
+/// Most Incidents waiting to be written. A fault opens one to a few; 256 holds hours of a busy
+/// outage in a few MB (an incident with its plan is a few KiB). Past it, new ones are refused
+/// and counted (`cellwarden_pending_writes_dropped_total{what="incident",reason="full"}`).
+const MAX_PENDING_INCIDENTS: usize = 256;
+/// Most evidence and phase changes waiting: a few per incident.
+const MAX_PENDING_UPDATES: usize = 1024;
+/// How long a write may wait, seconds: what a follower saw an hour ago was the leader's to
+/// write; an outage longer than that loses its oldest writes, counted (`reason="expired"`).
+const MAX_PENDING_AGE_SECS: i64 = 3600;
 
 impl Opener {
     /// Whether `incident` is this shard's: every incident when this instance handles all cells,
@@ -429,7 +484,7 @@ impl Opener {
         cells.is_empty() || cells.iter().any(|c| self.shard_cells.contains(*c))
     }
 
-    async fn offer(&mut self, incident: ModelIncident, mut plan: cellwarden_models::plan::Plan, now: Timestamp) {
+    async fn offer(&mut self, incident: ModelIncident, mut plan: Plan, now: Timestamp) {
         // (Written by `flush`, which the loop calls right after.)
         if !self.shard_cells.is_empty() {
             if !self.is_mine(&incident) {
@@ -443,17 +498,20 @@ impl Opener {
         let horizon = now.plus_secs(-pipeline::RERANK_AFTER_SECS.iter().max().copied().unwrap_or(0) - 60);
         self.ranked.retain(|_, at| *at >= horizon);
         self.ranked.insert(incident.id.clone(), incident.ranked_at);
-        self.backlog.push((incident, plan, now));
+        let id = incident.id.clone();
+        if !self.backlog.push((incident, plan), now) {
+            tracing::warn!(
+                incident = %id,
+                queued = self.backlog.len(),
+                "The queue of Incidents waiting to be written is full; this one is dropped."
+            );
+            self.ctx.metrics.pending_dropped("incident", DropReason::Full, 1);
+        }
     }
 
     /// Takes what the engine concluded in a step: the incidents opened (with their plans, to
     /// [`Opener::offer`]); joined evidence and lifecycle changes are queued for their Incidents.
-    fn consume(
-        &mut self,
-        pipeline: &Pipeline,
-        events: Vec<EngineEvent>,
-        now: Timestamp,
-    ) -> Vec<(ModelIncident, cellwarden_models::plan::Plan)> {
+    fn consume(&mut self, pipeline: &Pipeline, events: Vec<EngineEvent>, now: Timestamp) -> Vec<(ModelIncident, Plan)> {
         let mut opened = Vec::new();
         for ev in events {
             match ev {
@@ -490,22 +548,26 @@ impl Opener {
         if !self.is_mine(&incident) {
             return;
         }
-        self.lifecycle_pending.push((incident, lifecycle, now));
+        if !self.lifecycle_pending.push((incident, lifecycle), now) {
+            self.ctx.metrics.pending_dropped("lifecycle", DropReason::Full, 1);
+        }
     }
 
     /// New evidence joined `incident` (an alert, an alert's new state, or the detectors' alarm):
     /// a copy still waiting to be created gets the new alerts and ranking; else its Incident's
     /// status is updated on the next flush.
     fn evidence_joined(&mut self, incident: ModelIncident, joined: controller::Joined, now: Timestamp) {
-        if let Some(waiting) = self.backlog.iter_mut().find(|(i, _, _)| i.id == incident.id) {
-            waiting.0 = incident;
+        if let Some(((waiting, _), _)) = self.backlog.iter_mut().find(|((i, _), _)| i.id == incident.id) {
+            *waiting = incident;
             return;
         }
         if !self.is_mine(&incident) {
             return;
         }
         // Kept in order, each with its own time and kind: the last written is the latest copy.
-        self.evidence_pending.push((incident, joined, now));
+        if !self.evidence_pending.push((incident, joined), now) {
+            self.ctx.metrics.pending_dropped("evidence", DropReason::Full, 1);
+        }
     }
 
     /// Writes the pipeline's later rankings of recent incidents to their Incidents (leader only;
@@ -530,24 +592,20 @@ impl Opener {
 
     /// Writes waiting incidents when this instance leads. On taking the Lease it first reads
     /// back what the previous leader did into the guards' history, so that cooldowns and rate
-    /// limits hold across the handover (no action repeated on the same target).
-    async fn flush(&mut self, pipeline: &mut Pipeline) {
-        let leading = self.ctx.leading.load(Ordering::SeqCst);
-        if !leading {
+    /// limits hold across the handover (no action repeated on the same target), and decides
+    /// the queued plans again against it.
+    async fn flush(&mut self, pipeline: &mut Pipeline, now: Timestamp) {
+        self.expire(now);
+        if !self.ctx.leading.load(Ordering::SeqCst) {
             self.was_leading = false;
-            // A follower keeps the last few so that on taking over it records what it saw.
-            let excess = self.backlog.len().saturating_sub(16);
-            self.backlog.drain(..excess);
-            let excess = self.evidence_pending.len().saturating_sub(16);
-            self.evidence_pending.drain(..excess);
-            let excess = self.lifecycle_pending.len().saturating_sub(16);
-            self.lifecycle_pending.drain(..excess);
+            self.export();
             return;
         }
         if !self.was_leading {
             match history_from_incidents(&self.ctx.client, &self.ctx.namespace, self.selector.as_deref()).await {
                 Ok(h) => {
                     tracing::info!(actions = h.len(), "Leading: read back the actions recorded in Incidents.");
+                    self.recheck(pipeline, &h, now);
                     for past in h {
                         pipeline.remember(past);
                     }
@@ -555,62 +613,152 @@ impl Opener {
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "Could not read the Incidents' history; not acting until it can be read.");
+                    self.export();
                     return;
                 }
             }
         }
         self.write_pending().await;
+        self.export();
     }
 
-    /// Writes the waiting incidents and evidence (leader only, once the history is read: on
-    /// shutdown, what the last step could not write).
+    /// Decides the queued plans again at `now` against `done` (what the Incidents record): an
+    /// action another leader took meanwhile is refused by its cooldown instead of repeated.
+    fn recheck(&mut self, pipeline: &Pipeline, done: &[PastAction], now: Timestamp) {
+        let Some(oldest) = self.backlog.oldest() else {
+            return;
+        };
+        tracing::info!(
+            queued = self.backlog.len(),
+            oldest_secs = now.secs_since(oldest).round(),
+            "Writing the incidents queued while not leading, their plans decided again against what the Incidents record."
+        );
+        for ((incident, plan), _) in self.backlog.iter_mut() {
+            let before = plan.refused.len();
+            *plan = pipeline.recheck(plan.clone(), done, now);
+            for r in &plan.refused[before..] {
+                tracing::info!(
+                    incident = %incident.id,
+                    action = r.action.kind.as_str(),
+                    target = %r.action.target,
+                    guard = %r.guard,
+                    "A queued action no longer passes the guards: {}.",
+                    r.reason
+                );
+            }
+        }
+    }
+
+    /// Drops what waited longer than [`MAX_PENDING_AGE_SECS`], counted and said.
+    fn expire(&mut self, now: Timestamp) {
+        for (what, n) in [
+            ("incident", self.backlog.expire(now)),
+            ("evidence", self.evidence_pending.expire(now)),
+            ("lifecycle", self.lifecycle_pending.expire(now)),
+        ] {
+            if n > 0 {
+                self.ctx.metrics.pending_dropped(what, DropReason::Expired, n);
+                tracing::info!(
+                    what,
+                    dropped = n,
+                    max_age_secs = MAX_PENDING_AGE_SECS,
+                    "Dropped writes that waited longer than the queue keeps them (the leader of that time wrote them, or the API stayed away)."
+                );
+            }
+        }
+    }
+
+    /// The queues' depths on `/metrics`.
+    fn export(&self) {
+        let m = &self.ctx.metrics;
+        m.pending("incident", self.backlog.len());
+        m.pending("evidence", self.evidence_pending.len());
+        m.pending("lifecycle", self.lifecycle_pending.len());
+    }
+
+    /// Whether to try the next write after `result`: a write the API did not answer is put back
+    /// (by the caller) and ends the attempt, told once per outage; one it refused for good is
+    /// dropped, counted and told.
+    fn went_through(&mut self, result: &Result<(), controller::Error>, what: &'static str, incident: &str) -> Outcome {
+        match result {
+            Ok(()) => {
+                if let Some(since) = self.unanswered_since.take() {
+                    tracing::info!(
+                        unanswered_secs = since.elapsed().as_secs(),
+                        queued = self.backlog.len(),
+                        "The Kubernetes API answers again; writing what was queued."
+                    );
+                }
+                Outcome::Written
+            }
+            Err(controller::Error::Kube(kube::Error::Api(e))) if e.code == 404 && what != "incident" => {
+                // Never created here (dropped from a queue) or deleted since.
+                tracing::info!(incident, what, "No Incident to write to; left out.");
+                Outcome::Written
+            }
+            Err(e) if e.is_transient() => {
+                if self.unanswered_since.is_none() {
+                    self.unanswered_since = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        error = %e,
+                        incident,
+                        what,
+                        queued = self.backlog.len() + 1,
+                        max_queued = MAX_PENDING_INCIDENTS,
+                        "The Kubernetes API did not take a write; incidents and their updates wait in order and are written, with their own times, when it answers."
+                    );
+                } else {
+                    tracing::debug!(error = %e, incident, what, "The Kubernetes API still does not take writes.");
+                }
+                Outcome::Retry
+            }
+            Err(e) => {
+                tracing::error!(error = %e, incident, what, "The Kubernetes API refused a write for good; it is dropped.");
+                self.ctx.metrics.pending_dropped(what, DropReason::Rejected, 1);
+                Outcome::Written
+            }
+        }
+    }
+
+    /// Writes the waiting incidents and evidence in order (leader only, once the history is
+    /// read; on shutdown, what the last step could not write), stopping at the first the API
+    /// does not answer.
     async fn write_pending(&mut self) {
         if !self.ctx.leading.load(Ordering::SeqCst) || !self.was_leading {
             return;
         }
-        for (incident, plan, now) in std::mem::take(&mut self.backlog) {
-            if let Err(e) = controller::open(&self.ctx, &incident, &plan, now).await {
-                tracing::error!(error = %e, incident = %incident.id, "Could not record an incident; trying again next step.");
-                self.backlog.push((incident, plan, now));
+        while let Some(((incident, plan), at)) = self.backlog.pop() {
+            let r = controller::open(&self.ctx, &incident, &plan, at).await.map(|_| ());
+            if self.went_through(&r, "incident", &incident.id) == Outcome::Retry {
+                self.backlog.put_back((incident, plan), at);
+                return;
             }
         }
-        let mut pending = std::mem::take(&mut self.evidence_pending).into_iter();
-        while let Some((incident, joined, now)) = pending.next() {
-            match controller::update_evidence(&self.ctx, &incident, now, joined).await {
-                Ok(()) => {}
-                Err(controller::Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
-                    // Never created here (a follower's backlog dropped it) or deleted since.
-                    tracing::info!(incident = %incident.id, "No Incident to add evidence to; left out.");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, incident = %incident.id, "Could not write the evidence that joined an incident; trying again next step.");
-                    // The rest wait behind it, so that a later copy is never overwritten by an earlier.
-                    self.evidence_pending.push((incident, joined, now));
-                    self.evidence_pending.extend(pending);
-                    break;
-                }
+        while let Some(((incident, joined), at)) = self.evidence_pending.pop() {
+            let r = controller::update_evidence(&self.ctx, &incident, at, joined).await;
+            if self.went_through(&r, "evidence", &incident.id) == Outcome::Retry {
+                // The rest wait behind it, so that a later copy is never overwritten by an earlier.
+                self.evidence_pending.put_back((incident, joined), at);
+                return;
             }
         }
-        // Lifecycle changes wait until their Incident exists (the backlog is written first).
-        if !self.backlog.is_empty() {
-            return;
-        }
-        let mut pending = std::mem::take(&mut self.lifecycle_pending).into_iter();
-        while let Some((incident, lc, now)) = pending.next() {
-            match controller::update_lifecycle(&self.ctx, &incident, &lc, now).await {
-                Ok(()) => {}
-                Err(controller::Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
-                    tracing::info!(incident = %incident.id, "No Incident to write the lifecycle to; left out.");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, incident = %incident.id, "Could not write an incident's lifecycle; trying again next step.");
-                    self.lifecycle_pending.push((incident, lc, now));
-                    self.lifecycle_pending.extend(pending);
-                    break;
-                }
+        while let Some(((incident, lc), at)) = self.lifecycle_pending.pop() {
+            let r = controller::update_lifecycle(&self.ctx, &incident, &lc, at).await;
+            if self.went_through(&r, "lifecycle", &incident.id) == Outcome::Retry {
+                self.lifecycle_pending.put_back((incident, lc), at);
+                return;
             }
         }
     }
+}
+
+/// What became of one waiting write.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Written, or dropped for good: on to the next.
+    Written,
+    /// Not answered: put back, and the rest wait.
+    Retry,
 }
 
 /// What the Incidents already in the cluster say was done: fed to the policy engine's history
@@ -624,7 +772,10 @@ async fn history_from_incidents(client: &Client, namespace: &str, selector: Opti
     let mut out = Vec::new();
     for i in api.list(&lp).await.context("cannot list Incidents")?.items {
         for t in i.status.iter().flat_map(|s| s.taken.iter().chain(s.planned.iter())) {
-            if !matches!(t.state.as_str(), "done" | "reverted" | "planned" | "applying") {
+            if !matches!(
+                t.state,
+                ActionState::Done | ActionState::Reverted | ActionState::Planned | ActionState::Applying
+            ) {
                 continue;
             }
             if let (Some(kind), Ok(at)) = (ActionKind::parse(&t.kind), Timestamp::parse_rfc3339(&t.at)) {
@@ -771,11 +922,13 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         let every = elector.config().timing().retry_period;
         let release_by = stop.clone();
         tokio::spawn(async move {
+            let mut lease_calls = Quiet::new("read or renew the Lease", "following until it works");
             loop {
                 let now = elector.step(wall_ms()).await;
                 let lead = matches!(now, Ok(true));
-                if let Err(e) = &now {
-                    tracing::warn!(error = %e, "Could not read or renew the Lease; following until it works.");
+                match &now {
+                    Ok(_) => drop(lease_calls.worked()),
+                    Err(e) => drop(lease_calls.failed(e)),
                 }
                 leading.store(lead, Ordering::SeqCst);
                 metrics.leader.set(i64::from(lead));
@@ -865,16 +1018,17 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let mut opener = Opener {
         ctx: ctx.clone(),
         shard_cells: cfg.cells.iter().cloned().collect(),
-        backlog: Vec::new(),
+        backlog: Pending::new(MAX_PENDING_INCIDENTS, MAX_PENDING_AGE_SECS, Overflow::DropNewest),
         was_leading: false,
         selector: selector.clone(),
         ranked: HashMap::new(),
-        evidence_pending: Vec::new(),
-        lifecycle_pending: Vec::new(),
+        evidence_pending: Pending::new(MAX_PENDING_UPDATES, MAX_PENDING_AGE_SECS, Overflow::DropOldest),
+        lifecycle_pending: Pending::new(MAX_PENDING_UPDATES, MAX_PENDING_AGE_SECS, Overflow::DropOldest),
+        unanswered_since: None,
     };
     let source = async {
-        match cfg.source.split_once(':') {
-            Some(("simulator", id)) => {
+        match &cfg.source {
+            Source::Simulator(id) => {
                 let scn = cellwarden_simulator::scenario(id, None).with_context(|| format!("no scenario {id:?}"))?;
                 ready.store(true, Ordering::SeqCst);
                 // (Stopped at the next await on a signal: the simulated wallet keeps no state worth a step.)
@@ -883,8 +1037,8 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
                     _ = stop.requested() => Ok(()),
                 }
             }
-            Some(("fixture", dir)) => {
-                let fx = cellwarden_collector::fixture::load_dir(Path::new(dir)).with_context(|| format!("cannot load fixture {dir}"))?;
+            Source::Fixture(dir) => {
+                let fx = cellwarden_collector::fixture::load_dir(dir).with_context(|| format!("cannot load fixture {}", dir.display()))?;
                 ready.store(true, Ordering::SeqCst);
                 let rules = cfg.signal_rules()?;
                 tokio::select! {
@@ -892,10 +1046,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
                     _ = stop.requested() => Ok(()),
                 }
             }
-            _ if cfg.source == "live" => {
-                live_source(&cfg, &client, &metrics, &listeners, &ready, &mut opener, &window, pipeline, &stop).await
-            }
-            _ => bail!("source {:?}: expected live, fixture:<dir> or simulator:<scenario>", cfg.source),
+            Source::Live => live_source(&cfg, &client, &metrics, &listeners, &ready, &mut opener, &window, pipeline, &stop).await,
         }
     };
     // The live source returns between steps once stopped; a step that outlasts half the grace
@@ -983,7 +1134,7 @@ async fn live_source(
     if cfg.receivers.bearer_token_file.is_none() {
         tracing::warn!(
             listen = %cfg.receivers.listen,
-            mode = %cfg.mode,
+            mode = cfg.mode.as_str(),
             "The receivers take pushes without a bearer token: anyone who reaches them can push telemetry and alerts; set receivers.bearer_token_file."
         );
     }
@@ -1005,6 +1156,7 @@ async fn live_source(
     tracing::info!(receivers = %cfg.receivers.listen, "Live source up.");
     let mut span_cursor = 0;
     let mut alert_cursor = 0;
+    let mut revision_reads = Quiet::new("read the ReplicaSets", "the rollouts known stand");
     let mut spans: std::collections::VecDeque<cellwarden_models::Span> = std::collections::VecDeque::new();
     let every = Duration::from_secs(cfg.evaluate_every_secs);
     let mut driver = Driver::new(pipeline, cfg.signal_rules()?, None);
@@ -1038,12 +1190,15 @@ async fn live_source(
         let families = ingest.families(since);
         // The Deployments' revisions, for the rollback rule (the last ones read stand on an error).
         match cellwarden_remediator::actuate::revisions(&opener.ctx.client).await {
-            Ok(revs) => driver.pipeline.set_rollouts(
-                revs.iter()
-                    .flat_map(|(target, r)| cellwarden_engine::policy::rollouts_of_revisions(target, r))
-                    .collect(),
-            ),
-            Err(e) => tracing::warn!(error = %e, "Could not read the ReplicaSets; the rollouts known stand."),
+            Ok(revs) => {
+                revision_reads.worked();
+                driver.pipeline.set_rollouts(
+                    revs.iter()
+                        .flat_map(|(target, r)| cellwarden_engine::policy::rollouts_of_revisions(target, r))
+                        .collect(),
+                )
+            }
+            Err(e) => drop(revision_reads.failed(&e)),
         }
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
         let stepped = driver.step(&families, spans.make_contiguous(), alerts, now);
@@ -1067,7 +1222,7 @@ async fn live_source(
         for (incident, plan) in opened {
             opener.offer(incident, plan, now).await;
         }
-        opener.flush(&mut driver.pipeline).await;
+        opener.flush(&mut driver.pipeline, now).await;
         opener.reranked(&driver.pipeline).await;
         tracing::debug!(series = families.len(), spans = spans.len(), "Live step.");
     }
@@ -1161,7 +1316,7 @@ async fn simulate_through_api(
         for (incident, plan) in opener.consume(&driver.pipeline, stepped.events, now) {
             opener.offer(incident, plan, now).await;
         }
-        opener.flush(&mut driver.pipeline).await;
+        opener.flush(&mut driver.pipeline, now).await;
         opener.reranked(&driver.pipeline).await;
         let spent = tick.elapsed();
         if spent < step {
@@ -1204,7 +1359,7 @@ async fn replay_fixture(
         for (incident, plan) in opener.consume(&driver.pipeline, stepped.events, now) {
             opener.offer(incident, plan, now).await;
         }
-        opener.flush(&mut driver.pipeline).await;
+        opener.flush(&mut driver.pipeline, now).await;
         opener.reranked(&driver.pipeline).await;
         now = now.plus_secs(drive::STEP_SECS);
         let spent = tick.elapsed();
@@ -1286,15 +1441,22 @@ mod tests {
     #[test]
     fn the_example_config_loads_and_typos_are_refused() {
         let cfg = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cellwarden.example.yaml")).unwrap();
-        assert_eq!(cfg.source, "simulator:memory-leak");
+        assert_eq!(cfg.source, Source::Simulator("memory-leak".into()));
         assert_eq!(cfg.limits().mode, Mode::DryRun);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.yaml");
         std::fs::write(&p, "mdoe: act\n").unwrap();
         let err = format!("{:#}", Config::load(&p).unwrap_err());
         assert!(err.contains("unknown field") && err.contains("mdoe"), "{err}");
+        // `mode` and `source` are typed: an unknown one fails the load with its name.
         std::fs::write(&p, "mode: yolo\n").unwrap();
-        assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("observe, dry-run or act"));
+        let err = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(err.contains("mode") && err.contains("yolo") && err.contains("`dry-run`"), "{err}");
+        std::fs::write(&p, "source: fixtures/memory-leak\n").unwrap();
+        let err = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(err.contains("expected live, fixture:<dir> or simulator:<scenario>"), "{err}");
+        assert_eq!("fixture:a/b".parse::<Source>(), Ok(Source::Fixture("a/b".into())));
+        assert!("simulator:".parse::<Source>().is_err());
         // The example's collector and operator settings are the defaults it documents.
         assert_eq!(cfg.receivers.listen.port(), 4318);
         assert_eq!(cfg.lease_duration_secs, 15);
@@ -1444,8 +1606,8 @@ mod tests {
         }
         // The command line's overrides are checked the same way.
         let cfg = Config {
-            mode: "act".into(),
-            source: "live".into(),
+            mode: Mode::Act,
+            source: Source::Live,
             ..Config::default()
         };
         assert!(cfg.check().is_err());

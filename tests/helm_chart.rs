@@ -228,7 +228,7 @@ fn the_receivers_require_a_generated_token_and_the_pod_stops_within_its_grace_pe
     );
     // Act mode (all-on values) starts with the token; without it, the render fails unless told.
     let act = rendered_config(&render(&["ci/all-on-values.yaml"])).unwrap();
-    assert_eq!(act.mode, "act");
+    assert_eq!(act.mode, cellwarden_models::Mode::Act);
     assert!(act.receivers.bearer_token_file.is_some());
     let err = render_with(&["ci/all-on-values.yaml"], &["receiverToken.enabled=false"]).unwrap_err();
     assert!(err.contains("insecure_receivers"), "{err}");

@@ -3,7 +3,7 @@
 //! keeps the recent, the escalated and the open ones.
 
 use cellwarden_models::Timestamp;
-use cellwarden_remediator::crd::{Incident, IncidentSpec, IncidentStatus, LifecycleStatus};
+use cellwarden_remediator::crd::{Incident, IncidentSpec, IncidentStatus, LifecycleStatus, Phase};
 use fakekube::{FakeKube, Options};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::process::{Command, Stdio};
@@ -28,16 +28,16 @@ impl Drop for Kill {
     }
 }
 
-async fn make(api: &Api<Incident>, name: &str, phase: &str, resolved_ago_secs: Option<i64>) {
+async fn make(api: &Api<Incident>, name: &str, phase: Phase, resolved_ago_secs: Option<i64>) {
     api.create(&PostParams::default(), &Incident::new(name, spec())).await.unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let status = IncidentStatus {
-        phase: phase.into(),
+        phase,
         lifecycle: Some(LifecycleStatus {
-            phase: phase.into(),
+            phase,
             resolved_at: resolved_ago_secs.map(|s| Timestamp(now - s * 1000).to_rfc3339()),
             ..LifecycleStatus::default()
         }),
@@ -57,10 +57,10 @@ async fn the_leader_deletes_incidents_resolved_longer_than_the_ttl_only() {
     let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "cellwarden"}})).unwrap();
     nss.create(&PostParams::default(), &ns).await.unwrap();
     let incidents: Api<Incident> = Api::namespaced(c.clone(), "cellwarden");
-    make(&incidents, "resolved-long-ago", "Resolved", Some(3600)).await;
-    make(&incidents, "resolved-just-now", "Resolved", Some(5)).await;
-    make(&incidents, "escalated-long-ago", "Escalated", Some(3600)).await;
-    make(&incidents, "still-open", "Open", None).await;
+    make(&incidents, "resolved-long-ago", Phase::Resolved, Some(3600)).await;
+    make(&incidents, "resolved-just-now", Phase::Resolved, Some(5)).await;
+    make(&incidents, "escalated-long-ago", Phase::Escalated, Some(3600)).await;
+    make(&incidents, "still-open", Phase::Open, None).await;
 
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");

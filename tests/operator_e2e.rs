@@ -8,7 +8,7 @@
 //! hash chain holds; `/readyz` answers.
 
 use cellwarden_remediator::audit;
-use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
+use cellwarden_remediator::crd::{ActionState, Cell, Incident, RemediationPolicy};
 use fakekube::{FakeKube, Options};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use std::io::{BufRead, BufReader};
@@ -95,10 +95,11 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
             ready_seen = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && http_status(port, "/readyz") == 200;
         }
         for i in incidents.list(&ListParams::default()).await.unwrap().items {
-            let waiting = i
-                .status
-                .as_ref()
-                .is_some_and(|s| s.planned.iter().any(|p| p.kind == "cordon" && p.state == "awaiting-approval"));
+            let waiting = i.status.as_ref().is_some_and(|s| {
+                s.planned
+                    .iter()
+                    .any(|p| p.kind == "cordon" && p.state == ActionState::AwaitingApproval)
+            });
             if waiting {
                 let name = i.metadata.name.clone().unwrap();
                 let patch = serde_json::json!({"metadata": {"annotations": {"cellwarden.io/approved-by": "alice@oncall", "cellwarden.io/approved-at": now_rfc3339()}}});
@@ -152,7 +153,7 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
     assert_eq!(first.root_cause[0].entity, "zone-b");
     assert_eq!(first.root_cause[0].class, "infrastructure");
     assert!(
-        first.taken.iter().any(|t| t.kind == "reroute" && t.state == "done"),
+        first.taken.iter().any(|t| t.kind == "reroute" && t.state == ActionState::Done),
         "{:?}",
         first.taken
     );
@@ -169,7 +170,7 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
                         "{} {} {}: {}",
                         i.metadata.name.clone().unwrap_or_default(),
                         p.kind,
-                        p.state,
+                        p.state.as_str(),
                         p.reason
                     )
                 })

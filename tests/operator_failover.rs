@@ -12,7 +12,7 @@
 //! audit lines were written, and the webhook got the incident.
 
 use cellwarden_remediator::audit;
-use cellwarden_remediator::crd::{Incident, RemediationPolicy};
+use cellwarden_remediator::crd::{ActionState, Incident, Phase, RemediationPolicy, VerificationResult};
 use fakekube::store::Fault;
 use fakekube::{FakeKube, Options};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -189,7 +189,7 @@ async fn a_killed_leader_is_replaced_and_nothing_is_repeated_or_lost() {
         async move {
             for i in incidents.list(&ListParams::default()).await.unwrap().items {
                 let s = i.status.clone().unwrap_or_default();
-                if s.taken.iter().any(|t| t.state == "done") {
+                if s.taken.iter().any(|t| t.state == ActionState::Done) {
                     *found.lock().unwrap() = i.metadata.name.clone().unwrap();
                     return true;
                 }
@@ -219,7 +219,8 @@ async fn a_killed_leader_is_replaced_and_nothing_is_repeated_or_lost() {
         let name = incident.clone();
         async move {
             let s = incidents.get(&name).await.unwrap().status.unwrap_or_default();
-            s.verifications.iter().all(|v| v.result != "pending") && s.planned.iter().all(|p| p.state != "pending")
+            s.verifications.iter().all(|v| v.result != VerificationResult::Pending)
+                && s.planned.iter().all(|p| p.state != ActionState::Pending)
         }
     })
     .await
@@ -247,12 +248,12 @@ async fn a_killed_leader_is_replaced_and_nothing_is_repeated_or_lost() {
     assert_eq!(status.root_cause[0].entity, "cell-2/ledger", "{:?}", status.root_cause);
     assert!(status.taken.iter().any(|t| t.kind == "restart_pods" && t.target == "cell-2/ledger"));
     for v in &status.verifications {
-        assert!(v.result == "passed" || v.result == "failed", "{v:?}");
+        assert!(v.result != VerificationResult::Pending, "{v:?}");
         assert!(!v.detail.is_empty(), "{v:?}");
     }
     assert!(
-        matches!(status.phase.as_str(), "Mitigated" | "Resolved" | "Escalated"),
-        "{}",
+        matches!(status.phase, Phase::Mitigated | Phase::Resolved | Phase::Escalated),
+        "{:?}",
         status.phase
     );
 

@@ -236,6 +236,11 @@ struct ConnState {
     in_flight: AtomicUsize,
     /// A body timed out: close once the response is out.
     close: AtomicBool,
+    /// The connection carried an HTTP/2 request: bytes read while idle are then control frames
+    /// (WINDOW_UPDATE, PING, SETTINGS acks that follow a response), not a request's headers, so
+    /// they start no header timer and the idle timeout keeps running. A new request's headers
+    /// are one HEADERS frame, dispatched when whole; until then the idle bound holds.
+    http2: AtomicBool,
 }
 
 impl ConnState {
@@ -246,6 +251,7 @@ impl ConnState {
             head_started_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             close: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
         }
     }
 
@@ -254,6 +260,9 @@ impl ConnState {
     }
 
     fn read_some(&self) {
+        if self.http2.load(Ordering::SeqCst) {
+            return;
+        }
         if self.in_flight.load(Ordering::SeqCst) == 0 && self.head_started_ms.load(Ordering::SeqCst) == 0 {
             let now = self.now_ms() + 1;
             let _ = self.head_started_ms.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
@@ -500,6 +509,9 @@ async fn serve_connection<IO>(
         limits.body_read_timeout_secs,
     );
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        if req.version() == hyper::Version::HTTP_2 {
+            svc_state.http2.store(true, Ordering::SeqCst);
+        }
         let in_flight = InFlight::begin(svc_state.clone());
         let (parts, body) = req.into_parts();
         let body = DeadlineBody {
@@ -561,6 +573,27 @@ async fn serve_connection<IO>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After an HTTP/2 request, the control frames read while idle leave the idle clock running:
+    /// the connection is closed as idle, not as a request whose headers were late.
+    #[test]
+    fn control_frames_read_on_an_idle_http2_connection_start_no_header_clock() {
+        let limits = ConnectionLimits {
+            header_read_timeout_secs: 2,
+            idle_timeout_secs: 5,
+            ..ConnectionLimits::default()
+        };
+        let s = Arc::new(ConnState::new());
+        drop(InFlight::begin(s.clone()));
+        s.http2.store(true, Ordering::SeqCst);
+        s.read_some();
+        assert_eq!(s.head_started_ms.load(Ordering::SeqCst), 0);
+        assert_eq!(s.overdue(&limits, 5_000), Some(CloseReason::IdleTimeout));
+        // The same bytes on HTTP/1.1 are a request's headers under way.
+        let s = ConnState::new();
+        s.read_some();
+        assert_ne!(s.head_started_ms.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn a_connection_is_overdue_by_the_bound_of_what_it_is_doing() {

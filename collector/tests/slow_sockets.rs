@@ -27,7 +27,13 @@ struct Served {
 }
 
 async fn serve(max_connections: usize) -> Served {
+    serve_with(max_connections, None).await
+}
+
+/// [`serve`], with senders required to present the token in `bearer_token_file`.
+async fn serve_with(max_connections: usize, bearer_token_file: Option<std::path::PathBuf>) -> Served {
     let cfg = ReceiverConfig {
+        bearer_token_file,
         connections: ConnectionLimits {
             header_read_timeout_secs: 1,
             body_read_timeout_secs: 1,
@@ -216,4 +222,46 @@ async fn http2_requests_are_served_and_their_idle_connection_closed() {
         assert!(Instant::now() < deadline, "the idle HTTP/2 connection was not closed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Token-less requests over HTTP/2 are each answered 401 — with no body, or one the client is
+/// still sending when the answer comes (1 KiB .. 2 MiB) — not reset; with the token, the same
+/// connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_without_the_token_are_answered_401_not_reset() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let srv = serve_with(16, Some(token)).await;
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let url = format!("http://{}/api/v1/alerts", srv.addr);
+    let mut answered = Vec::new();
+    for len in [0usize, 1 << 10, 256 << 10, 2 << 20] {
+        for _ in 0..5 {
+            let resp = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(vec![b' '; len])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("a {len}-byte token-less request was not answered: {e:?}"));
+            answered.push((len, resp.version(), resp.status().as_u16()));
+        }
+    }
+    assert!(
+        answered
+            .iter()
+            .all(|&(_, v, status)| v == reqwest::Version::HTTP_2 && status == 401),
+        "{answered:?}"
+    );
+    let resp = client
+        .post(&url)
+        .bearer_auth("s3cret")
+        .header("content-type", "application/json")
+        .body(ALERTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 }

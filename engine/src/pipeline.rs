@@ -52,6 +52,11 @@ pub const RERANK_AFTER_SECS: [i64; 2] = [60, 180];
 /// a webhook goes out, so an alert about the trouble an incident is about arrives well after it
 /// opened; trouble twice that far apart is more likely a second fault.
 pub const ALERT_JOIN_SECS: i64 = 1800;
+/// How long a firing Alertmanager alert keeps its incident from resolving after it was last
+/// heard: Alertmanager sends a still-firing alert again every `repeat_interval` (4 h by
+/// default), so one not heard for longer than that (and a bit) is taken to have stopped, even
+/// when its resolution was never sent (`send_resolved: false`).
+pub const ALERT_REPEAT_SECS: i64 = 4 * 3600 + 600;
 
 /// Most anomalies an incident keeps (strongest first) once alarms have joined it: the ranker
 /// and the report need the strongest, not every repeat of a long fault.
@@ -355,6 +360,30 @@ impl Pipeline {
             self.cluster.history.push(past);
             self.cluster.history.sort_by_key(|a| a.at);
         }
+    }
+
+    /// `plan`, decided earlier and queued unwritten (while following, or while the API did not
+    /// answer), decided again at `now` against `done` — what the cluster's Incidents record as
+    /// decided, by this instance or another leader meanwhile — so that a queued action still
+    /// passes every guard (the cooldown of a restart another leader did, the hour's rate limit)
+    /// when it is written. What the guards refuse now joins the plan's refusals.
+    pub fn recheck(&self, plan: Plan, done: &[PastAction], now: Timestamp) -> Plan {
+        let snap = ClusterSnapshot {
+            history: done.to_vec(),
+            ..self.cluster.clone()
+        };
+        let proposed = Plan {
+            incident_id: plan.incident_id,
+            at: plan.at,
+            mode: plan.mode,
+            actions: plan.actions,
+            refused: Vec::new(),
+        };
+        let mut again = policy::decide(proposed, &self.policy, &self.limits, &snap, now);
+        let mut refused = plan.refused;
+        refused.append(&mut again.refused);
+        again.refused = refused;
+        again
     }
 
     pub fn incidents(&self) -> &[IncidentReport] {
@@ -708,11 +737,18 @@ impl Pipeline {
         self.out.push(EngineEvent::Escalated { index: i, plan });
     }
 
-    /// Incidents whose every symptom has been calm for the hold at `now` resolve.
+    /// Incidents whose every symptom has been calm for the hold at `now` resolve; one with an
+    /// Alertmanager alert still firing does not (the alert's own `startsAt` may be long past:
+    /// it is a person's rule saying the trouble is there now).
     fn resolve_calm(&mut self, now: Timestamp) {
         for i in 0..self.incidents.len() {
             let lc = &self.incidents[i].lifecycle;
-            if !lc.phase.is_active() || !self.tracks[i].symptoms.calm(now) {
+            let alert_firing = self.incidents[i]
+                .incident
+                .alerts
+                .iter()
+                .any(|a| a.firing && now.secs_since(a.seen_at) <= ALERT_REPEAT_SECS as f64);
+            if !lc.phase.is_active() || alert_firing || !self.tracks[i].symptoms.calm(now) {
                 continue;
             }
             let id = self.incidents[i].incident.id.clone();
@@ -956,6 +992,11 @@ impl Pipeline {
                 kind: "alert".into(),
                 text,
             });
+            if !firing {
+                // The hold before resolving counts from the alert's resolution.
+                let sy = &mut self.tracks[i].symptoms;
+                sy.last_trouble = sy.last_trouble.max(now);
+            }
             if firing {
                 self.absorb(i, std::slice::from_ref(&anomaly));
                 self.record_ranking(i, "alert");
@@ -1264,6 +1305,54 @@ pub fn cluster_of(topology: &Topology) -> (Vec<CellView>, std::collections::BTre
 mod tests {
     use super::*;
     use cellwarden_models::{Entity, Sample};
+
+    /// A plan queued while another leader restarted the same pods: written later, the restart
+    /// meets that restart's cooldown; an action nobody did still passes, and the plan's earlier
+    /// refusals stay.
+    #[test]
+    fn a_queued_plan_is_decided_again_against_what_was_done_meanwhile() {
+        let limits = ConfigLimits {
+            mode: cellwarden_models::Mode::Act,
+            paused: false,
+        };
+        let p = Pipeline::new().with_policy(serde_json::from_value(serde_json::json!({"mode": "act"})).unwrap(), limits);
+        let action = |kind, target: &str| cellwarden_models::Action {
+            kind,
+            target: target.into(),
+            params: vec![],
+            reason: "test".into(),
+            needs_approval: false,
+            expected_effect: String::new(),
+            verify_within_secs: 300,
+        };
+        let queued = Plan {
+            incident_id: "inc-1".into(),
+            at: at(1000),
+            mode: cellwarden_models::Mode::Act,
+            actions: vec![
+                action(ActionKind::RestartPods, "cell-2/ledger"),
+                action(ActionKind::Scale, "cell-2/ledger"),
+            ],
+            refused: vec![cellwarden_models::plan::RefusedAction {
+                action: action(ActionKind::Cordon, "cell-2"),
+                guard: policy::guard::BLAST_RADIUS.into(),
+                reason: "earlier".into(),
+            }],
+        };
+        let done = [PastAction {
+            kind: ActionKind::RestartPods,
+            target: "cell-2/ledger".into(),
+            at: at(1010),
+        }];
+        let again = p.recheck(queued.clone(), &done, at(1030));
+        let kinds: Vec<ActionKind> = again.actions.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [ActionKind::Scale]);
+        let guards: Vec<&str> = again.refused.iter().map(|r| r.guard.as_str()).collect();
+        assert_eq!(guards, [policy::guard::BLAST_RADIUS, policy::guard::COOLDOWN]);
+        assert!(again.refused[1].reason.contains("20 s ago"), "{}", again.refused[1].reason);
+        // With nothing done meanwhile the plan passes as it was.
+        assert_eq!(p.recheck(queued.clone(), &[], at(1030)).actions, queued.actions);
+    }
 
     /// Points come every 15 s; the fault of `a` starts at `T0`, a worse one of `b` at `T0 + 120 s`.
     const STEP_SECS: i64 = 15;
@@ -1619,6 +1708,40 @@ mod tests {
             .any(|e| e.kind == "incident" && e.text.contains("by Alertmanager alert CardSchemeErrors")));
         // Reranks are scheduled for it as for any incident.
         assert!(pipeline.reranks.iter().any(|&(_, i)| i == 1));
+    }
+
+    /// An alert that had been firing for an hour when first heard opens an incident that stays
+    /// open while the alert fires — its `startsAt` is no sign of calm — and resolves the hold
+    /// after Alertmanager says it resolved.
+    #[test]
+    fn an_incident_stays_open_while_its_alert_fires_and_resolves_the_hold_after_it_stops() {
+        let p = prepared();
+        let mut pipeline = Pipeline::new();
+        let labels = [("alertname", "LedgerHighMemory"), ("provider", "card-scheme")];
+        let (note, anomaly) = alert(&labels, true, T0_SECS - 3600, T0_SECS);
+        assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Opened(_)));
+        let phase = |pl: &Pipeline| {
+            pl.incidents()
+                .iter()
+                .find(|r| !r.incident.alerts.is_empty())
+                .unwrap()
+                .lifecycle
+                .phase
+        };
+        for secs in [60, RESOLVE_HOLD_SECS + 60, 3 * RESOLVE_HOLD_SECS] {
+            pipeline.resolve_calm(at(T0_SECS + secs));
+            assert!(phase(&pipeline).is_active(), "resolved {secs} s in while its alert fires");
+        }
+        let resolved_at = T0_SECS + 3 * RESOLVE_HOLD_SECS + 30;
+        let (note, anomaly) = alert(&labels, false, T0_SECS - 3600, resolved_at);
+        assert!(matches!(pipeline.alert(&p, None, note, anomaly), AlertOutcome::Joined(_)));
+        pipeline.resolve_calm(at(resolved_at + RESOLVE_HOLD_SECS - 15));
+        assert!(
+            phase(&pipeline).is_active(),
+            "resolved before the hold after the alert's resolution"
+        );
+        pipeline.resolve_calm(at(resolved_at + RESOLVE_HOLD_SECS));
+        assert_eq!(phase(&pipeline), Phase::Resolved);
     }
 
     #[test]

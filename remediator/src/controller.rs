@@ -11,18 +11,13 @@
 //! reconcile per object at a time, so cellwarden is the status' only writer and its writes are
 //! plain merge patches, retried on 409/429/5xx.
 
-use crate::actuate::{Actuator, Undo};
+use crate::actuate::Actuator;
 use crate::audit::AuditLog;
-use crate::crd::{
-    ActionRecord, AlertRecord, Approval, ApprovalSeen, Incident, IncidentSpec, IncidentStatus, LifecycleStatus, PlannedAction,
-    RootCauseCandidate, TimelineItem, Verification, Watch,
-};
+use crate::crd::{Incident, IncidentSpec, IncidentStatus, LifecycleStatus};
 use crate::notify::{Notification, NotificationKind, Notifier};
-use cellwarden_engine::verify::{self, Expectation, Verdict};
+use crate::step::{self, Count, Effect, Reason, Severity, Tell, Wait};
 use cellwarden_models::plan::Plan;
-use cellwarden_models::{
-    Action, ActionKind, Entity, Incident as ModelIncident, Lifecycle, Mode, Phase, Sample, SeriesKey, Signal, Timestamp,
-};
+use cellwarden_models::{Incident as ModelIncident, Lifecycle, Mode, Phase, Sample, Timestamp};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
@@ -41,10 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Annotation a person sets on an Incident to approve its waiting actions.
-pub const APPROVED_BY: &str = "cellwarden.io/approved-by";
-/// When they approved (RFC 3339); the approval holds for the policy's `approval_ttl_secs`.
-pub const APPROVED_AT: &str = "cellwarden.io/approved-at";
+pub use crate::step::{APPROVED_AT, APPROVED_BY};
 /// Label on the Incidents of a `--cells` shard.
 pub const SHARD_LABEL: &str = "cellwarden.io/shard";
 
@@ -67,6 +59,18 @@ pub enum Error {
     Unnamed,
 }
 
+impl Error {
+    /// Whether trying again may succeed: no answer, a server error, a conflict or throttling.
+    /// Any other 4xx is the request's own fault and fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => !(400..500).contains(&s.code) || matches!(s.code, 409 | 429),
+            Error::Kube(_) => true,
+            Error::Unnamed => false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindOutcome {
     kind: String,
@@ -76,6 +80,17 @@ struct KindOutcome {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabel {
+    what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatReason {
+    what: String,
+    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -95,6 +110,11 @@ pub struct OperatorMetrics {
     alerts: Family<OutcomeLabel, Counter>,
     /// Reconciles that would have acted or reverted but failed the fencing check.
     pub fenced: Counter,
+    /// Writes waiting for the lead or the API, by what they write (`incident`, `evidence`,
+    /// `lifecycle`).
+    pending: Family<WhatLabel, Gauge>,
+    /// Waiting writes dropped, by what and why (`pending::DropReason`).
+    pending_dropped: Family<WhatReason, Counter>,
 }
 
 impl Default for OperatorMetrics {
@@ -110,7 +130,19 @@ impl Default for OperatorMetrics {
             leader: Gauge::default(),
             alerts: Family::default(),
             fenced: Counter::default(),
+            pending: Family::default(),
+            pending_dropped: Family::default(),
         };
+        registry.register(
+            "pending_writes",
+            "Incident writes waiting for this instance to lead or for the API to answer, by what (incident, evidence, lifecycle)",
+            m.pending.clone(),
+        );
+        registry.register(
+            "pending_writes_dropped",
+            "Waiting Incident writes dropped, by what and reason (full, expired, rejected)",
+            m.pending_dropped.clone(),
+        );
         registry.register(
             "actions_fenced",
             "Reconciles that would have acted or reverted but could not prove this instance holds the Lease",
@@ -160,6 +192,19 @@ impl OperatorMetrics {
     pub fn alert(&self, outcome: &str) {
         self.alerts.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
     }
+    /// Sets how many `what` writes wait.
+    pub fn pending(&self, what: &str, n: usize) {
+        self.pending.get_or_create(&WhatLabel { what: what.into() }).set(n as i64);
+    }
+    /// Counts `n` waiting `what` writes dropped for `reason`.
+    pub fn pending_dropped(&self, what: &str, reason: crate::pending::DropReason, n: usize) {
+        self.pending_dropped
+            .get_or_create(&WhatReason {
+                what: what.into(),
+                reason: reason.as_str().into(),
+            })
+            .inc_by(n as u64);
+    }
     fn verification(&self, result: &str) {
         self.verifications.get_or_create(&ResultLabel { result: result.into() }).inc();
     }
@@ -203,16 +248,37 @@ impl Context {
         }
     }
 
-    async fn event(&self, incident: &str, type_: EventType, reason: &str, action: &str, note: String) {
+    async fn event(&self, incident: &str, severity: Severity, reason: Reason, action: &str, note: String) {
         let ev = Event {
-            type_,
-            reason: reason.into(),
+            type_: match severity {
+                Severity::Normal => EventType::Normal,
+                Severity::Warning => EventType::Warning,
+            },
+            reason: reason.as_str().into(),
             note: Some(note.chars().take(1000).collect()),
             action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &self.incident_ref(incident)).await {
             tracing::warn!(error = %e, incident, "Could not publish an Event.");
+        }
+    }
+
+    /// Tells what the pure step says to tell of `incident` at `at`.
+    async fn tell(&self, incident: &str, at: Timestamp, tells: Vec<Tell>) {
+        for t in tells {
+            match t {
+                Tell::Event {
+                    severity,
+                    reason,
+                    action,
+                    note,
+                } => self.event(incident, severity, reason, &action, note).await,
+                Tell::Audit { event, fields } => self.audit(at, event, fields),
+                Tell::Notify { kind, text, respond } => self.notify(kind, incident, at, text, respond),
+                Tell::Count(Count::Action { kind, state }) => self.metrics.action(&kind, state.as_str()),
+                Tell::Count(Count::Verification(result)) => self.metrics.verification(result.as_str()),
+            }
         }
     }
 
@@ -235,51 +301,6 @@ impl Context {
             pages: kind.pages(),
         });
     }
-}
-
-fn label(a: &ActionRecord) -> String {
-    format!("{} {}", a.kind, a.target)
-}
-
-/// The planned record of `a`, with what verification will watch.
-fn record(a: &Action, incident: &ModelIncident, now: Timestamp, state: &str, reason: String) -> ActionRecord {
-    let watch = verify::expect(a, incident, now).map(|e| Watch {
-        series: e.series.to_string(),
-        entity: e.entity.as_ref().map(Entity::qualified).unwrap_or_default(),
-        signal: e.signal.as_str().into(),
-        level_at_action: e.level_at_action,
-        wanted_at_most: e.wanted_at_most,
-        trend_window_secs: e.trend_window_secs,
-    });
-    ActionRecord {
-        kind: a.kind.as_str().into(),
-        target: a.target.clone(),
-        at: now.to_rfc3339(),
-        state: state.into(),
-        reason,
-        spec: Some(PlannedAction {
-            params: a.params.iter().cloned().collect(),
-            needs_approval: a.needs_approval,
-            expected_effect: a.expected_effect.clone(),
-            verify_within_secs: a.verify_within_secs,
-            watch,
-        }),
-        undo: None,
-    }
-}
-
-/// The action a record describes (for the actuator).
-fn action_of(r: &ActionRecord) -> Option<Action> {
-    let spec = r.spec.clone().unwrap_or_default();
-    Some(Action {
-        kind: ActionKind::parse(&r.kind)?,
-        target: r.target.clone(),
-        params: spec.params.into_iter().collect(),
-        reason: String::new(),
-        needs_approval: spec.needs_approval,
-        expected_effect: spec.expected_effect,
-        verify_within_secs: spec.verify_within_secs,
-    })
 }
 
 /// Records a newly opened incident and its plan as an `Incident` object (what the reconciler
@@ -313,7 +334,7 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
     let created = match api.create(&PostParams::default(), &obj).await {
         Ok(_) => true,
         Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&name).await? {
-            Some(existing) if existing.status.as_ref().is_none_or(|s| s.phase.is_empty()) => {
+            Some(existing) if existing.status.is_none() => {
                 // Our own earlier attempt created it and then failed to write its status: the
                 // status is written now (what was told then is not told again).
                 tracing::warn!(incident = %name, "The Incident exists without a status; writing it.");
@@ -326,111 +347,10 @@ pub async fn open(ctx: &Context, incident: &ModelIncident, plan: &Plan, now: Tim
         },
         Err(e) => return Err(e.into()),
     };
+    let (status, tells) = step::opening(&name, &ctx.namespace, incident, plan, ctx.mode, now);
     if created {
         ctx.metrics.incidents.inc();
-    }
-    let top = incident
-        .candidates
-        .first()
-        .map(|c| format!("{} ({})", c.entity.name, c.class.as_str()))
-        .unwrap_or_else(|| "none".into());
-    let opened_text = format!("Incident opened; most likely root cause {top}.");
-    if created {
-        ctx.event(&name, EventType::Warning, "IncidentOpened", "Detect", opened_text.clone())
-            .await;
-        ctx.audit(
-            now,
-            "incident_opened",
-            json!({"incident": name, "class": format!("{:?}", incident.class), "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
-        );
-        ctx.notify(NotificationKind::IncidentOpened, &name, now, opened_text, None);
-    }
-    let mut status = IncidentStatus {
-        phase: "Open".into(),
-        timeline: vec![TimelineItem {
-            at: now.to_rfc3339(),
-            kind: "opened".into(),
-            text: match incident.alerts.first() {
-                Some(a) => format!("Opened by Alertmanager alert {}; most likely root cause {top}.", a.name),
-                None => format!(
-                    "Opened from {} anomalous series; most likely root cause {top}.",
-                    incident.anomalies.len()
-                ),
-            },
-        }],
-        root_cause: root_cause(incident),
-        alerts: alert_records(incident),
-        ..IncidentStatus::default()
-    };
-    for r in &plan.refused {
-        status
-            .planned
-            .push(record(&r.action, incident, now, "refused", format!("{}: {}", r.guard, r.reason)));
-        if !created {
-            continue;
-        }
-        ctx.metrics.action(r.action.kind.as_str(), "refused");
-        let text = format!(
-            "{} {} refused by the {} guard: {}",
-            r.action.kind, r.action.target, r.guard, r.reason
-        );
-        ctx.event(&name, EventType::Normal, "ActionRefused", r.action.kind.as_str(), text)
-            .await;
-        ctx.audit(
-            now,
-            "action_refused",
-            json!({"incident": name, "kind": r.action.kind.as_str(), "target": r.action.target, "guard": r.guard, "reason": r.reason}),
-        );
-    }
-    for a in plan.actions.iter().filter(|a| a.kind != ActionKind::Notify) {
-        let state = if ctx.mode != Mode::Act {
-            "planned"
-        } else if a.needs_approval {
-            "awaiting-approval"
-        } else {
-            "pending"
-        };
-        status.planned.push(record(a, incident, now, state, a.reason.clone()));
-        if !created {
-            continue;
-        }
-        match state {
-            "planned" => {
-                ctx.metrics.action(a.kind.as_str(), "planned");
-                ctx.event(
-                    &name,
-                    EventType::Normal,
-                    "ActionPlanned",
-                    a.kind.as_str(),
-                    format!("{} {} planned, not carried out ({} mode).", a.kind, a.target, ctx.mode.as_str()),
-                )
-                .await;
-                ctx.audit(
-                    now,
-                    "action_planned",
-                    json!({"incident": name, "kind": a.kind.as_str(), "target": a.target, "mode": ctx.mode.as_str()}),
-                );
-            }
-            "awaiting-approval" => {
-                ctx.metrics.action(a.kind.as_str(), "awaiting_approval");
-                let text = format!("{} {} waits for {APPROVED_BY} on this Incident.", a.kind, a.target);
-                ctx.event(&name, EventType::Normal, "ApprovalRequested", a.kind.as_str(), text.clone())
-                    .await;
-                ctx.audit(
-                    now,
-                    "approval_requested",
-                    json!({"incident": name, "kind": a.kind.as_str(), "target": a.target}),
-                );
-                ctx.notify(
-                    NotificationKind::ApprovalRequested,
-                    &name,
-                    now,
-                    text,
-                    Some(format!("kubectl -n {} annotate incident {name} {APPROVED_BY}=$USER", ctx.namespace)),
-                );
-            }
-            _ => {}
-        }
+        ctx.tell(&name, now, tells).await;
     }
     let patch = json!({"status": status});
     let pp = PatchParams::default();
@@ -447,37 +367,6 @@ pub fn incident_name(ctx: &Context, incident: &ModelIncident) -> String {
     }
 }
 
-fn root_cause(incident: &ModelIncident) -> Vec<RootCauseCandidate> {
-    incident
-        .candidates
-        .iter()
-        .map(|c| RootCauseCandidate {
-            entity: c.entity.name.clone(),
-            kind: c.entity.kind.as_str().into(),
-            class: c.class.as_str().into(),
-            score: format!("{:.3}", c.score),
-        })
-        .collect()
-}
-
-fn alert_records(incident: &ModelIncident) -> Vec<AlertRecord> {
-    incident
-        .alerts
-        .iter()
-        .map(|a| AlertRecord {
-            name: a.name.clone(),
-            fingerprint: a.fingerprint.clone(),
-            state: if a.firing { "firing" } else { "resolved" }.into(),
-            severity: a.severity.clone(),
-            entity: a.entity.as_ref().map(Entity::qualified),
-            starts_at: a.starts_at.map(|t| t.to_rfc3339()),
-            last_seen_at: a.seen_at.to_rfc3339(),
-            summary: a.summary.clone(),
-            generator_url: a.generator_url.clone(),
-        })
-        .collect()
-}
-
 /// What brought new evidence to an open incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Joined {
@@ -492,32 +381,35 @@ pub enum Joined {
 pub async fn update_evidence(ctx: &Context, incident: &ModelIncident, now: Timestamp, joined: Joined) -> Result<(), Error> {
     let name = incident_name(ctx, incident);
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let patch = json!({"status": {"alerts": alert_records(incident), "rootCause": root_cause(incident)}});
+    let patch = json!({"status": {"alerts": step::alert_records(incident), "rootCause": step::root_cause(incident)}});
     let pp = PatchParams::default();
     let p = Patch::Merge(&patch);
     crate::actuate::with_retries(|| api.patch_status(&name, &pp, &p)).await?;
     let firing: Vec<&str> = incident.alerts.iter().filter(|a| a.firing).map(|a| a.name.as_str()).collect();
     let resolved: Vec<&str> = incident.alerts.iter().filter(|a| !a.firing).map(|a| a.name.as_str()).collect();
-    let top = incident
-        .candidates
-        .first()
-        .map(|c| format!("{} ({})", c.entity.name, c.class.as_str()))
-        .unwrap_or_else(|| "none".into());
+    let top = step::top_candidate(incident);
     let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     let alerts = format!("Alertmanager alerts firing: {}; resolved: {}.", list(&firing), list(&resolved));
-    let (reason, text) = match joined {
-        Joined::Alert => ("AlertJoined", format!("{alerts} Most likely root cause now {top}.")),
+    let (reason, note) = match joined {
+        Joined::Alert => (Reason::AlertJoined, format!("{alerts} Most likely root cause now {top}.")),
         Joined::Alarm => (
-            "AlarmJoined",
+            Reason::AlarmJoined,
             format!("The detectors' alarm joined the incident an alert opened. {alerts} Most likely root cause now {top}."),
         ),
     };
-    ctx.event(&name, EventType::Normal, reason, "Detect", text).await;
-    ctx.audit(
-        now,
-        "evidence_joined",
-        json!({"incident": name, "by": if joined == Joined::Alert { "alert" } else { "alarm" }, "firing": firing, "resolved": resolved, "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
-    );
+    let tells = vec![
+        Tell::Event {
+            severity: Severity::Normal,
+            reason,
+            action: "Detect".into(),
+            note,
+        },
+        Tell::Audit {
+            event: "evidence_joined",
+            fields: json!({"incident": name, "by": if joined == Joined::Alert { "alert" } else { "alarm" }, "firing": firing, "resolved": resolved, "root_cause": incident.candidates.iter().take(3).map(|c| &c.entity.name).collect::<Vec<_>>()}),
+        },
+    ];
+    ctx.tell(&name, now, tells).await;
     Ok(())
 }
 
@@ -541,25 +433,32 @@ pub async fn update_lifecycle(ctx: &Context, incident: &ModelIncident, lc: &Life
         .last()
         .map(|n| n.text.clone())
         .unwrap_or_else(|| format!("Incident {}.", lc.phase.as_str()));
-    let (reason, kind, event_type) = match lc.phase {
-        Phase::Resolved => ("IncidentResolved", NotificationKind::IncidentResolved, EventType::Normal),
-        Phase::Escalated => ("IncidentEscalated", NotificationKind::IncidentEscalated, EventType::Warning),
-        _ => ("IncidentReopened", NotificationKind::IncidentReopened, EventType::Warning),
+    let (reason, kind, severity) = match lc.phase {
+        Phase::Resolved => (Reason::IncidentResolved, NotificationKind::IncidentResolved, Severity::Normal),
+        Phase::Escalated => (Reason::IncidentEscalated, NotificationKind::IncidentEscalated, Severity::Warning),
+        _ => (Reason::IncidentReopened, NotificationKind::IncidentReopened, Severity::Warning),
     };
-    ctx.event(&name, event_type, reason, "Lifecycle", text.clone()).await;
-    ctx.audit(
-        now,
-        "incident_lifecycle",
-        json!({"incident": name, "phase": lc.phase.as_str(), "dedup_key": lc.dedup_key}),
-    );
-    ctx.notify(kind, &name, now, text, None);
+    let tells = vec![
+        Tell::Event {
+            severity,
+            reason,
+            action: "Lifecycle".into(),
+            note: text.clone(),
+        },
+        Tell::Audit {
+            event: "incident_lifecycle",
+            fields: json!({"incident": name, "phase": lc.phase.as_str(), "dedup_key": lc.dedup_key}),
+        },
+        Tell::Notify { kind, text, respond: None },
+    ];
+    ctx.tell(&name, now, tells).await;
     Ok(())
 }
 
 /// The CRD's form of an engine lifecycle at `now`.
 pub fn lifecycle_status(lc: &Lifecycle, now: Timestamp) -> LifecycleStatus {
     LifecycleStatus {
-        phase: lc.phase.as_str().into(),
+        phase: lc.phase,
         detected_at: lc.detected_at.map(|t| t.to_rfc3339()),
         mitigated_at: lc.mitigated_at.map(|t| t.to_rfc3339()),
         resolved_at: lc.resolved_at.map(|t| t.to_rfc3339()),
@@ -577,7 +476,7 @@ pub fn lifecycle_status(lc: &Lifecycle, now: Timestamp) -> LifecycleStatus {
 pub async fn update_root_cause(ctx: &Context, incident: &ModelIncident) -> Result<(), Error> {
     let name = incident_name(ctx, incident);
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let patch = json!({"status": {"rootCause": root_cause(incident)}});
+    let patch = json!({"status": {"rootCause": step::root_cause(incident)}});
     let pp = PatchParams::default();
     let p = Patch::Merge(&patch);
     crate::actuate::with_retries(|| api.patch_status(&name, &pp, &p)).await?;
@@ -589,47 +488,8 @@ pub async fn update_root_cause(ctx: &Context, incident: &ModelIncident) -> Resul
     Ok(())
 }
 
-/// The approval the annotations on an Incident give, as first seen: `previous` while the
-/// annotations are unchanged, else a new one covering the actions `awaiting` approval now.
-/// `None` without a non-empty `approved-by`, or with an `approved-at` that is no RFC 3339 time.
-fn seen_approval(
-    annotations: Option<&BTreeMap<String, String>>,
-    previous: Option<&ApprovalSeen>,
-    awaiting: &[String],
-    wall_ms: i64,
-) -> Option<ApprovalSeen> {
-    let ann = annotations?;
-    let by = ann.get(APPROVED_BY)?.trim().to_string();
-    if by.is_empty() {
-        return None;
-    }
-    let annotated_at = ann.get(APPROVED_AT).cloned();
-    if let Some(p) = previous.filter(|p| p.by == by && p.annotated_at == annotated_at) {
-        return Some(p.clone());
-    }
-    let at = match &annotated_at {
-        Some(at) => Timestamp::parse_rfc3339(at).ok()?.to_rfc3339(),
-        // No time given: the approval counts from when cellwarden first sees it.
-        None => Timestamp(wall_ms).to_rfc3339(),
-    };
-    Some(ApprovalSeen {
-        by,
-        at,
-        annotated_at,
-        covers: awaiting.to_vec(),
-    })
-}
-
-/// Whether `seen` approves the action labelled `action` at `wall_ms`: it covers it and has not
-/// expired (`ttl_secs` after it counts from).
-fn approves(seen: &ApprovalSeen, action: &str, wall_ms: i64, ttl_secs: u64) -> bool {
-    let Ok(at) = Timestamp::parse_rfc3339(&seen.at) else {
-        return false;
-    };
-    seen.covers.iter().any(|c| c == action) && wall_ms <= at.millis() + ttl_secs as i64 * 1000
-}
-
-/// Drives one Incident from its status: carry out, verify, revert, escalate.
+/// Drives one Incident from its status: the pure [`step::decide`] says what to carry out,
+/// verify, revert and tell; this reads what it needs, fences, carries it out and writes.
 pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     if !ctx.leading.load(Ordering::SeqCst) {
         return Ok(Requeue::requeue(ctx.poll * 5));
@@ -641,311 +501,67 @@ pub async fn reconcile(inc: Arc<Incident>, ctx: Arc<Context>) -> Result<Requeue,
     let Some(inc) = api.get_opt(&name).await? else {
         return Ok(Requeue::await_change());
     };
-    let Some(mut status) = inc.status.clone() else {
+    let Some(before) = inc.status.clone() else {
         // `open` writes the status right after creating the object.
         return Ok(Requeue::requeue(ctx.poll));
     };
     let now = ctx.telemetry.now();
-    let before = status.clone();
-    let wall = (ctx.wall_ms)();
-    let awaiting: Vec<String> = status
-        .planned
-        .iter()
-        .filter(|p| p.state == "awaiting-approval")
-        .map(label)
+    let samples: BTreeMap<usize, Vec<Sample>> = step::reads(&before)
+        .into_iter()
+        .map(|r| (r.verification, ctx.telemetry.samples(&r.signal, &r.entity, &r.series, r.from)))
         .collect();
-    status.approval_seen = seen_approval(inc.metadata.annotations.as_ref(), status.approval_seen.as_ref(), &awaiting, wall);
-    let seen = status.approval_seen.clone();
-    let approved = seen.as_ref().map(|s| (s.by.clone(), s.at.clone()));
-
-    // 0. An action left `applying` was interrupted (the operator stopped between marking and
-    // recording it): it may or may not have happened, so it is not repeated but escalated.
-    for p in status.planned.iter_mut().filter(|p| p.state == "applying") {
-        p.state = "failed".into();
-        p.reason = "interrupted while being carried out (operator restarted); not repeated — check the target by hand".into();
-        ctx.audit(
+    let decided = step::decide(
+        &before,
+        &step::Inputs {
+            name: &name,
+            mode: ctx.mode,
+            approval_ttl_secs: ctx.approval_ttl_secs,
             now,
-            "action_interrupted",
-            json!({"incident": name, "kind": p.kind, "target": p.target}),
-        );
-    }
-
-    // 1. Carry out what is pending, and what waited for an approval that now holds. They are
-    // marked `applying` in the cluster first, so a crash mid-way can never make them run twice.
-    let mut go: Vec<(usize, String)> = Vec::new();
-    for (i, p) in status.planned.iter_mut().enumerate() {
-        let ready = match p.state.as_str() {
-            "pending" => true,
-            "awaiting-approval" => seen.as_ref().is_some_and(|s| approves(s, &label(p), wall, ctx.approval_ttl_secs)),
-            _ => false,
-        };
-        if ready && ctx.mode == Mode::Act {
-            go.push((i, std::mem::replace(&mut p.state, "applying".into())));
-        }
-    }
-    if !go.is_empty() {
-        // Fencing: only an instance that provably holds the Lease marks and carries out actions;
-        // one that lost it (a hung renewal) changes nothing and writes nothing.
+            wall_ms: (ctx.wall_ms)(),
+            annotations: inc.metadata.annotations.as_ref(),
+            samples: &samples,
+        },
+    );
+    if !decided.effects.is_empty() {
+        // Fencing: only an instance that provably holds the Lease changes the cluster; one that
+        // lost it (a hung renewal) changes nothing and writes nothing.
         if let Err(e) = ctx.actuator.fence().await {
             ctx.metrics.fenced.inc();
-            tracing::warn!(incident = %name, error = %e, "Not carrying out the Incident's actions: this instance cannot prove it leads.");
+            tracing::warn!(incident = %name, error = %e, "Not acting on the Incident: this instance cannot prove it leads.");
             return Ok(Requeue::requeue(ctx.poll * 5));
         }
-        persist(&ctx, &name, &status).await?;
     }
-    for (i, state) in go {
-        let rec = status.planned[i].clone();
-        let Some(action) = action_of(&rec) else {
-            status.planned[i].state = "failed".into();
-            status.planned[i].reason = format!("unknown action kind {:?}", rec.kind);
-            continue;
-        };
-        if state == "awaiting-approval" {
-            if let Some((by, at)) = &approved {
-                status.approvals.push(Approval {
-                    action: label(&rec),
-                    by: by.clone(),
-                    at: at.clone(),
-                });
-                ctx.audit(
-                    now,
-                    "approved",
-                    json!({"incident": name, "kind": rec.kind, "target": rec.target, "by": by, "at": at}),
-                );
-            }
-        }
-        let by = approved.as_ref().filter(|_| state == "awaiting-approval").map(|(b, _)| b.clone());
-        match ctx.actuator.apply(&action, &now.to_rfc3339()).await {
-            Ok(applied) => {
-                ctx.metrics.action(&rec.kind, "done");
-                status.planned[i].state = "done".into();
-                let mut taken = rec.clone();
-                taken.at = now.to_rfc3339();
-                taken.state = "done".into();
-                taken.reason = applied.what.clone();
-                taken.undo = applied.undo.as_ref().map(|u| serde_json::to_string(u).expect("undo serialises"));
-                status.taken.push(taken);
-                if let Some(w) = rec.spec.as_ref().and_then(|s| s.watch.clone()).filter(|_| applied.changed) {
-                    let deadline = Timestamp(now.millis() + action.verify_within_secs as i64 * 1000);
-                    status.verifications.push(Verification {
-                        action: label(&rec),
-                        expected: format!(
-                            "{} ({} of {} down to at most {:.4} from {:.4})",
-                            action.expected_effect,
-                            w.signal,
-                            if w.entity.is_empty() { &w.series } else { &w.entity },
-                            w.wanted_at_most,
-                            w.level_at_action
-                        ),
-                        acted_at: now.to_rfc3339(),
-                        deadline: deadline.to_rfc3339(),
-                        result: "pending".into(),
-                        detail: String::new(),
-                    });
-                }
-                status.timeline.push(TimelineItem {
-                    at: now.to_rfc3339(),
-                    kind: "action".into(),
-                    text: match &by {
-                        Some(b) => format!("{} (approved by {b})", applied.what),
-                        None => applied.what.clone(),
-                    },
-                });
-                ctx.event(&name, EventType::Normal, "ActionTaken", &rec.kind, applied.what.clone())
-                    .await;
-                ctx.audit(
-                    now,
-                    "action_taken",
-                    json!({"incident": name, "kind": rec.kind, "target": rec.target, "result": applied.what, "approved_by": by}),
-                );
-            }
-            Err(e) => {
-                ctx.metrics.action(&rec.kind, "failed");
-                status.planned[i].state = "failed".into();
-                let mut failed = rec.clone();
-                failed.at = now.to_rfc3339();
-                failed.state = "failed".into();
-                failed.reason = e.to_string();
-                status.taken.push(failed);
-                ctx.event(&name, EventType::Warning, "ActionFailed", &rec.kind, e.to_string()).await;
-                ctx.audit(
-                    now,
-                    "action_failed",
-                    json!({"incident": name, "kind": rec.kind, "target": rec.target, "error": e.to_string()}),
-                );
-                ctx.notify(
-                    NotificationKind::ActionFailed,
-                    &name,
-                    now,
-                    format!("{} failed: {e}", label(&rec)),
-                    None,
-                );
-            }
-        }
+    if let Some(marked) = &decided.marked {
+        // What is carried out is marked `applying` in the cluster first, so a crash mid-way
+        // can never make it run twice.
+        persist(&ctx, &name, marked).await?;
     }
-
-    // 2. Verify what was done; revert and escalate what did not have its effect.
-    for i in 0..status.verifications.len() {
-        if status.verifications[i].result != "pending" {
-            continue;
-        }
-        let v = status.verifications[i].clone();
-        let Some(taken) = status
-            .taken
-            .iter()
-            .rev()
-            .find(|t| label(t) == v.action && t.state == "done")
-            .cloned()
-        else {
-            continue;
-        };
-        let Some(w) = taken.spec.as_ref().and_then(|s| s.watch.clone()) else {
-            continue;
-        };
-        let (Some(acted_at), Some(deadline)) = (
-            Timestamp::parse_rfc3339(&v.acted_at).ok(),
-            Timestamp::parse_rfc3339(&v.deadline).ok(),
-        ) else {
-            continue;
-        };
-        let exp = Expectation {
-            // What the verdict names: the entity's signal when one is watched, else the series.
-            series: SeriesKey::new(if w.entity.is_empty() { w.series.clone() } else { w.entity.clone() }, []),
-            entity: None,
-            signal: Signal::parse(&w.signal).unwrap_or(Signal::Other),
-            level_at_action: w.level_at_action,
-            wanted_at_most: w.wanted_at_most,
-            acted_at,
-            deadline,
-            trend_window_secs: w.trend_window_secs,
-        };
-        let samples = ctx.telemetry.samples(&w.signal, &w.entity, &w.series, acted_at);
-        match verify::judge(&exp, &samples, now) {
-            Verdict::Pending => {}
-            Verdict::Passed(seen) => {
-                ctx.metrics.verification("passed");
-                status.verifications[i].result = "passed".into();
-                status.verifications[i].detail = seen.clone();
-                status.timeline.push(TimelineItem {
-                    at: now.to_rfc3339(),
-                    kind: "verified".into(),
-                    text: format!("{}: effect seen — {seen}", v.action),
-                });
-                ctx.event(
-                    &name,
-                    EventType::Normal,
-                    "VerificationPassed",
-                    &taken.kind,
-                    format!("{}: {seen}", v.action),
-                )
-                .await;
-                ctx.audit(
-                    now,
-                    "verification_passed",
-                    json!({"incident": name, "action": v.action, "seen": seen}),
-                );
+    ctx.tell(&name, now, decided.tells).await;
+    let mut status = decided.status;
+    for effect in decided.effects {
+        let tells = match effect {
+            Effect::Apply {
+                planned,
+                action,
+                approved_by,
+            } => {
+                let outcome = ctx.actuator.apply(&action, &now.to_rfc3339()).await.map_err(|e| e.to_string());
+                step::applied(&mut status, &name, planned, approved_by.as_deref(), outcome, now)
             }
-            Verdict::Failed(seen) => {
-                ctx.metrics.verification("failed");
-                status.verifications[i].result = "failed".into();
-                status.verifications[i].detail = seen.clone();
-                let undo: Option<Undo> = taken.undo.as_deref().and_then(|u| serde_json::from_str(u).ok());
-                // Putting back a change that a later action on the same target built on (a
-                // cordon after a reroute) would undo that one too: escalate only.
-                let superseded = status
-                    .taken
-                    .iter()
-                    .any(|t| t.target == taken.target && t.state == "done" && t.at >= taken.at && label(t) != v.action);
-                if undo.is_some() && !superseded {
-                    if let Err(e) = ctx.actuator.fence().await {
-                        ctx.metrics.fenced.inc();
-                        tracing::warn!(incident = %name, error = %e, "Not reverting: this instance cannot prove it leads.");
-                        return Ok(Requeue::requeue(ctx.poll * 5));
-                    }
-                }
-                let reverted = match &undo {
-                    Some(_) if superseded => "not reverted: a later action on the same target builds on it".to_string(),
-                    Some(u) => match ctx.actuator.revert(u).await {
-                        Ok(what) => {
-                            ctx.metrics.action(&taken.kind, "reverted");
-                            if let Some(t) = status.taken.iter_mut().rev().find(|t| label(t) == v.action && t.state == "done") {
-                                t.state = "reverted".into();
-                            }
-                            ctx.event(&name, EventType::Warning, "ActionReverted", &taken.kind, what.clone())
-                                .await;
-                            ctx.audit(
-                                now,
-                                "action_reverted",
-                                json!({"incident": name, "action": v.action, "result": what}),
-                            );
-                            format!("reverted ({what})")
-                        }
-                        Err(e) => {
-                            ctx.audit(
-                                now,
-                                "revert_failed",
-                                json!({"incident": name, "action": v.action, "error": e.to_string()}),
-                            );
-                            format!("revert failed: {e}")
-                        }
-                    },
-                    None => "cannot be reverted".into(),
-                };
-                let text = format!(
-                    "{}: the expected effect did not come — {seen}; {reverted}; escalated to a person.",
-                    v.action
-                );
-                status.timeline.push(TimelineItem {
-                    at: now.to_rfc3339(),
-                    kind: "escalated".into(),
-                    text: text.clone(),
-                });
-                ctx.event(&name, EventType::Warning, "VerificationFailed", &taken.kind, text.clone())
-                    .await;
-                ctx.audit(
-                    now,
-                    "verification_failed",
-                    json!({"incident": name, "action": v.action, "seen": seen, "then": reverted}),
-                );
-                ctx.notify(NotificationKind::VerificationFailed, &name, now, text, None);
+            Effect::Revert { verification, taken, undo } => {
+                let outcome = ctx.actuator.revert(&undo).await.map_err(|e| e.to_string());
+                step::reverted(&mut status, &name, verification, taken, outcome, now)
             }
-        }
+        };
+        ctx.tell(&name, now, tells).await;
     }
-
-    // 3. The phase follows from the records.
-    let waiting = status
-        .planned
-        .iter()
-        .any(|p| p.state == "awaiting-approval" || p.state == "pending");
-    let verifying = status.verifications.iter().any(|v| v.result == "pending");
-    // The engine's verdicts (`status.lifecycle`) stand over the records': a resolved incident
-    // with nothing left to do stays resolved, an escalated one escalated.
-    let engine = status.lifecycle.as_ref().map(|l| l.phase.as_str());
-    status.phase = if status.verifications.iter().any(|v| v.result == "failed")
-        || status.planned.iter().any(|p| p.state == "failed")
-        || engine == Some("Escalated")
-    {
-        "Escalated"
-    } else if verifying {
-        "Mitigating"
-    } else if engine == Some("Resolved") && !waiting {
-        "Resolved"
-    } else if !status.verifications.is_empty() && !waiting {
-        "Mitigated"
-    } else if status.taken.iter().any(|t| t.state == "done") {
-        "Mitigating"
-    } else {
-        "Open"
-    }
-    .into();
     if status != before {
         persist(&ctx, &name, &status).await?;
     }
-    if (waiting && ctx.mode == Mode::Act) || verifying {
-        Ok(Requeue::requeue(ctx.poll))
-    } else {
-        Ok(Requeue::await_change())
-    }
+    Ok(match step::wait(&status, ctx.mode) {
+        Wait::Poll => Requeue::requeue(ctx.poll),
+        Wait::Change => Requeue::await_change(),
+    })
 }
 
 /// Writes the status. Only the Lease holder reconciles and the runtime runs one reconcile per
@@ -973,59 +589,4 @@ pub fn error_policy(inc: Arc<Incident>, err: &Error, ctx: Arc<Context>) -> Reque
     ctx.metrics.reconcile_errors.inc();
     tracing::warn!(incident = %inc.name_any(), error = %err, "Reconcile failed; trying again.");
     Requeue::requeue(ctx.poll.max(Duration::from_millis(500)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0_MS: i64 = 1_700_000_000_000;
-
-    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn an_approval_covers_only_what_awaited_it_when_first_seen() {
-        let a = ann(&[(APPROVED_BY, "alice")]);
-        let first = seen_approval(Some(&a), None, &["cordon cell-2".to_string()], T0_MS).unwrap();
-        assert_eq!(first.at, Timestamp(T0_MS).to_rfc3339());
-        assert!(approves(&first, "cordon cell-2", T0_MS + 60_000, 3600));
-        // Seen again later, with a new action awaiting approval (an escalation's rollback): the
-        // same approval, still covering the cordon only.
-        let again = seen_approval(
-            Some(&a),
-            Some(&first),
-            &["cordon cell-2".to_string(), "rollback cell-2/ledger".to_string()],
-            T0_MS + 600_000,
-        )
-        .unwrap();
-        assert_eq!(again, first);
-        assert!(!approves(&again, "rollback cell-2/ledger", T0_MS + 600_000, 3600));
-    }
-
-    #[test]
-    fn an_approval_without_a_time_expires_from_when_it_was_first_seen() {
-        let a = ann(&[(APPROVED_BY, "alice")]);
-        let seen = seen_approval(Some(&a), None, &["cordon cell-2".to_string()], T0_MS).unwrap();
-        assert!(approves(&seen, "cordon cell-2", T0_MS + 3_600_000, 3600));
-        assert!(!approves(&seen, "cordon cell-2", T0_MS + 3_600_001, 3600));
-    }
-
-    #[test]
-    fn a_new_annotation_is_a_new_approval_and_a_bad_time_none() {
-        let old = seen_approval(Some(&ann(&[(APPROVED_BY, "alice")])), None, &["cordon cell-2".to_string()], T0_MS).unwrap();
-        let at = Timestamp(T0_MS + 7_200_000).to_rfc3339();
-        let renewed = seen_approval(
-            Some(&ann(&[(APPROVED_BY, "bob"), (APPROVED_AT, &at)])),
-            Some(&old),
-            &["rollback cell-2/ledger".to_string()],
-            T0_MS + 7_300_000,
-        )
-        .unwrap();
-        assert_eq!((renewed.by.as_str(), renewed.at.as_str()), ("bob", at.as_str()));
-        assert!(approves(&renewed, "rollback cell-2/ledger", T0_MS + 7_300_000, 3600));
-        assert!(seen_approval(Some(&ann(&[(APPROVED_BY, "bob"), (APPROVED_AT, "yesterday")])), None, &[], T0_MS).is_none());
-        assert!(seen_approval(Some(&ann(&[(APPROVED_BY, "  ")])), None, &[], T0_MS).is_none());
-    }
 }

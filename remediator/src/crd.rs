@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use cellwarden_engine::policy::{BlastRadius, CellState, PolicyRule, PolicySpec, ReplicaBounds};
+pub use cellwarden_models::Phase;
 
 /// The oldest Kubernetes minor version cellwarden supports.
 pub const MIN_KUBERNETES_VERSION: &str = "1.30";
@@ -134,7 +135,8 @@ pub struct IncidentStatus {
     /// `Resolved` meant before), `Resolved` (every symptom back inside its baseline for the
     /// resolution hold, written by the incident engine), `Escalated`.
     #[serde(default)]
-    pub phase: String,
+    #[schemars(with = "String")]
+    pub phase: Phase,
     /// The incident engine's view of its life: when detected, mitigated, resolved, reopened;
     /// its duration and the de-duplication key every notification carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,7 +169,9 @@ pub struct IncidentStatus {
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleStatus {
     /// The engine's phase: `Open`, `Mitigating`, `Mitigated`, `Resolved`, `Escalated`.
-    pub phase: String,
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,9 +247,9 @@ pub struct ActionRecord {
     pub kind: String,
     pub target: String,
     pub at: String,
-    /// `planned` (dry-run), `refused`, `pending` (to carry out), `awaiting-approval`, `done`,
-    /// `failed`, `reverted`.
-    pub state: String,
+    /// `planned` (dry-run), `refused`, `pending` (to carry out), `awaiting-approval`,
+    /// `applying`, `done`, `failed`, `reverted`.
+    pub state: ActionState,
     /// Why (for a refusal: the guard and its reason); for a taken action, what changed.
     #[serde(default)]
     pub reason: String,
@@ -255,6 +259,66 @@ pub struct ActionRecord {
     /// What the action changed, so that it can be put back (opaque JSON written by cellwarden).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo: Option<String>,
+}
+
+/// Where a planned or taken action stands (`status.planned[].state`, `status.taken[].state`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionState {
+    /// Decided in `dry-run` or `observe` mode: recorded, never carried out.
+    Planned,
+    /// A guard refused it (its reason names the guard).
+    Refused,
+    /// To be carried out by the next reconcile.
+    Pending,
+    /// Waits for `cellwarden.io/approved-by` on the Incident.
+    AwaitingApproval,
+    /// Being carried out: written before the call, so that an operator stopped mid-way finds
+    /// it and escalates instead of repeating it.
+    Applying,
+    /// Carried out (`reason` says what changed).
+    Done,
+    /// Carrying it out failed, or it was interrupted: never repeated, escalated.
+    Failed,
+    /// Done, then put back because its effect did not come.
+    Reverted,
+}
+
+impl ActionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionState::Planned => "planned",
+            ActionState::Refused => "refused",
+            ActionState::Pending => "pending",
+            ActionState::AwaitingApproval => "awaiting-approval",
+            ActionState::Applying => "applying",
+            ActionState::Done => "done",
+            ActionState::Failed => "failed",
+            ActionState::Reverted => "reverted",
+        }
+    }
+}
+
+/// A verification's verdict so far.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationResult {
+    /// Its deadline has not passed and the effect has not shown yet.
+    Pending,
+    /// The effect showed by the deadline.
+    Passed,
+    /// It did not: the action is reverted where it can be, and the incident escalated.
+    Failed,
+}
+
+impl VerificationResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationResult::Pending => "pending",
+            VerificationResult::Passed => "passed",
+            VerificationResult::Failed => "failed",
+        }
+    }
 }
 
 /// An action's parameters and promise, as planned.
@@ -339,7 +403,7 @@ pub struct Verification {
     pub acted_at: String,
     pub deadline: String,
     /// `pending`, `passed`, `failed`.
-    pub result: String,
+    pub result: VerificationResult,
     /// What was seen.
     #[serde(default)]
     pub detail: String,

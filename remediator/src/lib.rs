@@ -7,9 +7,12 @@
 //! - [`audit`]: the hash-chained audit log (JSON lines on stdout).
 //! - [`crd`]: the `Cell`, `RemediationPolicy` and `Incident` custom resources.
 //! - [`html`]: the self-contained HTML report (inline SVG dependency graph, sparklines, timeline).
-//! - [`controller`]: the Incident controller (`open`, `reconcile`, `error_policy`): carries out,
-//!   verifies, reverts and escalates from the Incident's status alone.
+//! - [`step`]: the Incident controller's pure step — from an Incident's status, annotations, time
+//!   and telemetry to the status to write, the effects to carry out and what to tell (as data).
+//! - [`controller`]: the Incident controller's executor (`open`, `reconcile`, `error_policy`):
+//!   reads, fences, carries out and writes what [`step`] decides, from the Incident's status alone.
 //! - [`lease`]: leader election with a `coordination.k8s.io` Lease (pure decision + loop).
+//! - [`pending`]: the bounded queue of Incident writes waiting for the lead or for the API.
 //! - [`retention`]: deleting Incidents resolved longer than `incident_ttl_secs` (leader only).
 //! - [`notify`]: the webhook notifier (generic JSON and Slack-compatible), bounded queue.
 //!
@@ -18,7 +21,7 @@
 //! the engine decides.
 //!
 //! Depends on `cellwarden-models`, `cellwarden-detector` and `cellwarden-engine`. IO lives in
-//! [`actuate`], [`controller`], [`lease`] and [`notify`].
+//! [`actuate`], [`controller`], [`lease`], [`retention`] and [`notify`]; [`step`] and [`pending`] have none.
 
 pub mod actuate;
 pub mod audit;
@@ -27,6 +30,8 @@ pub mod crd;
 pub mod html;
 pub mod lease;
 pub mod notify;
+pub mod pending;
 pub mod rbac;
 pub mod report;
 pub mod retention;
+pub mod step;

@@ -7,7 +7,7 @@
 //! fence and deletes.
 
 use crate::actuate::{Actuator, CALL_TIMEOUT};
-use crate::crd::Incident;
+use crate::crd::{Incident, Phase};
 use crate::lease::timed;
 use cellwarden_models::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -23,7 +23,7 @@ pub fn expired(incidents: &[Incident], now_ms: i64, ttl_secs: u64) -> Vec<String
             let Some(lc) = i.status.as_ref().and_then(|s| s.lifecycle.as_ref()) else {
                 return false;
             };
-            lc.phase == "Resolved"
+            lc.phase == Phase::Resolved
                 && lc
                     .resolved_at
                     .as_deref()
@@ -76,7 +76,7 @@ pub async fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{IncidentSpec, IncidentStatus, LifecycleStatus};
+    use crate::crd::{IncidentSpec, IncidentStatus, LifecycleStatus, Phase};
 
     fn spec() -> IncidentSpec {
         IncidentSpec {
@@ -86,11 +86,11 @@ mod tests {
         }
     }
 
-    fn incident(name: &str, phase: &str, resolved_at: Option<&str>) -> Incident {
+    fn incident(name: &str, phase: Phase, resolved_at: Option<&str>) -> Incident {
         let mut i = Incident::new(name, spec());
         i.status = Some(IncidentStatus {
             lifecycle: Some(LifecycleStatus {
-                phase: phase.into(),
+                phase,
                 resolved_at: resolved_at.map(str::to_string),
                 ..LifecycleStatus::default()
             }),
@@ -104,11 +104,11 @@ mod tests {
         let now = Timestamp::parse_rfc3339("2026-12-09T12:00:00Z").unwrap().millis();
         let week = 7 * 24 * 3600;
         let list = [
-            incident("old-resolved", "Resolved", Some("2026-12-02T11:59:59Z")),
-            incident("just-inside", "Resolved", Some("2026-12-02T12:00:01Z")),
-            incident("old-escalated", "Escalated", Some("2026-11-01T00:00:00Z")),
-            incident("open", "Open", None),
-            incident("unreadable", "Resolved", Some("last tuesday")),
+            incident("old-resolved", Phase::Resolved, Some("2026-12-02T11:59:59Z")),
+            incident("just-inside", Phase::Resolved, Some("2026-12-02T12:00:01Z")),
+            incident("old-escalated", Phase::Escalated, Some("2026-11-01T00:00:00Z")),
+            incident("open", Phase::Open, None),
+            incident("unreadable", Phase::Resolved, Some("last tuesday")),
             Incident::new("no-status", spec()),
         ];
         assert_eq!(expired(&list, now, week), ["old-resolved"]);

@@ -1,6 +1,9 @@
 //! What the operator's end-to-end tests share: a free port, a kube client of the fake API server,
-//! the CRDs installed, and the reasons of the Events published in a namespace.
+//! the CRDs installed, and the reasons of the Events published in a namespace; [`live`] runs
+//! live daemons against it.
 #![allow(dead_code)] // each test binary uses its own part
+
+pub mod live;
 
 use cellwarden_remediator::crd::{Cell, Incident, RemediationPolicy};
 use fakekube::FakeKube;

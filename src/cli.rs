@@ -110,10 +110,13 @@ pub enum Command {
     },
     /// Print the CustomResourceDefinitions (Cell, RemediationPolicy, Incident) as YAML.
     Crd,
-    /// Print the RBAC rules the operator needs (`--cluster` for the ClusterRole, else the Role).
+    /// Print the RBAC rules the operator needs (`--cluster` for the ClusterRole, else the Role)
+    /// in a mode (`--mode observe|dry-run` grants no write verb on what it would change).
     Rbac {
         #[arg(long)]
         cluster: bool,
+        #[arg(long, default_value = "act", value_parser = ["observe", "dry-run", "act"])]
+        mode: String,
     },
     /// The operator daemon: detect, rank, plan and (in act mode) act through the Kubernetes API.
     Run {
@@ -231,10 +234,10 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             crate::run::seed_cluster(&client, &scenario, &namespace).await
         }),
-        Command::Rbac { cluster } => {
+        Command::Rbac { cluster, mode } => {
             std::io::stdout()
                 .lock()
-                .write_all(cellwarden_remediator::rbac::rules_yaml(cluster).as_bytes())?;
+                .write_all(cellwarden_remediator::rbac::rules_yaml(cluster, mode == "act").as_bytes())?;
             Ok(())
         }
         Command::Crd => {

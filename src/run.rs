@@ -147,6 +147,9 @@ pub struct Config {
     pub ingest_limits: IngestLimits,
     /// How often the live pipeline looks at the window, seconds.
     pub evaluate_every_secs: u64,
+    /// After this long with no signal series (live source), a Warning says nothing feeds
+    /// cellwarden and `/readyz` shows it; `cellwarden_signal_series` counts them always, seconds.
+    pub no_signal_warn_after_secs: u64,
     /// Simulated seconds per real second, for the fixture and simulator sources.
     pub clock_speed_x: f64,
     /// Cells this instance handles (a shard, with its own Lease); empty for all.
@@ -189,6 +192,8 @@ impl Default for Config {
             max_store_bytes: cellwarden_collector::store::DEFAULT_MAX_STORE_BYTES,
             ingest_limits: IngestLimits::default(),
             evaluate_every_secs: 15,
+            // Five minutes: a scrape or a Prometheus query has delivered by then on any cluster.
+            no_signal_warn_after_secs: 300,
             clock_speed_x: 1.0,
             cells: vec![],
             lease_duration_secs: 15,
@@ -246,6 +251,9 @@ impl Config {
             );
         }
         self.ingest_limits.validate()?;
+        if self.no_signal_warn_after_secs == 0 {
+            bail!("no_signal_warn_after_secs must be positive");
+        }
         for (name, v) in [
             ("startup_timeout_secs", self.startup_timeout_secs),
             ("shutdown_grace_secs", self.shutdown_grace_secs),
@@ -346,11 +354,40 @@ impl Telemetry for SharedWindow {
     }
 }
 
+/// What `/readyz` answers: 503 until the source is up, then 200 — with a note when something
+/// needs a person's eye although the pod can serve (no signal series arrives), so the probe
+/// passes and `kubectl exec … /readyz` or a port-forward shows the condition.
+#[derive(Default)]
+struct Readiness {
+    ready: AtomicBool,
+    note: Mutex<Option<String>>,
+}
+
+impl Readiness {
+    fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    fn set_note(&self, note: Option<String>) {
+        *self.note.lock().unwrap_or_else(|p| p.into_inner()) = note;
+    }
+
+    fn answer(&self) -> (axum::http::StatusCode, String) {
+        if !self.ready.load(Ordering::SeqCst) {
+            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting".into());
+        }
+        match &*self.note.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(note) => (axum::http::StatusCode::OK, format!("ready; {note}")),
+            None => (axum::http::StatusCode::OK, "ready".into()),
+        }
+    }
+}
+
 /// Serves `/healthz`, `/readyz` and `/metrics` on `tcp` (bound by the caller) until `stop`.
 async fn admin_server(
     tcp: tokio::net::TcpListener,
     listener: listen::Listener,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
     metrics: Arc<OperatorMetrics>,
     stop: crate::shutdown::Shutdown,
 ) -> Result<()> {
@@ -362,13 +399,7 @@ async fn admin_server(
             "/readyz",
             get(move || {
                 let ready = r1.clone();
-                async move {
-                    if ready.load(Ordering::SeqCst) {
-                        (axum::http::StatusCode::OK, "ready")
-                    } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
-                }
+                async move { ready.answer() }
             }),
         )
         .route(
@@ -846,7 +877,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     cfg.check()?;
     let stop = crate::shutdown::Shutdown::on_signals(Duration::from_secs(cfg.shutdown_grace_secs));
-    let ready = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(Readiness::default());
     let metrics = Arc::new(OperatorMetrics::default());
     let listeners = ListenerMetrics::default();
     listeners.register(&mut metrics.registry.lock().unwrap_or_else(|p| p.into_inner()));
@@ -1030,7 +1061,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
         match &cfg.source {
             Source::Simulator(id) => {
                 let scn = cellwarden_simulator::scenario(id, None).with_context(|| format!("no scenario {id:?}"))?;
-                ready.store(true, Ordering::SeqCst);
+                ready.set_ready();
                 // (Stopped at the next await on a signal: the simulated wallet keeps no state worth a step.)
                 tokio::select! {
                     r = simulate_through_api(&scn, &client, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x) => r,
@@ -1039,7 +1070,7 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
             }
             Source::Fixture(dir) => {
                 let fx = cellwarden_collector::fixture::load_dir(dir).with_context(|| format!("cannot load fixture {}", dir.display()))?;
-                ready.store(true, Ordering::SeqCst);
+                ready.set_ready();
                 let rules = cfg.signal_rules()?;
                 tokio::select! {
                     r = replay_fixture(&fx, &rules, &mut opener, &window, &metrics, pipeline, cfg.clock_speed_x) => r,
@@ -1102,6 +1133,45 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
     outcome
 }
 
+/// Counts the step's signal series (`cellwarden_signal_series`) and tells when none has come
+/// for `no_signal_warn_after_secs` — a Warning naming what would feed cellwarden, and the same
+/// on `/readyz` — and when series come again.
+fn tell_signals(
+    watch: &mut drive::SignalWatch,
+    now: Timestamp,
+    series: usize,
+    families: &[cellwarden_models::Family],
+    cfg: &Config,
+    metrics: &OperatorMetrics,
+    ready: &Readiness,
+) {
+    metrics.signal_series.set(series as i64);
+    match watch.observe(now, series) {
+        Some(drive::SignalChange::Starved { for_secs }) => {
+            let note = format!(
+                "no signal series for {for_secs} s: nothing feeds cellwarden (scrape: {}, query: {}, {} metric families received, none read as a signal); \
+                 set scrape: or query:, or push to the receivers, and run `cellwarden signals --from <url>` to see why a metric is ignored",
+                if cfg.scrape.is_some() { "on" } else { "off" },
+                if cfg.query.is_some() { "on" } else { "off" },
+                families.len()
+            );
+            tracing::warn!(
+                for_secs,
+                families = families.len(),
+                scrape = cfg.scrape.is_some(),
+                query = cfg.query.is_some(),
+                "No signal series arrived; cellwarden watches nothing. Set scrape: or query:, or push to the receivers."
+            );
+            ready.set_note(Some(note));
+        }
+        Some(drive::SignalChange::Fed { series }) => {
+            tracing::info!(series, "Signal series arrive again.");
+            ready.set_note(None);
+        }
+        None => {}
+    }
+}
+
 /// The live source: the collector's receivers, scrapers and Prometheus queries fill one bounded
 /// window; every `evaluate_every_secs` the pipeline reads it (the last 45 minutes) and new
 /// incidents go to the Incident controller. Alertmanager alerts then open or join incidents
@@ -1112,7 +1182,7 @@ async fn live_source(
     client: &Client,
     metrics: &OperatorMetrics,
     listeners: &ListenerMetrics,
-    ready: &AtomicBool,
+    ready: &Readiness,
     opener: &mut Opener,
     window: &SharedWindow,
     pipeline: Pipeline,
@@ -1152,11 +1222,12 @@ async fn live_source(
         let source = QuerySource::new(qc.clone()).context("bad query config")?;
         tokio::spawn(source.run(ingest.clone(), clock.clone(), std::future::pending()));
     }
-    ready.store(true, Ordering::SeqCst);
+    ready.set_ready();
     tracing::info!(receivers = %cfg.receivers.listen, "Live source up.");
     let mut span_cursor = 0;
     let mut alert_cursor = 0;
     let mut revision_reads = Quiet::new("read the ReplicaSets", "the rollouts known stand");
+    let mut signal_watch = drive::SignalWatch::new(cfg.no_signal_warn_after_secs, clock());
     let mut spans: std::collections::VecDeque<cellwarden_models::Span> = std::collections::VecDeque::new();
     let every = Duration::from_secs(cfg.evaluate_every_secs);
     let mut driver = Driver::new(pipeline, cfg.signal_rules()?, None);
@@ -1177,6 +1248,7 @@ async fn live_source(
             _ = tokio::time::sleep(every) => {}
         }
         let now = clock();
+        let step_started = std::time::Instant::now();
         metrics.steps.inc();
         let since = drive::window_start(now);
         let (new_spans, next) = ingest.spans_after(span_cursor);
@@ -1218,12 +1290,22 @@ async fn live_source(
             }
         }
         let opened = opener.consume(&driver.pipeline, stepped.events, now);
+        tell_signals(&mut signal_watch, now, stepped.series.len(), &families, cfg, metrics, ready);
         window.update(now, stepped.series);
         for (incident, plan) in opened {
             opener.offer(incident, plan, now).await;
         }
         opener.flush(&mut driver.pipeline, now).await;
         opener.reranked(&driver.pipeline).await;
+        let took = step_started.elapsed();
+        if took > every {
+            metrics.steps_late.inc();
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                evaluate_every_secs = cfg.evaluate_every_secs,
+                "A step took longer than evaluate_every_secs; the next starts late."
+            );
+        }
         tracing::debug!(series = families.len(), spans = spans.len(), "Live step.");
     }
 }

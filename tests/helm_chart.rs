@@ -1,10 +1,13 @@
 //! The Helm chart, rendered by the real `helm` v4 (the test script installs it and sets `HELM`):
 //! its generated files match the code, its RBAC grants exactly what the operator uses, its
 //! defaults are safe, its config is one cellwarden accepts, the README's example renders, and
-//! real `kubectl` applies every rendered object to the fake API server.
+//! real `kubectl` applies every rendered object to the fake API server, and the default config,
+//! run against the fake API server, scrapes an annotated pod.
 
 use cellwarden_remediator::{crd, rbac};
 use serde_yaml_ng::Value;
+
+mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,13 +86,13 @@ fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
     out
 }
 
-fn needed(cluster_wide: bool) -> BTreeSet<(String, String, String)> {
+fn needed(cluster_wide: bool, acting: bool) -> BTreeSet<(String, String, String)> {
     rbac::RULES
         .iter()
         .filter(|r| r.cluster_wide == cluster_wide)
         .flat_map(|r| {
-            r.verbs
-                .iter()
+            rbac::verbs(r, acting)
+                .into_iter()
                 .map(move |v| (r.api_group.to_string(), r.resource.to_string(), v.to_string()))
         })
         .collect()
@@ -105,25 +108,46 @@ fn generated_chart_files_match_the_code() {
     );
     assert_eq!(
         read("rbac-cluster.yaml"),
-        rbac::rules_yaml(true),
+        rbac::rules_yaml(true, true),
         "stale: cellwarden rbac --cluster > helm/cellwarden/files/rbac-cluster.yaml"
     );
     assert_eq!(
+        read("rbac-cluster-dry-run.yaml"),
+        rbac::rules_yaml(true, false),
+        "stale: cellwarden rbac --cluster --mode dry-run > helm/cellwarden/files/rbac-cluster-dry-run.yaml"
+    );
+    assert_eq!(
         read("rbac-namespace.yaml"),
-        rbac::rules_yaml(false),
+        rbac::rules_yaml(false, true),
         "stale: cellwarden rbac > helm/cellwarden/files/rbac-namespace.yaml"
+    );
+    assert_eq!(
+        rbac::rules_yaml(false, true),
+        rbac::rules_yaml(false, false),
+        "the Role holds only cellwarden's own objects"
     );
 }
 
 #[test]
 fn rendered_rbac_grants_exactly_what_the_operator_uses() {
-    for values in [&[][..], &["ci/all-on-values.yaml"][..]] {
+    // The defaults are dry-run; all-on acts.
+    for (values, acting) in [(&[][..], false), (&["ci/all-on-values.yaml"][..], true)] {
         let docs = render(values);
         let cluster = of_kind(&docs, "ClusterRole");
         let ns = of_kind(&docs, "Role");
         assert_eq!((cluster.len(), ns.len()), (1, 1));
-        assert_eq!(grants(cluster[0]), needed(true), "ClusterRole differs from remediator/src/rbac.rs");
-        assert_eq!(grants(ns[0]), needed(false), "Role differs from remediator/src/rbac.rs");
+        assert_eq!(
+            grants(cluster[0]),
+            needed(true, acting),
+            "ClusterRole differs from remediator/src/rbac.rs"
+        );
+        assert_eq!(grants(ns[0]), needed(false, acting), "Role differs from remediator/src/rbac.rs");
+        // In dry-run, no write verb on what the operator would change.
+        let writes: Vec<_> = grants(cluster[0])
+            .into_iter()
+            .filter(|(g, r, v)| rbac::ACTED_ON.contains(&(g.as_str(), r.as_str())) && rbac::WRITE_VERBS.contains(&v.as_str()))
+            .collect();
+        assert_eq!(writes.is_empty(), !acting, "{values:?}: writes granted {writes:?}");
         for role in cluster.iter().chain(ns.iter()) {
             assert!(
                 !grants(role).iter().any(|(g, r, v)| g == "*" || r == "*" || v == "*"),
@@ -270,6 +294,24 @@ fn optional_parts_and_the_readme_example_render() {
     let docs = render(&["ci/all-on-values.yaml"]);
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&docs, "NetworkPolicy").len(), 1);
+    // The PrometheusRule's groups are rules Prometheus' own promtool accepts.
+    let rules = of_kind(&docs, "PrometheusRule");
+    assert_eq!(rules.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&rules[0]["spec"]).unwrap()).unwrap();
+    let promtool = std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "promtool".into());
+    let out = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {promtool} ({e}); run scripts/test.sh or `apt-get install -y prometheus`"));
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let example = render(&["examples/four-cell-wallet.yaml"]);
     let cm = of_kind(&example, "ConfigMap")[0];
     assert!(cm["data"]["cellwarden.yaml"].as_str().unwrap().contains("cell-4"));
@@ -305,6 +347,9 @@ async fn kubectl_applies_the_rendered_chart_to_the_fake_api_server() {
         let sm_crd = base.join("servicemonitor-crd.yaml");
         std::fs::write(&sm_crd, "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: servicemonitors.monitoring.coreos.com}\nspec:\n  group: monitoring.coreos.com\n  scope: Namespaced\n  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor}\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n").unwrap();
         run(&["apply", "--validate=false"], Some(&sm_crd));
+        let pr_crd = base.join("prometheusrule-crd.yaml");
+        std::fs::write(&pr_crd, "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: prometheusrules.monitoring.coreos.com}\nspec:\n  group: monitoring.coreos.com\n  scope: Namespaced\n  names: {plural: prometheusrules, singular: prometheusrule, kind: PrometheusRule}\n  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n").unwrap();
+        run(&["apply", "--validate=false"], Some(&pr_crd));
         // (kubectl's imperative `create` sends protobuf, which the fake does not speak: apply a manifest.)
         let ns = base.join("ns.yaml");
         std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata: {name: cellwarden}\n").unwrap();
@@ -314,7 +359,7 @@ async fn kubectl_applies_the_rendered_chart_to_the_fake_api_server() {
         assert!(out.status.success());
         std::fs::write(&rendered, out.stdout).unwrap();
         let applied = run(&["apply", "--validate=false"], Some(&rendered));
-        assert_eq!(applied.lines().count(), 16, "{applied}");
+        assert_eq!(applied.lines().count(), 17, "{applied}");
         let got = run(&["get", "deployments,services,configmaps,roles,poddisruptionbudgets,networkpolicies,servicemonitors", "-n", "cellwarden", "-o", "name"], None);
         for want in ["deployment.apps/cw-cellwarden", "service/cw-cellwarden-receivers", "configmap/cw-cellwarden", "servicemonitor.monitoring.coreos.com/cw-cellwarden"] {
             assert!(got.contains(want), "{want} missing in {got}");
@@ -323,4 +368,178 @@ async fn kubectl_applies_the_rendered_chart_to_the_fake_api_server() {
     })
     .await
     .unwrap();
+}
+
+/// A Prometheus text exposition on 127.0.0.1 (a pod's `/metrics`): the port, and how many
+/// scrapes it answered.
+fn exposition_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut conn in tcp.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.5e8\n";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+/// The default values end to end: the config `helm template` renders — only its listeners and
+/// token path moved to this machine — run against the fake API server, where a running pod in
+/// cell-1 is annotated `prometheus.io/scrape`/`port` and serves metrics on 127.0.0.1. The daemon
+/// finds the pod, scrapes it, and its series become signal series; no no-signal warning comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_config_scrapes_an_annotated_pod_against_the_fake_api() {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let docs = render(&[]);
+    let text = of_kind(&docs, "ConfigMap")[0]["data"]["cellwarden.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cfg: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken-of-the-test").unwrap();
+    let (admin, recv) = (support::free_port(), support::free_port());
+    cfg["admin_listen"] = Value::from(format!("127.0.0.1:{admin}"));
+    cfg["receivers"]["listen"] = Value::from(format!("127.0.0.1:{recv}"));
+    cfg["receivers"]["bearer_token_file"] = Value::from(token.display().to_string());
+    assert!(
+        cfg["scrape"]["kubernetes"].is_mapping(),
+        "the default config discovers pods: {text}"
+    );
+    let path = dir.path().join("cellwarden.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+
+    let fake = fakekube::FakeKube::start(fakekube::Options::default()).await.unwrap();
+    let c = support::client(&fake).await;
+    support::install_crds(&c).await;
+    let nss: Api<Namespace> = Api::all(c.clone());
+    for name in ["cellwarden", "cell-1"] {
+        let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        nss.create(&PostParams::default(), &ns).await.unwrap();
+    }
+    let (port, hits) = exposition_server();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "cell-1");
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ledger-0", "labels": {"app.kubernetes.io/name": "ledger"},
+                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": port.to_string()}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "ledger", "image": "wallet/ledger:1"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    pods.patch_status(
+        "ledger-0",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Running", "podIP": "127.0.0.1"}})),
+    )
+    .await
+    .unwrap();
+    // The operator may do only what the rendered ClusterRole and Role (dry-run) grant.
+    let as_grants = |role: &Value, namespace: Option<String>| {
+        grants(role).into_iter().map(move |(group, resource, verb)| fakekube::rbac::Grant {
+            group,
+            resource,
+            verb,
+            namespace: namespace.clone(),
+        })
+    };
+    let rbac: Vec<_> = as_grants(of_kind(&docs, "ClusterRole")[0], None)
+        .chain(as_grants(of_kind(&docs, "Role")[0], Some("cellwarden".into())))
+        .collect();
+    fake.enforce_rbac(support::OPERATOR_TOKEN, rbac);
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, fake.kubeconfig_with_token(support::OPERATOR_TOKEN)).unwrap();
+
+    let d = support::live::Daemon::spawn(&path, &kc, admin, recv);
+    // The first scrape comes at once; the first step after evaluate_every_secs (15 s).
+    let took = support::live::wait_for(
+        "the pod's series become signals",
+        std::time::Duration::from_secs(90),
+        || d.logs(),
+        async || d.metric("cellwarden_signal_series").is_some_and(|n| n > 0.0),
+    )
+    .await;
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the pod was never scraped:\n{}",
+        d.logs()
+    );
+    // An alert with the chart's token opens a dry-run incident: its Incident, Events and plan
+    // are written under the dry-run RBAC, and nothing is refused.
+    let (status, body) = support::live::request(
+        recv,
+        "/api/v1/alerts",
+        &[("Content-Type", "application/json"), ("Authorization", "Bearer t0ken-of-the-test")],
+        support::live::alert("LedgerHighMemory").as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let incidents: Api<cellwarden_remediator::crd::Incident> = Api::namespaced(c.clone(), "cellwarden");
+    support::live::wait_for(
+        "the dry-run Incident",
+        std::time::Duration::from_secs(60),
+        || d.logs(),
+        async || incidents.list(&Default::default()).await.is_ok_and(|l| !l.items.is_empty()),
+    )
+    .await;
+    assert_eq!(
+        fake.refused(),
+        Vec::<String>::new(),
+        "calls the rendered RBAC does not grant:\n{}",
+        d.logs()
+    );
+    // Every metric the PrometheusRule alerts on is one the daemon exposes (a sample of +Inf,
+    // refused, brings the rejection counter's family out).
+    use cellwarden_collector::receive::remote_write::{self, proto};
+    let inf = remote_write::encode(&proto::WriteRequest {
+        timeseries: vec![proto::TimeSeries {
+            labels: vec![
+                proto::Label::new("__name__", "process_resident_memory_bytes"),
+                proto::Label::new("pod", "x"),
+            ],
+            samples: vec![proto::Sample {
+                value: f64::INFINITY,
+                timestamp: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64,
+            }],
+            histograms: vec![],
+        }],
+        metadata: vec![],
+    });
+    let headers = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("Authorization", "Bearer t0ken-of-the-test"),
+    ];
+    let (status, body) = support::live::request(recv, "/api/v1/write", &headers, &inf);
+    assert!(status < 500, "{status} {body}");
+    let (_, exposed) = support::live::http(admin, "/metrics", "");
+    let all_on = render(&["ci/all-on-values.yaml"]);
+    let rule_text = serde_yaml_ng::to_string(&of_kind(&all_on, "PrometheusRule")[0]["spec"]).unwrap();
+    for name in rule_text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("cellwarden_"))
+    {
+        let family = name.trim_end_matches("_total");
+        assert!(
+            exposed.contains(&format!("# TYPE {family} ")),
+            "{name} is not on /metrics:\n{exposed}"
+        );
+    }
+    let logs = d.logs();
+    assert!(!logs.contains("No signal series arrived"), "{logs}");
+    assert!(!logs.contains("ERROR"), "{logs}");
+    println!("default config: the annotated pod's series became signals after {took:?}");
 }

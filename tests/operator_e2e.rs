@@ -52,9 +52,11 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
     let policy: RemediationPolicy = serde_json::from_value(serde_json::json!({"apiVersion": "cellwarden.io/v1alpha1", "kind": "RemediationPolicy", "metadata": {"name": "default", "namespace": "cellwarden"}, "spec": {"mode": "act"}})).unwrap();
     policies.create(&PostParams::default(), &policy).await.unwrap();
 
+    // The operator may do only what its RBAC (remediator::rbac, acting) grants.
+    fake.enforce_rbac(support::OPERATOR_TOKEN, support::operator_grants(true));
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    std::fs::write(&kc, fake.kubeconfig_with_token(support::OPERATOR_TOKEN)).unwrap();
     let port = free_port();
     let cfg = dir.path().join("cellwarden.yaml");
     std::fs::write(
@@ -183,6 +185,7 @@ async fn zone_outage_is_drained_then_cordoned_after_approval_through_the_api() {
     for r in ["IncidentOpened", "ActionTaken", "ApprovalRequested"] {
         assert!(reasons.iter().any(|x| x == r), "no {r} Event in {reasons:?}");
     }
+    assert_eq!(fake.refused(), Vec::<String>::new(), "calls the RBAC does not grant");
     // The audit log is a hash chain with the approval in it.
     let lines: Vec<&str> = audit_lines.iter().map(String::as_str).collect();
     assert!(audit::verify(&lines).unwrap() >= 4);

@@ -219,6 +219,58 @@ pub fn replay(source: &str, topology: Option<&Topology>, p: &Prepared<'_>, progr
     }
 }
 
+/// Whether anything feeds the pipeline. A default install with nothing to scrape, no query and
+/// no pushes tracks no signal series, and nothing else would say so: the live daemon tells it
+/// once no signal series has arrived for `warn_after_secs`, and again when series come.
+#[derive(Debug, Clone)]
+pub struct SignalWatch {
+    warn_after_secs: i64,
+    /// Since when steps have seen no signal series (`None` while fed).
+    none_since: Option<Timestamp>,
+    /// Whether the starvation was told (and not yet its end).
+    told: bool,
+}
+
+/// A change of [`SignalWatch`]'s verdict, to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalChange {
+    /// No signal series for `for_secs` (at least the watch's bound).
+    Starved { for_secs: i64 },
+    /// Signal series again (`series` of them) after a starvation was told.
+    Fed { series: usize },
+}
+
+impl SignalWatch {
+    /// A watch whose clock starts at `started` (start-up counts as a time without series).
+    pub fn new(warn_after_secs: u64, started: Timestamp) -> SignalWatch {
+        SignalWatch {
+            warn_after_secs: warn_after_secs as i64,
+            none_since: Some(started),
+            told: false,
+        }
+    }
+
+    /// A step at `now` saw `series` signal series: what changed, if anything.
+    pub fn observe(&mut self, now: Timestamp, series: usize) -> Option<SignalChange> {
+        if series > 0 {
+            self.none_since = None;
+            return std::mem::take(&mut self.told).then_some(SignalChange::Fed { series });
+        }
+        let since = *self.none_since.get_or_insert(now);
+        let for_secs = now.secs_since(since) as i64;
+        if self.told || for_secs < self.warn_after_secs {
+            return None;
+        }
+        self.told = true;
+        Some(SignalChange::Starved { for_secs })
+    }
+
+    /// Seconds without signal series at `now`, once told (for `/readyz`).
+    pub fn starved_for(&self, now: Timestamp) -> Option<i64> {
+        self.none_since.filter(|_| self.told).map(|s| now.secs_since(s) as i64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +356,25 @@ mod tests {
         let again = d.step(&[], &[], vec![alert], Timestamp(1_120_000));
         assert_eq!(again.alerts[0].outcome, AlertHandled::Noted);
         assert!(again.events.iter().all(|e| matches!(e, EngineEvent::Reranked { index: 0 })));
+    }
+
+    /// Told once when nothing arrived for the bound (start-up counts), once when series come,
+    /// and again after a later gap; a short gap says nothing.
+    #[test]
+    fn starvation_is_told_once_past_the_bound_and_its_end_once() {
+        let t = |secs: i64| Timestamp(secs * 1000);
+        let mut w = SignalWatch::new(300, t(0));
+        assert_eq!(w.observe(t(15), 0), None);
+        assert_eq!(w.observe(t(299), 0), None);
+        assert_eq!(w.observe(t(300), 0), Some(SignalChange::Starved { for_secs: 300 }));
+        assert_eq!(w.observe(t(315), 0), None, "told once");
+        assert_eq!(w.starved_for(t(330)), Some(330));
+        assert_eq!(w.observe(t(330), 12), Some(SignalChange::Fed { series: 12 }));
+        assert_eq!(w.starved_for(t(345)), None);
+        // A gap shorter than the bound says nothing; a long one is told again.
+        assert_eq!(w.observe(t(400), 0), None);
+        assert_eq!(w.observe(t(450), 3), None);
+        assert_eq!(w.observe(t(500), 0), None);
+        assert_eq!(w.observe(t(800), 0), Some(SignalChange::Starved { for_secs: 300 }));
     }
 }

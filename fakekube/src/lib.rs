@@ -9,13 +9,15 @@
 //! - [`store`]: objects, resourceVersions, the change log for watches, faults, snapshots.
 //! - [`patch`]: merge, strategic merge, JSON patch, server-side apply and managedFields.
 //! - [`selector`]: label and field selectors.
+//! - [`rbac`]: RBAC for one identity (the operator's token), when a test asks for it.
 //! - this file: the HTTP server — routing, verbs, watches, subresources, Status errors, faults.
 //!
 //! What it does: discovery; get, list and watch (from a resourceVersion, with bookmarks and
 //! `timeoutSeconds`) with label and field selectors; create, replace, delete with finalizers;
 //! JSON, merge and strategic-merge patches; server-side apply with conflicts; `status` and
 //! `scale` subresources; optimistic concurrency; proper `Status` errors. What it does not: run
-//! controllers (a Deployment's pods never appear), authenticate, validate schemas, serve OpenAPI,
+//! controllers (a Deployment's pods never appear), authenticate (except the one token whose RBAC
+//! [`FakeKube::enforce_rbac`] checks), validate schemas, serve OpenAPI,
 //! or read protobuf bodies (kubectl's imperative `create <kind>` sends protobuf; `apply` sends JSON).
 //!
 //! Admin endpoints: `POST /fakekube/faults` (a [`store::Fault`], or a [`store::BodyFault`] with
@@ -26,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod patch;
+pub mod rbac;
 pub mod registry;
 pub mod selector;
 pub mod store;
@@ -51,6 +54,8 @@ const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 struct Shared {
     inner: Mutex<Inner>,
+    /// The identity whose requests are checked against its grants, once a test set it.
+    rbac: Mutex<Option<rbac::Rbac>>,
     changes: broadcast::Sender<Change>,
     // Flipped to true when the server stops, so open watches end and connections close.
     stopping: watch::Receiver<bool>,
@@ -96,6 +101,7 @@ impl FakeKube {
         let (changes, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::new(snapshot)),
+            rbac: Mutex::new(None),
             changes,
             stopping: stopping.clone(),
             state_file: opts.state_file.clone(),
@@ -128,6 +134,32 @@ impl FakeKube {
 
     pub fn snapshot(&self) -> Snapshot {
         self.shared.inner.lock().expect("state lock").snapshot()
+    }
+
+    /// From now on, requests presenting `token` are allowed only what `grants` grant (403
+    /// otherwise, recorded in [`FakeKube::refused`]); other requests are not checked.
+    pub fn enforce_rbac(&self, token: &str, grants: Vec<rbac::Grant>) {
+        *self.shared.rbac.lock().expect("rbac lock") = Some(rbac::Rbac {
+            token: token.into(),
+            grants,
+            refused: Vec::new(),
+        });
+    }
+
+    /// The requests [`FakeKube::enforce_rbac`] refused, in order.
+    pub fn refused(&self) -> Vec<String> {
+        self.shared
+            .rbac
+            .lock()
+            .expect("rbac lock")
+            .as_ref()
+            .map(|r| r.refused.clone())
+            .unwrap_or_default()
+    }
+
+    /// A kubeconfig for this fake whose user presents `token` (the identity RBAC checks).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig_for(&self.url()).replace("  user: {}\n", &format!("  user:\n    token: {token}\n"))
     }
 
     /// Injects a fault into the next matching requests.
@@ -171,6 +203,43 @@ pub fn kubeconfig_for(url: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: fakekube\n  cluster:\n    server: {url}\ncontexts:\n- name: fakekube\n  context:\n    cluster: fakekube\n    user: fakekube\n    namespace: default\ncurrent-context: fakekube\nusers:\n- name: fakekube\n  user: {{}}\n"
     )
+}
+
+/// The 403 of a request by the RBAC-checked identity that its grants do not allow (recorded).
+fn forbidden(
+    shared: &Shared,
+    headers: &HeaderMap,
+    rt: &ResourceType,
+    verb: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    sub: Option<&str>,
+) -> Option<Response> {
+    let mut guard = shared.rbac.lock().expect("rbac lock");
+    let rbac = guard.as_mut()?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented != Some(rbac.token.as_str()) {
+        return None;
+    }
+    let resource = match sub {
+        Some(s) => format!("{}/{s}", rt.plural),
+        None => rt.plural.clone(),
+    };
+    if rbac.allows(&rt.group, &resource, verb, namespace) {
+        return None;
+    }
+    let scope = namespace.map(|ns| format!(" in the namespace \"{ns}\"")).unwrap_or_default();
+    let message = format!(
+        "{}{} is forbidden: User \"system:serviceaccount:cellwarden:cellwarden\" cannot {verb} resource \"{resource}\" in API group \"{}\"{scope}",
+        rt.qualified(),
+        name.map(|n| format!(" \"{n}\"")).unwrap_or_default(),
+        rt.group
+    );
+    rbac.refused.push(format!("{verb} {resource} in group {:?}{scope}", rt.group));
+    Some(status(403, "Forbidden", message, None))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,6 +440,9 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
                 (&Method::DELETE, None) => "deletecollection",
                 _ => return status(405, "MethodNotAllowed", format!("{method} is not supported here"), None),
             };
+            if let Some(refused) = forbidden(&shared, &headers, &rt, verb, namespace.as_deref(), name.as_deref(), sub.as_deref()) {
+                return refused;
+            }
             let fault = shared.inner.lock().expect("lock").take_fault(verb, &rt.plural, &body);
             if let Some(f) = fault {
                 return injected(f).await;

@@ -115,6 +115,10 @@ pub struct OperatorMetrics {
     pending: Family<WhatLabel, Gauge>,
     /// Waiting writes dropped, by what and why (`pending::DropReason`).
     pending_dropped: Family<WhatReason, Counter>,
+    /// Signal series the last live step saw (0: nothing feeds the pipeline).
+    pub signal_series: Gauge,
+    /// Live steps that took longer than `evaluate_every_secs`.
+    pub steps_late: Counter,
 }
 
 impl Default for OperatorMetrics {
@@ -132,12 +136,34 @@ impl Default for OperatorMetrics {
             fenced: Counter::default(),
             pending: Family::default(),
             pending_dropped: Family::default(),
+            signal_series: Gauge::default(),
+            steps_late: Counter::default(),
         };
+        registry.register(
+            "signal_series",
+            "Signal series the last live step saw (0: nothing feeds cellwarden)",
+            m.signal_series.clone(),
+        );
+        registry.register(
+            "pipeline_steps_late",
+            "Live steps that took longer than evaluate_every_secs",
+            m.steps_late.clone(),
+        );
         registry.register(
             "pending_writes",
             "Incident writes waiting for this instance to lead or for the API to answer, by what (incident, evidence, lifecycle)",
             m.pending.clone(),
         );
+        // Every series at 0 from the start, so that `increase()` sees the first drop.
+        for what in ["incident", "evidence", "lifecycle"] {
+            for reason in [
+                crate::pending::DropReason::Full,
+                crate::pending::DropReason::Expired,
+                crate::pending::DropReason::Rejected,
+            ] {
+                m.pending_dropped(what, reason, 0);
+            }
+        }
         registry.register(
             "pending_writes_dropped",
             "Waiting Incident writes dropped, by what and reason (full, expired, rejected)",

@@ -1,6 +1,7 @@
 //! The Kubernetes permissions the operator needs — one list, the single source of truth: the Helm
 //! chart's ClusterRole and Role are rendered from it (`cellwarden rbac`), and a test fails when the
-//! chart grants more or less. Add a line here when code starts calling a new verb or resource.
+//! chart grants more or less. In observe and dry-run the ClusterRole has no write verb on what the
+//! operator would change ([`ACTED_ON`]). Add a line here when code starts calling a new verb or resource.
 
 /// One permission rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,16 +116,48 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
-/// The rules as the YAML list a Role's or ClusterRole's `rules:` takes.
-pub fn rules_yaml(cluster_wide: bool) -> String {
+/// What the operator changes when it acts, besides its own objects (Incidents, Events, the
+/// Lease, its pod's label). In observe and dry-run it writes none of them, so the chart grants
+/// none of their write verbs there.
+pub const ACTED_ON: &[(&str, &str)] = &[
+    ("apps", "deployments"),
+    ("apps", "deployments/scale"),
+    ("cellwarden.io", "cells"),
+    ("cellwarden.io", "cells/status"),
+    ("", "configmaps"),
+    ("", "nodes"),
+    ("gateway.networking.k8s.io", "httproutes"),
+];
+
+/// The verbs that change an object.
+pub const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+/// The verbs of `rule` the operator needs: all of them when it acts, else none that writes what
+/// [`ACTED_ON`] names.
+pub fn verbs(rule: &Rule, acting: bool) -> Vec<&'static str> {
+    let acted_on = ACTED_ON.contains(&(rule.api_group, rule.resource));
+    rule.verbs
+        .iter()
+        .copied()
+        .filter(|v| acting || !acted_on || !WRITE_VERBS.contains(v))
+        .collect()
+}
+
+/// The rules as the YAML list a Role's or ClusterRole's `rules:` takes, for an operator that acts
+/// (`mode: act`) or does not (observe, dry-run).
+pub fn rules_yaml(cluster_wide: bool, acting: bool) -> String {
     let mut out = String::new();
     for r in RULES.iter().filter(|r| r.cluster_wide == cluster_wide) {
+        let verbs = verbs(r, acting);
+        if verbs.is_empty() {
+            continue;
+        }
         out.push_str(&format!(
             "# used by {}\n- apiGroups: [\"{}\"]\n  resources: [\"{}\"]\n  verbs: [{}]\n",
             r.used_by,
             r.api_group,
             r.resource,
-            r.verbs.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+            verbs.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
         ));
     }
     out

@@ -12,18 +12,25 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A minimal HTTP/1.1 exchange: (status, body); (0, "") when nothing listens.
+/// A minimal HTTP/1.1 exchange: (status, body); (0, "") when nothing listens. A GET when
+/// `body` is empty, else a JSON POST.
 pub fn http(port: u16, path: &str, body: &str) -> (u16, String) {
+    request(port, path, &[("Content-Type", "application/json")], body.as_bytes())
+}
+
+/// A minimal HTTP/1.1 exchange with `headers` (a GET when `body` is empty).
+pub fn request(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
     let method = if body.is_empty() { "GET" } else { "POST" };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect::<String>(),
         body.len()
     );
     let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body.as_bytes());
+    let _ = s.write_all(body);
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -80,6 +87,11 @@ impl Daemon {
     /// A live, act-mode daemon named `identity` whose Lease holds `lease_secs`, stepping every
     /// second, with open receivers.
     pub fn start(dir: &Path, kubeconfig: &Path, identity: &str, lease_secs: u64) -> Daemon {
+        Daemon::start_with(dir, kubeconfig, identity, lease_secs, "")
+    }
+
+    /// [`Daemon::start`] with `extra` config lines.
+    pub fn start_with(dir: &Path, kubeconfig: &Path, identity: &str, lease_secs: u64, extra: &str) -> Daemon {
         let (admin, recv) = (super::free_port(), super::free_port());
         let cfg = dir.join(format!("{identity}.yaml"));
         std::fs::write(
@@ -87,13 +99,18 @@ impl Daemon {
             format!(
                 "source: live\nmode: act\ninsecure_receivers: true\nnamespace: cellwarden\nadmin_listen: 127.0.0.1:{admin}\n\
                  identity: {identity}\nlease_duration_secs: {lease_secs}\nevaluate_every_secs: 1\npoll_interval_ms: 200\n\
-                 receivers:\n  listen: 127.0.0.1:{recv}\n"
+                 receivers:\n  listen: 127.0.0.1:{recv}\n{extra}"
             ),
         )
         .unwrap();
+        Daemon::spawn(&cfg, kubeconfig, admin, recv)
+    }
+
+    /// `cellwarden run --config cfg` whose admin and receiver listeners are on `admin`, `recv`.
+    pub fn spawn(cfg: &Path, kubeconfig: &Path, admin: u16, recv: u16) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cellwarden"))
             .args(["run", "--config"])
-            .arg(&cfg)
+            .arg(cfg)
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .env("CELLWARDEN_LOG", "info")

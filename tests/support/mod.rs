@@ -1,6 +1,6 @@
 //! What the operator's end-to-end tests share: a free port, a kube client of the fake API server,
 //! the CRDs installed, and the reasons of the Events published in a namespace; [`live`] runs
-//! live daemons against it.
+//! live daemons against it; [`operator_grants`] is the operator's RBAC for the fake to enforce.
 #![allow(dead_code)] // each test binary uses its own part
 
 pub mod live;
@@ -39,5 +39,26 @@ pub async fn event_reasons(c: &Client, namespace: &str) -> Vec<String> {
         .items
         .into_iter()
         .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// The token the operator presents to the fake API when its RBAC is enforced.
+pub const OPERATOR_TOKEN: &str = "cellwarden-operator";
+
+/// What `remediator::rbac` grants the operator (acting, or in observe/dry-run), as the chart's
+/// ClusterRole (every namespace) and Role (in `cellwarden`) would: for
+/// `FakeKube::enforce_rbac`.
+pub fn operator_grants(acting: bool) -> Vec<fakekube::rbac::Grant> {
+    use cellwarden_remediator::rbac;
+    rbac::RULES
+        .iter()
+        .flat_map(|r| {
+            rbac::verbs(r, acting).into_iter().map(move |v| fakekube::rbac::Grant {
+                group: r.api_group.into(),
+                resource: r.resource.into(),
+                verb: v.into(),
+                namespace: (!r.cluster_wide).then(|| "cellwarden".to_string()),
+            })
+        })
         .collect()
 }

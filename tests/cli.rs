@@ -109,7 +109,7 @@ fn eval_json_has_the_stable_keys() {
             assert!(["internal", "external", "infrastructure"].contains(&c["class"].as_str().unwrap()));
         }
     }
-    assert_eq!(v["summary"]["cases"], 22);
+    assert_eq!(v["summary"]["cases"], 24);
     assert_eq!(v["summary"]["healthy"], 2);
     assert!(v["summary"]["false_alarms_per_hour"].is_number());
 }
@@ -604,6 +604,8 @@ fn every_profile_fixture_is_detected_and_its_entity_ranked_first() {
         ("loyalty-outage-ingress-nginx", "loyalty", "ingress-nginx"),
         ("memory-leak-micrometer", "cell-2/ledger", "micrometer"),
         ("memory-leak-prometheus-client", "cell-2/ledger", "prometheus-client"),
+        ("memory-leak-kubernetes", "cell-2/ledger", "kubernetes"),
+        ("node-memory-leak-node-exporter", "node-2-1", "node-exporter"),
         ("db-latency-drift-opentelemetry", "cell-3/ledger-db", "opentelemetry"),
         ("db-latency-drift-postgres-exporter", "cell-3/ledger-db", "postgres-exporter"),
         ("db-latency-drift-cockroachdb", "cell-3/ledger-db", "cockroachdb"),

@@ -80,13 +80,14 @@ fn expect(kind: &str, target: &str) -> ExpectedAction {
 /// The bundled scenarios that show one profile end to end: `(id, base scenario, naming, cells)`.
 /// Each records only what that exporter would, with no traces, on as few cells as the fault
 /// allows (the faulty cell must exist), so each fixture stays a few dozen KiB.
-pub const PROFILE_VARIANTS: [(&str, &str, MetricNaming, usize); 10] = [
+pub const PROFILE_VARIANTS: [(&str, &str, MetricNaming, usize); 11] = [
     ("loyalty-outage-linkerd", "loyalty-outage", MetricNaming::Linkerd, 2),
     ("loyalty-outage-envoy", "loyalty-outage", MetricNaming::Envoy, 2),
     ("loyalty-outage-ingress-nginx", "loyalty-outage", MetricNaming::IngressNginx, 2),
     ("loyalty-outage-custom-names", "loyalty-outage", MetricNaming::Custom, 2),
     ("memory-leak-micrometer", "memory-leak", MetricNaming::Micrometer, 2),
     ("memory-leak-prometheus-client", "memory-leak", MetricNaming::PrometheusClient, 2),
+    ("memory-leak-kubernetes", "memory-leak", MetricNaming::Kubernetes, 2),
     ("db-latency-drift-opentelemetry", "db-latency-drift", MetricNaming::OpenTelemetry, 3),
     (
         "db-latency-drift-postgres-exporter",
@@ -240,6 +241,32 @@ pub fn scenario(id: &str, seed: Option<u64>) -> Option<Scenario> {
                 expected_actions: vec![expect("circuit_break", "loyalty")],
             }
         }
+        // A node's memory fills from outside Kubernetes (a runaway agent on node-2-1), seen only
+        // through node_exporter on a two-cell wallet: the node-exporter profile end to end.
+        "node-memory-leak-node-exporter" => {
+            let mut c = cfg(7, 2, 75);
+            c.traces_per_sec = 0.0;
+            c.naming = MetricNaming::NodeExporter;
+            let node = crate::model::NODES_PER_CELL;
+            Scenario {
+                id: id.into(),
+                description: "something outside Kubernetes on node-2-1 takes its memory until the node is full about 40 min in, seen only through node_exporter".into(),
+                cfg: c,
+                faults: fault(FaultEffect::NodeMemoryLeak {
+                    node,
+                    fill_after_secs: 2400.0,
+                }),
+                surges: vec![],
+                deploys: vec![],
+                fault_kind: "memory_leak".into(),
+                root_cause: RootCause {
+                    node: Some(format!("node-{}-1", node / crate::model::NODES_PER_CELL + 1)),
+                    cell: Some(cell_name(1)),
+                    ..Default::default()
+                },
+                expected_actions: vec![],
+            }
+        }
         "loyalty-outage" => Scenario {
             id: id.into(),
             description: "loyalty fails in every cell; calls to it time out and drag payments down with them".into(),
@@ -303,6 +330,7 @@ pub fn bundled_ids() -> Vec<&'static str> {
         "zone-outage-s4",
         "db-latency-drift-s5",
         "loyalty-outage-istio",
+        "node-memory-leak-node-exporter",
     ]);
     // The custom-names scenario is left out: without the config rule it names (see
     // fixtures/README.md) nothing in it is a signal, and `eval fixtures/` would count a miss.

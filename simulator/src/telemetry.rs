@@ -63,6 +63,12 @@ pub enum MetricNaming {
     PostgresExporter,
     /// Only CockroachDB's `sql_service_latency` histogram (sum and count, nanoseconds) per pod.
     Cockroachdb,
+    /// Only node_exporter on every node: `node_memory_Active_bytes` and `node_memory_MemTotal_bytes`
+    /// (the `node` label, as Kubernetes service discovery's relabelling sets it).
+    NodeExporter,
+    /// Only the kube-state-metrics and cAdvisor names the `kubernetes` profile reads beyond the
+    /// default ones: `container_memory_rss` and `kube_pod_status_ready{condition="true"}` per pod.
+    Kubernetes,
     /// Names no built-in rule or inference knows (`acme_svc_p99_ms`, `acme_svc_errors_pct`,
     /// labels `app`/`ns`): only a `signals:` rule in the config makes them signals.
     Custom,
@@ -627,7 +633,33 @@ impl Recorder {
         self.push(F_OFFSET, "messaging_consumer_offset", labels, t, offset.floor());
     }
 
-    pub(crate) fn node(&mut self, t: Timestamp, node: &str, zone: &str, cell: &str, ready: bool) {
+    /// A node this step: its readiness, and (node_exporter) its active and total memory, bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn node(&mut self, t: Timestamp, node: &str, zone: &str, cell: &str, ready: bool, active: f64, total: f64) {
+        if self.naming == MetricNaming::NodeExporter {
+            let labels = l(&[("node", node), ("instance", &format!("{node}:9100")), ("job", "node-exporter")]);
+            let f = self.family(
+                "node_memory_Active_bytes",
+                MetricType::Gauge,
+                "",
+                "Memory information field Active_bytes (node_exporter).",
+            );
+            self.push(
+                f,
+                "node_memory_Active_bytes",
+                labels.clone(),
+                t,
+                (active / 65536.0).round() * 65536.0,
+            );
+            let f = self.family(
+                "node_memory_MemTotal_bytes",
+                MetricType::Gauge,
+                "",
+                "Memory information field MemTotal_bytes (node_exporter).",
+            );
+            self.push(f, "node_memory_MemTotal_bytes", labels, t, total);
+            return;
+        }
         if self.naming.single_exporter() {
             return;
         }
@@ -691,6 +723,24 @@ impl Recorder {
                     "The maximum amount of memory that can be used (Micrometer).",
                 );
                 self.push(max, "jvm_memory_max_bytes", labels, t, limit);
+            }
+            MetricNaming::Kubernetes => {
+                let labels = l(&[("namespace", cell), ("pod", pod), ("container", service)]);
+                let rss = self.family(
+                    "container_memory_rss",
+                    MetricType::Gauge,
+                    "bytes",
+                    "Size of RSS in bytes (cAdvisor).",
+                );
+                self.push(rss, "container_memory_rss", labels, t, memory);
+                let ready = self.family(
+                    "kube_pod_status_ready",
+                    MetricType::Gauge,
+                    "",
+                    "Describes whether the pod is ready to serve requests (kube-state-metrics).",
+                );
+                let labels = l(&[("namespace", cell), ("pod", pod), ("condition", "true")]);
+                self.push(ready, "kube_pod_status_ready", labels, t, 1.0);
             }
             MetricNaming::PrometheusClient => {
                 let labels = l(&[("namespace", cell), ("pod", pod)]);

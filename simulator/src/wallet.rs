@@ -63,6 +63,9 @@ pub enum FaultEffect {
     PoisonPill { cell: usize },
     /// The service fails in every cell (all calls error after a timeout).
     ServiceDown { service: usize },
+    /// Something outside Kubernetes on the node (a runaway agent, a kernel slab leak) takes
+    /// memory until the node's memory is full after `fill_after_secs`.
+    NodeMemoryLeak { node: usize, fill_after_secs: f64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +175,16 @@ pub(crate) struct Node {
     pub cell: usize,
     pub ready: bool,
     pub unschedulable: bool,
+    /// Memory taken outside Kubernetes (a [`FaultEffect::NodeMemoryLeak`]), bytes, and how fast
+    /// it grows, bytes per second.
+    pub leaked: f64,
+    pub leak_per_sec: f64,
 }
+
+/// A node's memory (node_exporter's `MemTotal`): 16 GiB.
+pub(crate) const NODE_MEMORY_BYTES: f64 = 16.0 * 1024.0 * MIB;
+/// What the node's system and daemons hold besides the wallet's pods: 2 GiB.
+const NODE_SYSTEM_BYTES: f64 = 2.0 * 1024.0 * MIB;
 
 /// A cell's routing as an operator reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -262,6 +274,8 @@ impl Wallet {
                     cell: c,
                     ready: true,
                     unschedulable: false,
+                    leaked: 0.0,
+                    leak_per_sec: 0.0,
                 });
             }
         }
@@ -579,6 +593,10 @@ impl Wallet {
             FaultEffect::DbLatencyDrift { cell, secs_per_sec } => self.cells[cell].db_drift_per_sec = secs_per_sec,
             FaultEffect::PoisonPill { cell } => self.cells[cell].poison = true,
             FaultEffect::ServiceDown { service } => self.service_down[service] = true,
+            FaultEffect::NodeMemoryLeak { node, fill_after_secs } => {
+                let free = NODE_MEMORY_BYTES - NODE_SYSTEM_BYTES - self.node_pod_memory()[node];
+                self.nodes[node].leak_per_sec = (free / fill_after_secs).max(0.0);
+            }
         }
     }
 
@@ -752,8 +770,19 @@ impl Wallet {
         // Pods: memory, cpu, restarts (payments lost to OOM kills count this step); nodes.
         step_failed += self.pods_step(dtf);
         let now_t = self.now();
-        for n in &self.nodes {
-            self.recorder.node(now_t, &n.name, ZONES[n.zone], &self.cells[n.cell].name, n.ready);
+        let pod_memory = self.node_pod_memory();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            n.leaked = (n.leaked + n.leak_per_sec * dtf).min(NODE_MEMORY_BYTES - NODE_SYSTEM_BYTES);
+            let active = (NODE_SYSTEM_BYTES + pod_memory[i] + n.leaked).min(NODE_MEMORY_BYTES);
+            self.recorder.node(
+                now_t,
+                &n.name,
+                ZONES[n.zone],
+                &self.cells[n.cell].name,
+                n.ready,
+                active,
+                NODE_MEMORY_BYTES,
+            );
         }
         // Traces.
         let sampled = self.rng.poisson(self.cfg.traces_per_sec * dtf);
@@ -802,6 +831,15 @@ impl Wallet {
     }
 
     /// Advances every pod; returns the payments lost to OOM kills.
+    /// The memory of the pods on each node, bytes (by node index).
+    fn node_pod_memory(&self) -> Vec<f64> {
+        let mut per_node = vec![0.0; self.nodes.len()];
+        for p in self.deployments.iter().flat_map(|d| &d.pods) {
+            per_node[p.node] += p.memory;
+        }
+        per_node
+    }
+
     fn pods_step(&mut self, dtf: f64) -> f64 {
         let now = self.now_secs;
         let routine_p = if self.cfg.routine_restart_hours > 0.0 {

@@ -225,6 +225,8 @@ fn each_single_exporter_naming_records_only_its_exporters_families() {
             MetricNaming::PostgresExporter => &["pg_up", "pg_stat_activity_max_tx_duration"],
             MetricNaming::Cockroachdb => &["sql_service_latency"],
             MetricNaming::KafkaExporter => &["kafka_consumergroup_lag_sum"],
+            MetricNaming::Kubernetes => &["container_memory_rss", "kube_pod_status_ready"],
+            MetricNaming::NodeExporter => unreachable!("{id}: not a variant of a base scenario"),
             MetricNaming::Cellwarden | MetricNaming::Istio => unreachable!("{id}"),
         };
         let mut sorted = names.clone();

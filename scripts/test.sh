@@ -75,6 +75,12 @@ if ! command -v prometheus-alertmanager >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager
 fi
 prometheus-alertmanager --version 2>&1 | sed -n 1p
+# tests/real_exporters.rs reads Debian's node_exporter and postgres_exporter with `cellwarden signals --from`.
+if ! command -v prometheus-node-exporter >/dev/null || ! command -v prometheus-postgres-exporter >/dev/null; then
+  echo "== installing prometheus-node-exporter and prometheus-postgres-exporter (Debian packages)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    prometheus-node-exporter prometheus-postgres-exporter
+fi
 # --- end collector: OpenTelemetry SDK and Alertmanager ---
 
 echo "== cargo test (workspace)"

@@ -55,7 +55,12 @@ pub enum Command {
     /// and which were left out and why.
     Signals {
         /// A fixture folder (its metrics.om[.gz] is read).
-        fixture: PathBuf,
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        fixture: Option<PathBuf>,
+        /// Scrape this exposition endpoint once instead (`http://host:port/metrics`), with the
+        /// `job` and `instance` labels a scrape adds.
+        #[arg(long)]
+        from: Option<String>,
         /// A config file (cellwarden.yaml) whose `signals:` rules come before the built-in profiles.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -192,7 +197,19 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             config,
         } => run_eval(&fixtures, at_truth_start, json, out.as_deref(), &signal_rules(config.as_deref())?),
-        Command::Signals { fixture, config, series } => crate::signals_cmd::run(&fixture, &signal_rules(config.as_deref())?, series),
+        Command::Signals {
+            fixture,
+            from,
+            config,
+            series,
+        } => {
+            let rules = signal_rules(config.as_deref())?;
+            match (fixture, from) {
+                (_, Some(url)) => crate::signals_cmd::run_url(&url, &rules, series),
+                (Some(dir), None) => crate::signals_cmd::run(&dir, &rules, series),
+                (None, None) => anyhow::bail!("give a fixture folder or --from URL"),
+            }
+        }
         Command::Report { report, format } => run_report(&report, format),
         Command::Record(args) => crate::record::run(&args),
         Command::Audit {

@@ -1,6 +1,7 @@
-//! `cellwarden signals`: which series of a fixture became which signal, by which rule (the
-//! config's, a profile's, or an inference), and which were left out and why — the answer to "why
-//! did you not see my metric?". One line per metric and outcome (or per series with `--series`).
+//! `cellwarden signals`: which series of a fixture — or of one scrape of an endpoint (`--from
+//! URL`) — became which signal, by which rule (the config's, a profile's, or an inference), and
+//! which were left out and why: the answer to "why did you not see my metric?". One line per
+//! metric and outcome (or per series with `--series`).
 
 use anyhow::{Context, Result};
 use cellwarden_collector::fixture::load_dir;
@@ -70,9 +71,38 @@ fn describe(f: &SeriesFate) -> (Section, String) {
 /// Prints the fate of every series of the fixture in `dir` under `rules`.
 pub fn run(dir: &Path, rules: &SignalRules, per_series: bool) -> Result<()> {
     let fx = load_dir(dir).with_context(|| format!("cannot read fixture {}", dir.display()))?;
-    let d = signals::explain(&fx.metrics.families, rules);
+    report(&dir.display().to_string(), &fx.metrics.families, rules, per_series)
+}
+
+/// Scrapes `url` once (as the daemon's scraper would: its formats, size bound and timeout, and
+/// the `job` and `instance` labels) and prints the fate of every series it served.
+pub fn run_url(url: &str, rules: &SignalRules, per_series: bool) -> Result<()> {
+    use cellwarden_collector::scrape::{target_series, ScrapeConfig, Scraper, Target};
+    let scraper = Scraper::new(ScrapeConfig::default()).context("cannot set up the scraper")?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let scraped = tokio::runtime::Runtime::new()?
+        .block_on(scraper.scrape(url, cellwarden_models::Timestamp(now_ms)))
+        .with_context(|| format!("cannot scrape {url}"))?;
+    let target = Target::new(url, "signals", []);
+    let families: Vec<cellwarden_models::Family> = scraped
+        .families
+        .into_iter()
+        .map(|mut head| {
+            // The target's labels go on each series, as a scrape stores them.
+            let series = std::mem::take(&mut head.series);
+            let series = target_series(vec![cellwarden_models::Family { series, ..head.clone() }], &target);
+            cellwarden_models::Family { series, ..head }
+        })
+        .collect();
+    report(&format!("--from {url}"), &families, rules, per_series)
+}
+
+fn report(source: &str, families: &[cellwarden_models::Family], rules: &SignalRules, per_series: bool) -> Result<()> {
+    let d = signals::explain(families, rules);
     let mut so = std::io::stdout().lock();
-    writeln!(so, "cellwarden signals {}", dir.display())?;
+    writeln!(so, "cellwarden signals {source}")?;
     let mut tiers: Vec<(String, usize)> = Vec::new();
     for r in rules.rules() {
         let tier = match &r.origin {

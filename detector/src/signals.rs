@@ -145,6 +145,18 @@ fn run(families: &[Family], rules: &SignalRules, mut fates: Option<&mut Vec<Seri
                 continue;
             };
             let r = &rules.rules()[i];
+            if r.spec.read == Read::Ignore {
+                if let Some(out) = fates.as_deref_mut() {
+                    out.push(SeriesFate {
+                        key: s.key.clone(),
+                        fate: Fate::Unread {
+                            by: r.rule_ref(),
+                            reason: "left out on purpose: no signal of a service's health",
+                        },
+                    });
+                }
+                continue;
+            }
             if r.spec.read.aggregates() {
                 let (base, unread) = group_base(r, &s.key.metric);
                 if let Some(out) = fates.as_deref_mut() {
@@ -318,6 +330,7 @@ fn read_series(rule: &SignalRule, samples: &[Sample]) -> Vec<Sample> {
             })
             .collect(),
         Read::HistogramMean | Read::HistogramQuantile | Read::Requests => unreachable!("group readers read groups"),
+        Read::Ignore => unreachable!("ignored series are not read"),
     }
 }
 

@@ -105,6 +105,10 @@ pub enum Read {
     SummaryQuantile,
     /// Request counters by status: request rate and the ratio of 5xx responses.
     Requests,
+    /// Named on purpose and not read: a profile keeps the inferences off an exporter's series
+    /// that are no signal of a wallet's health (node_exporter's other `node_memory_*` fields, the
+    /// Go runtime's `go_memstats_*`), and `cellwarden signals` says which rule left them out.
+    Ignore,
 }
 
 impl Read {
@@ -123,6 +127,7 @@ impl Read {
             Read::HistogramQuantile => "histogram_quantile",
             Read::SummaryQuantile => "summary_quantile",
             Read::Requests => "requests",
+            Read::Ignore => "ignore",
         }
     }
 }
@@ -324,6 +329,8 @@ impl CompiledRule {
         match (spec.read, spec.signal) {
             (Read::Requests, Some(_)) => return Err(invalid("read: requests gives request_rate and error_ratio; leave signal out")),
             (Read::Requests, None) => {}
+            (Read::Ignore, Some(_)) => return Err(invalid("read: ignore reads nothing; leave signal out")),
+            (Read::Ignore, None) => {}
             (_, None) => {
                 return Err(invalid(
                     "signal is required (memory, memory_limit, cpu, latency, client_latency, error_ratio, request_rate, queue_lag)",

@@ -1,5 +1,6 @@
 # The cellwarden operator image: a static-ish Rust binary on a distroless, non-root base.
-# (No Docker engine runs on this project's build machines: this file has not been built here.)
+# Built with `scripts/build-image.sh` (buildah, no Docker engine). This project's build machines
+# reach no registry, so there the script builds the same runtime layout from scratch instead.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

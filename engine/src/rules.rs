@@ -210,10 +210,21 @@ pub fn plan(incident: &Incident, warnings: &[Warning], topology: Option<&Topolog
                         "payment error ratio back under its baseline",
                         300,
                     )),
-                    EntityKind::Node | EntityKind::Zone | EntityKind::Cell => {
+                    // One node is not its cell: moving the cell's traffic and cordoning every
+                    // node of it would take out two healthy nodes for one sick one. The node is
+                    // a person's to cordon and drain (Kubernetes reschedules its pods).
+                    EntityKind::Node => {
+                        no_action_helps = Some(format!(
+                            "{} itself is in trouble ({}): cordon and drain that node (`kubectl drain {} --ignore-daemonsets \
+                             --delete-emptydir-data`) so its pods move to healthy nodes; its cell's traffic need not move",
+                            e.name,
+                            top.evidence.first().map_or("its own metrics", |ev| ev.detail.trim_end_matches('.')),
+                            e.name
+                        ));
+                    }
+                    EntityKind::Zone | EntityKind::Cell => {
                         let cell = match e.kind {
                             EntityKind::Cell => Some(e.name.clone()),
-                            EntityKind::Node => topology.and_then(|t| t.cell_of_node(&e.name)).map(str::to_string),
                             _ => topology
                                 .and_then(|t| t.cells.iter().find(|c| c.zone.as_deref() == Some(e.name.as_str())))
                                 .map(|c| c.name.clone()),
@@ -471,6 +482,19 @@ mod tests {
             &PlanContext::default(),
         );
         assert_eq!(kinds(&p), vec![ActionKind::CircuitBreak, ActionKind::Notify]);
+    }
+
+    /// A node's own trouble moves no cell: only the on-call is told, to drain that node.
+    #[test]
+    fn a_sick_node_is_for_a_person_to_drain_not_a_reason_to_move_its_cell() {
+        let p = plan(
+            &incident(Entity::new(EntityKind::Node, "node-2-1"), "metric:memory"),
+            &[],
+            None,
+            &PlanContext::default(),
+        );
+        assert_eq!(kinds(&p), vec![ActionKind::Notify]);
+        assert!(p.actions[0].reason.contains("kubectl drain node-2-1"), "{}", p.actions[0].reason);
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub enum Command {
     },
     /// Render a stored report.json for people.
     Report {
-        /// A report.json written by replay or eval.
+        /// A report.json written by replay, eval or simulate, or the folder holding it (`--out DIR`).
         report: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Md)]
         format: Format,
@@ -609,6 +609,9 @@ fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_
 }
 
 pub fn run_report(path: &Path, format: Format) -> Result<()> {
+    // A folder `replay --out` or `simulate --out` wrote holds its report.json.
+    let joined = path.join("report.json");
+    let path = if path.is_dir() { joined.as_path() } else { path };
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let report: Report = serde_json::from_str(&text).with_context(|| format!("{} is not a cellwarden report.json", path.display()))?;
     let rendered = match format {

@@ -17,8 +17,11 @@ fn main() -> std::process::ExitCode {
     if !asked.contains("kube_client") {
         filter = filter.add_directive("kube_client::client::builder=off".parse().expect("a valid directive"));
     }
+    // Colour only on a terminal: escape codes garble `kubectl logs` and log shippers.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .init();
     match cellwarden::cli::run(cellwarden::cli::Cli::parse()) {

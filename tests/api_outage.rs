@@ -136,6 +136,10 @@ async fn incidents_opened_while_the_api_is_away_are_written_with_their_times_and
         "the takeover says it writes the queue:\n{logs}"
     );
     assert!(!logs.contains("dropped"), "nothing dropped:\n{logs}");
+    // Read as `kubectl logs` shows them: no colour codes when stderr is no terminal, and no
+    // kube client ERROR line per retry while the API was away.
+    assert!(!logs.contains('\u{1b}'), "ANSI escapes in the log:\n{logs}");
+    assert!(!logs.contains("kube_client"), "{logs}");
     for reason in ["full", "expired", "rejected"] {
         let dropped = format!(r#"cellwarden_pending_writes_dropped_total{{what="incident",reason="{reason}"}}"#);
         assert_eq!(d.metric(&dropped).unwrap_or(0.0), 0.0, "{dropped}");

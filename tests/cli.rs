@@ -77,6 +77,10 @@ fn replay_of_bundled_fixture_prints_incidents_candidates_and_a_dry_run_plan() {
     let again = run(bin().arg("report").arg(out_dir.path().join("report.json")).args(["--format", "md"]));
     assert!(again.status.success());
     assert_eq!(String::from_utf8(again.stdout).unwrap(), md);
+    // The folder `--out` wrote is enough: its report.json is found.
+    let from_dir = run(bin().arg("report").arg(out_dir.path()).args(["--format", "md"]));
+    assert!(from_dir.status.success());
+    assert_eq!(String::from_utf8(from_dir.stdout).unwrap(), md);
 }
 
 #[test]

@@ -215,8 +215,8 @@ pub fn plan(incident: &Incident, warnings: &[Warning], topology: Option<&Topolog
                     // a person's to cordon and drain (Kubernetes reschedules its pods).
                     EntityKind::Node => {
                         no_action_helps = Some(format!(
-                            "{} itself is in trouble ({}): cordon and drain that node (`kubectl drain {} --ignore-daemonsets \
-                             --delete-emptydir-data`) so its pods move to healthy nodes; its cell's traffic need not move",
+                            "{} itself is in trouble ({}): cordon and drain that node so its pods move to healthy nodes \
+                             (kubectl drain {} --ignore-daemonsets --delete-emptydir-data); its cell's traffic need not move",
                             e.name,
                             top.evidence.first().map_or("its own metrics", |ev| ev.detail.trim_end_matches('.')),
                             e.name

@@ -52,7 +52,7 @@ pub fn to_html(report: &Report) -> String {
     };
     let _ = write!(
         h,
-        "<p>Telemetry {}: {} series, {} samples, {} spans. {} anomalous points, {} warnings, <b>{} incidents</b>. Plans are {}.</p>",
+        "<p>Telemetry {}: {} series, {} samples, {} spans. {} anomalous points, {} warnings, <b>{} incident{}</b>. Plans are {}.</p>",
         esc(&span),
         report.series,
         report.samples,
@@ -60,6 +60,7 @@ pub fn to_html(report: &Report) -> String {
         report.anomalies_total,
         report.warnings.len(),
         report.incidents.len(),
+        if report.incidents.len() == 1 { "" } else { "s" },
         report.incidents.first().map_or("dry-run", |i| i.plan.mode.as_str())
     );
     if report.incidents.is_empty() {

@@ -9,15 +9,13 @@
 //!
 //! Run: `cargo bench --bench shutdown` (5 rounds of each; about a minute).
 
-use fakekube::{FakeKube, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use std::time::{Duration, Instant, SystemTime};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::live::{alert, http, wait_for, wallet, Daemon};
-use support::{client, install_crds};
+use support::live::{alert, http, wait_for, Daemon, World};
 
 const ROUNDS: usize = 5;
 /// The default `lease_duration_secs`.
@@ -55,21 +53,14 @@ enum Load {
 
 /// One round: (time to exit, time until the Lease is free), both from the signal.
 async fn round(signal: &str, load: Load) -> (Duration, Duration) {
-    let fake = FakeKube::start(Options::default()).await.unwrap();
-    let c = client(&fake).await;
-    install_crds(&c).await;
-    wallet(&c).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    let World {
+        fake: _fake,
+        client: c,
+        dir,
+        kubeconfig: kc,
+    } = World::start().await;
     let mut d = Daemon::start(dir.path(), &kc, "a", LEASE_SECS);
-    wait_for(
-        "a leads",
-        Duration::from_secs(60),
-        || d.logs(),
-        async || d.leader_gauge() == Some(1),
-    )
-    .await;
+    d.wait_leading().await;
     if load == Load::StepUnderWay {
         assert_eq!(http(d.recv, "/api/v1/alerts", &alert("LedgerHighMemory")).0, 200);
         wait_for(
@@ -82,7 +73,7 @@ async fn round(signal: &str, load: Load) -> (Duration, Duration) {
     }
     let sent_at = SystemTime::now();
     let t = Instant::now();
-    let (status, exited) = tokio::task::block_in_place(|| d.signal(signal));
+    let (status, exited) = d.signal(signal, Duration::from_secs(30)).await;
     if signal == "TERM" {
         assert!(status.success(), "exit {status} after SIGTERM:\n{}", d.logs());
     }

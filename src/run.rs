@@ -958,8 +958,12 @@ pub async fn run(cfg: Config, kubeconfig: Option<&Path>) -> Result<()> {
                 let now = elector.step(wall_ms()).await;
                 let lead = matches!(now, Ok(true));
                 match &now {
-                    Ok(_) => drop(lease_calls.worked()),
-                    Err(e) => drop(lease_calls.failed(e)),
+                    Ok(_) => {
+                        lease_calls.worked();
+                    }
+                    Err(e) => {
+                        lease_calls.failed(e);
+                    }
                 }
                 leading.store(lead, Ordering::SeqCst);
                 metrics.leader.set(i64::from(lead));
@@ -1270,7 +1274,9 @@ async fn live_source(
                         .collect(),
                 )
             }
-            Err(e) => drop(revision_reads.failed(&e)),
+            Err(e) => {
+                revision_reads.failed(&e);
+            }
         }
         // Alerts after the step's telemetry: an alert opens or joins an incident ranked on it.
         let stepped = driver.step(&families, spans.make_contiguous(), alerts, now);

@@ -15,8 +15,8 @@ use kube::api::Api;
 use std::time::{Duration, SystemTime};
 
 mod support;
-use support::live::{alert, http, ledger, wait_for, wallet, Daemon};
-use support::{client, install_crds};
+use support::client;
+use support::live::{alert, http, ledger, wait_for, Daemon, World};
 
 /// The Lease holds 3 s without renewal (renew deadline 2 s): the daemon steps down early in
 /// the outage.
@@ -33,22 +33,15 @@ fn unix_secs(t: SystemTime) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incidents_opened_while_the_api_is_away_are_written_with_their_times_and_acted_on_once() {
-    let fake = FakeKube::start(Options::default()).await.unwrap();
+    let World {
+        fake,
+        client: c,
+        dir,
+        kubeconfig: kc,
+    } = World::start().await;
     let port = fake.addr().port();
-    let c = client(&fake).await;
-    install_crds(&c).await;
-    wallet(&c).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, fake.kubeconfig()).unwrap();
     let d = Daemon::start(dir.path(), &kc, "a", LEASE_SECS);
-    wait_for(
-        "a leads",
-        Duration::from_secs(60),
-        || d.logs(),
-        async || d.leader_gauge() == Some(1),
-    )
-    .await;
+    d.wait_leading().await;
     let before = ledger(&c).await;
     assert_eq!(before, (Some(2), None));
 

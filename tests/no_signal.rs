@@ -6,12 +6,10 @@
 //! brings memory series, the gauge counts them, an Info line says so and `/readyz` is plain again.
 
 use cellwarden_collector::receive::remote_write::{self, proto};
-use fakekube::{FakeKube, Options};
 use std::time::{Duration, SystemTime};
 
 mod support;
-use support::live::{http, request, wait_for, wallet, Daemon};
-use support::{client, install_crds};
+use support::live::{http, request, wait_for, Daemon, World};
 
 /// A remote_write of three pods' working-set memory (the cAdvisor name) in cell-1, at now.
 fn memory_push() -> Vec<u8> {
@@ -39,13 +37,12 @@ fn memory_push() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_nothing_to_read_the_daemon_says_so_and_stops_saying_it_once_series_come() {
-    let fake = FakeKube::start(Options::default()).await.unwrap();
-    let c = client(&fake).await;
-    install_crds(&c).await;
-    wallet(&c).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    let World {
+        fake: _fake,
+        client: _,
+        dir,
+        kubeconfig: kc,
+    } = World::start().await;
     let d = Daemon::start_with(dir.path(), &kc, "a", 6, "no_signal_warn_after_secs: 2\n");
     let readyz = || http(d.admin, "/readyz", "");
     wait_for(

@@ -11,52 +11,23 @@ use fakekube::store::Fault;
 use fakekube::{FakeKube, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::live::{alert, Daemon};
 use support::{client, free_port, install_crds};
 
 const TOKEN: &str = "s3cret-token-for-the-test";
 
-/// A minimal HTTP/1.1 exchange: (status, body).
+/// An HTTP/1.1 exchange presenting `token` when given: (status, body).
 fn http(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body.as_bytes());
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
-}
-
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
     }
-}
-
-fn alert(name: &str) -> String {
-    serde_json::json!({"version": "4", "status": "firing", "receiver": "cellwarden", "groupKey": "{}:{alertname=\"x\"}",
-        "alerts": [{"status": "firing", "labels": {"alertname": name, "namespace": "cell-1", "deployment": "ledger", "severity": "critical"},
-        "annotations": {"summary": "ledger is failing"}, "startsAt": "2026-11-26T10:12:00Z", "fingerprint": name}]})
-    .to_string()
+    support::live::request(port, path, &headers, body.as_bytes())
 }
 
 /// A live, act-mode daemon leading against `fake`, with `extra` config lines.
@@ -69,28 +40,12 @@ struct Running {
 
 impl Running {
     fn logs(&self) -> String {
-        self.daemon.log.lock().unwrap().join("\n")
+        self.daemon.logs()
     }
 
     /// Sends one SIGTERM and waits (at most 15 s) for the exit: its status and how long it took.
     async fn sigterm(&mut self) -> (std::process::ExitStatus, Duration) {
-        let t = Instant::now();
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.daemon.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        loop {
-            if let Some(s) = self.daemon.child.try_wait().unwrap() {
-                return (s, t.elapsed());
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(15),
-                "still running 15 s after one SIGTERM:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.daemon.signal("TERM", Duration::from_secs(15)).await
     }
 
     async fn wait_for_log(&self, line: &str) {
@@ -132,25 +87,8 @@ async fn start_leading(fake: &FakeKube, c: &kube::Client, extra: &str) -> Runnin
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cellwarden"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .env("CELLWARDEN_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (l, err) = (log.clone(), child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            l.lock().unwrap().push(line);
-        }
-    });
     let running = Running {
-        daemon: Daemon { child, log },
+        daemon: Daemon::spawn(&cfg, &kc, admin, recv),
         admin,
         recv,
         _dir: dir,

@@ -14,21 +14,20 @@ use kube::api::{Api, PostParams};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::live::{alert, holder, http, ledger, wait_for, wallet, Daemon};
-use support::{client, install_crds};
+use support::client;
+use support::live::{alert, holder, http, ledger, wait_for, Daemon, World};
 
 /// The Lease holds 6 s without renewal: the renew deadline is 4 s, each API call 1.2 s at most.
 const LEASE_SECS: u64 = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_renewals_hang_steps_down_and_cannot_act_once_another_took_over() {
-    let fake = FakeKube::start(Options::default()).await.unwrap();
-    let c = client(&fake).await;
-    install_crds(&c).await;
-    wallet(&c).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, fake.kubeconfig()).unwrap();
+    let World {
+        fake,
+        client: c,
+        dir,
+        kubeconfig: kc,
+    } = World::start().await;
 
     let a = Daemon::start(dir.path(), &kc, "a", LEASE_SECS);
     wait_for(

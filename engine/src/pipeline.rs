@@ -1316,15 +1316,7 @@ mod tests {
             paused: false,
         };
         let p = Pipeline::new().with_policy(serde_json::from_value(serde_json::json!({"mode": "act"})).unwrap(), limits);
-        let action = |kind, target: &str| cellwarden_models::Action {
-            kind,
-            target: target.into(),
-            params: vec![],
-            reason: "test".into(),
-            needs_approval: false,
-            expected_effect: String::new(),
-            verify_within_secs: 300,
-        };
+        use crate::policy::tests::action;
         let queued = Plan {
             incident_id: "inc-1".into(),
             at: at(1000),

@@ -438,7 +438,7 @@ pub fn decide(proposed: Plan, policy: &PolicySpec, config: &ConfigLimits, snap: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn policy() -> PolicySpec {
@@ -452,7 +452,8 @@ mod tests {
         }
     }
 
-    fn action(kind: ActionKind, target: &str) -> Action {
+    /// An action of `kind` on `target` with no parameters (for the engine's tests).
+    pub(crate) fn action(kind: ActionKind, target: &str) -> Action {
         Action {
             kind,
             target: target.into(),

@@ -159,7 +159,7 @@ impl FakeKube {
 
     /// A kubeconfig for this fake whose user presents `token` (the identity RBAC checks).
     pub fn kubeconfig_with_token(&self, token: &str) -> String {
-        kubeconfig_for(&self.url()).replace("  user: {}\n", &format!("  user:\n    token: {token}\n"))
+        kubeconfig_with_user(&self.url(), &format!("\n    token: {token}"))
     }
 
     /// Injects a fault into the next matching requests.
@@ -200,8 +200,13 @@ impl FakeKube {
 
 /// A kubeconfig for a fake at `url`.
 pub fn kubeconfig_for(url: &str) -> String {
+    kubeconfig_with_user(url, " {}")
+}
+
+/// A kubeconfig for a fake at `url` whose user entry is `user` (YAML after `user:`).
+fn kubeconfig_with_user(url: &str, user: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fakekube\n  cluster:\n    server: {url}\ncontexts:\n- name: fakekube\n  context:\n    cluster: fakekube\n    user: fakekube\n    namespace: default\ncurrent-context: fakekube\nusers:\n- name: fakekube\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fakekube\n  cluster:\n    server: {url}\ncontexts:\n- name: fakekube\n  context:\n    cluster: fakekube\n    user: fakekube\n    namespace: default\ncurrent-context: fakekube\nusers:\n- name: fakekube\n  user:{user}\n"
     )
 }
 

@@ -68,6 +68,33 @@ pub async fn wallet(c: &kube::Client) {
     deployments.create(&PostParams::default(), &d).await.unwrap();
 }
 
+/// The fake API with the CRDs and the [`wallet`] in it, a client of it, and a folder holding its
+/// kubeconfig (for daemons' configs too).
+pub struct World {
+    pub fake: fakekube::FakeKube,
+    pub client: kube::Client,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: std::path::PathBuf,
+}
+
+impl World {
+    pub async fn start() -> World {
+        let fake = fakekube::FakeKube::start(fakekube::Options::default()).await.unwrap();
+        let client = super::client(&fake).await;
+        super::install_crds(&client).await;
+        wallet(&client).await;
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
+        World {
+            fake,
+            client,
+            dir,
+            kubeconfig,
+        }
+    }
+}
+
 /// One running daemon: its admin and receiver ports and its log lines (stderr).
 pub struct Daemon {
     child: Child,
@@ -140,9 +167,9 @@ impl Daemon {
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
-    /// Sends `signal` (`TERM`, `KILL`) and waits (at most 30 s) for the exit: its status and how
-    /// long it took.
-    pub fn signal(&mut self, signal: &str) -> (std::process::ExitStatus, Duration) {
+    /// Sends `signal` (`TERM`, `KILL`) and waits (at most `within`) for the exit: its status and
+    /// how long it took.
+    pub async fn signal(&mut self, signal: &str, within: Duration) -> (std::process::ExitStatus, Duration) {
         let t = Instant::now();
         let sent = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
@@ -154,12 +181,23 @@ impl Daemon {
                 return (s, t.elapsed());
             }
             assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "still running 30 s after SIG{signal}:\n{}",
+                t.elapsed() < within,
+                "still running {within:?} after one SIG{signal}:\n{}",
                 self.logs()
             );
-            std::thread::sleep(Duration::from_millis(5));
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Waits (at most 60 s) until this daemon says it leads (`cellwarden_leader 1`).
+    pub async fn wait_leading(&self) {
+        wait_for(
+            "the daemon leads",
+            Duration::from_secs(60),
+            || self.logs(),
+            async || self.leader_gauge() == Some(1),
+        )
+        .await;
     }
 
     /// `cellwarden_leader` on the admin `/metrics` (None while unreachable).

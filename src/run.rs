@@ -27,7 +27,7 @@ use cellwarden_engine::pipeline::{self, EngineEvent, JoinedBy, Pipeline};
 use cellwarden_engine::policy::{ConfigLimits, PastAction};
 use cellwarden_models::plan::Plan;
 use cellwarden_models::{Action, ActionKind, Incident as ModelIncident, Mode, Sample, Timestamp};
-use cellwarden_remediator::actuate::{Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS, RESTARTED_AT};
+use cellwarden_remediator::actuate::{restarted_at, Actuator, FEATURE_FLAGS, PROVIDER_WEIGHTS};
 use cellwarden_remediator::audit::AuditLog;
 use cellwarden_remediator::controller::{self, Context, OperatorMetrics, Telemetry};
 use cellwarden_remediator::crd::{ActionState, Cell, CellSpec, Incident, RemediationPolicy};
@@ -1337,14 +1337,7 @@ async fn sync_from_api(client: &Client, w: &mut cellwarden_simulator::Wallet, re
             if let Some(r) = d.spec.replicas {
                 w.set_replicas(&cell, &name, r.max(0) as usize);
             }
-            let restarted = d
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.annotations.as_ref())
-                .and_then(|a| a.get(RESTARTED_AT))
-                .cloned();
+            let restarted = restarted_at(&d).map(str::to_string);
             if let Some(at) = restarted {
                 let key = format!("{cell}/{name}");
                 // The annotation says when the restart happened: a wallet simulated again from

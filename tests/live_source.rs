@@ -8,7 +8,6 @@
 use fakekube::{FakeKube, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,21 +15,8 @@ mod support;
 use support::{client, free_port, install_crds};
 
 /// A minimal HTTP/1.1 exchange: (status, body).
-fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+fn http(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    support::live::request(port, path, &[("Content-Type", content_type)], body)
 }
 
 fn metric(text: &str, name: &str, label: &str) -> f64 {
@@ -96,7 +82,7 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
     );
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http(admin, "GET", "/readyz", "text/plain", b"").0 != 200 {
+    while http(admin, "/readyz", "text/plain", b"").0 != 200 {
         assert!(Instant::now() < deadline, "the daemon never became ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -105,32 +91,26 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
         .unwrap()
         .as_nanos();
     // Good pushes: OTLP/JSON spans, Zipkin v2 spans.
-    let (st, body) = http(recv, "POST", "/v1/traces", "application/json", otlp_json(now_ns).as_bytes());
+    let (st, body) = http(recv, "/v1/traces", "application/json", otlp_json(now_ns).as_bytes());
     assert_eq!(st, 200, "{body}");
     let zipkin = serde_json::json!([{"traceId": "a1b2c3d4e5f60718", "id": "0102030405060708", "name": "get /balance", "kind": "SERVER",
         "timestamp": (now_ns / 1000) as u64, "duration": 1500, "localEndpoint": {"serviceName": "ledger"}}]);
-    let (st, body) = http(recv, "POST", "/api/v2/spans", "application/json", zipkin.to_string().as_bytes());
+    let (st, body) = http(recv, "/api/v2/spans", "application/json", zipkin.to_string().as_bytes());
     assert!(st == 202 || st == 200, "{st} {body}");
     // Bad input: malformed JSON, wrong content type, oversized body, unknown path — each a 4xx
     // that says what was wrong.
-    let (st, body) = http(recv, "POST", "/v1/traces", "application/json", b"{\"resourceSpans\": [");
+    let (st, body) = http(recv, "/v1/traces", "application/json", b"{\"resourceSpans\": [");
     assert_eq!(st, 400, "{body}");
     assert!(!body.is_empty());
-    let (st, _) = http(recv, "POST", "/v1/traces", "text/plain", b"hello");
+    let (st, _) = http(recv, "/v1/traces", "text/plain", b"hello");
     assert_eq!(st, 415);
-    let (st, _) = http(recv, "POST", "/api/v2/spans", "application/json", &vec![b' '; 70_000]);
+    let (st, _) = http(recv, "/api/v2/spans", "application/json", &vec![b' '; 70_000]);
     assert_eq!(st, 413);
-    let (st, body) = http(
-        recv,
-        "POST",
-        "/api/v1/alerts",
-        "application/json",
-        b"{\"version\": \"3\", \"alerts\": []}",
-    );
+    let (st, body) = http(recv, "/api/v1/alerts", "application/json", b"{\"version\": \"3\", \"alerts\": []}");
     assert_eq!(st, 400, "{body}");
     // Still running, and what was accepted is counted on the admin endpoint.
-    assert_eq!(http(admin, "GET", "/healthz", "text/plain", b"").0, 200);
-    let (_, metrics) = http(admin, "GET", "/metrics", "text/plain", b"");
+    assert_eq!(http(admin, "/healthz", "text/plain", b"").0, 200);
+    let (_, metrics) = http(admin, "/metrics", "text/plain", b"");
     assert_eq!(
         metric(&metrics, "cellwarden_collector_spans_accepted", "source=\"otlp\""),
         2.0,
@@ -146,7 +126,7 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
     let leases: Api<Lease> = Api::namespaced(c.clone(), "cellwarden");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, m) = http(admin, "GET", "/metrics", "text/plain", b"");
+        let (_, m) = http(admin, "/metrics", "text/plain", b"");
         let holder = leases
             .get_opt("cellwarden-leader")
             .await
@@ -185,7 +165,7 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
             .unwrap_or_else(|e| panic!("cannot start {am_bin} ({e}); run scripts/test.sh or `apt-get install -y prometheus-alertmanager`")),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http(am_port, "GET", "/-/ready", "text/plain", b"").0 != 200 {
+    while http(am_port, "/-/ready", "text/plain", b"").0 != 200 {
         assert!(Instant::now() < deadline, "alertmanager did not become ready");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -200,7 +180,7 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
         }
         serde_json::json!([a]).to_string()
     };
-    let (st, body) = http(am_port, "POST", "/api/v2/alerts", "application/json", alert(None).as_bytes());
+    let (st, body) = http(am_port, "/api/v2/alerts", "application/json", alert(None).as_bytes());
     assert_eq!(st, 200, "alertmanager refused the alert: {body}");
     let incidents: Api<cellwarden_remediator::crd::Incident> = Api::namespaced(c.clone(), "cellwarden");
     let with_alert = |state: &'static str| {
@@ -245,13 +225,7 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
             .as_millis() as i64,
     )
     .to_rfc3339();
-    let (st, body) = http(
-        am_port,
-        "POST",
-        "/api/v2/alerts",
-        "application/json",
-        alert(Some(&ended)).as_bytes(),
-    );
+    let (st, body) = http(am_port, "/api/v2/alerts", "application/json", alert(Some(&ended)).as_bytes());
     assert_eq!(st, 200, "{body}");
     let resolved = with_alert("resolved").await;
     assert_eq!(
@@ -264,7 +238,7 @@ async fn the_live_source_takes_pushes_refuses_bad_input_and_keeps_running() {
         resolved.metadata.name.as_deref().unwrap_or("?"),
         serde_yaml_ng::to_string(&resolved.status).unwrap()
     );
-    let (_, m) = http(admin, "GET", "/metrics", "text/plain", b"");
+    let (_, m) = http(admin, "/metrics", "text/plain", b"");
     assert_eq!(metric(&m, "cellwarden_alerts_total", "outcome=\"opened\""), 1.0, "{m}");
     assert_eq!(metric(&m, "cellwarden_alerts_total", "outcome=\"joined\""), 1.0, "{m}");
     let reasons = support::event_reasons(&c, "cellwarden").await;

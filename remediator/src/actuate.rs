@@ -38,6 +38,18 @@ pub const FIELD_MANAGER: &str = "cellwarden";
 pub const PROVIDER_WEIGHTS: &str = "cellwarden-provider-weights";
 pub const FEATURE_FLAGS: &str = "cellwarden-feature-flags";
 pub const RESTARTED_AT: &str = "cellwarden.io/restartedAt";
+
+/// When cellwarden last restarted `d`'s pods ([`RESTARTED_AT`] on its pod template), if it did.
+pub fn restarted_at(d: &Deployment) -> Option<&str> {
+    d.spec
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(RESTARTED_AT)
+        .map(String::as_str)
+}
 /// The annotation the Deployment controller numbers each ReplicaSet (and the Deployment) with.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// Node label naming the cell a node belongs to.

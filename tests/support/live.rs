@@ -221,13 +221,7 @@ pub async fn holder(c: &kube::Client) -> Option<String> {
 pub async fn ledger(c: &kube::Client) -> (Option<i32>, Option<String>) {
     let api: Api<Deployment> = Api::namespaced(c.clone(), "cell-1");
     let d = api.get("ledger").await.unwrap();
-    let restarted = d
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a| a.get(cellwarden_remediator::actuate::RESTARTED_AT).cloned());
+    let restarted = cellwarden_remediator::actuate::restarted_at(&d).map(str::to_string);
     (d.spec.replicas, restarted)
 }
 

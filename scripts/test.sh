@@ -83,6 +83,14 @@ if ! command -v prometheus-node-exporter >/dev/null || ! command -v prometheus-p
 fi
 # --- end collector: OpenTelemetry SDK and Alertmanager ---
 
+# tests/report_browser.rs renders the bundled reports with Debian's headless Chromium (--dump-dom and a
+# screenshot into target/report-screenshots/); it fails, never skips, without it.
+if ! command -v chromium >/dev/null; then
+  echo "== installing chromium (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+fi
+chromium --version 2>&1 | sed -n 1p
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

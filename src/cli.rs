@@ -7,7 +7,7 @@ use cellwarden_engine::drive;
 use cellwarden_engine::eval::{self, CaseRun, CaseScore, Summary};
 use cellwarden_engine::pipeline::{self, Prepared};
 use cellwarden_models::report::Report;
-use cellwarden_models::Timestamp;
+use cellwarden_models::{units, Timestamp};
 use cellwarden_remediator::report as render;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -410,12 +410,16 @@ pub fn run_replay(dir: &Path, out: Option<&Path>, rules: &SignalRules) -> Result
         }
     }
     writeln!(so)?;
+    for ir in &r.incidents {
+        writeln!(so, "{}: {}", ir.incident.id, ir.brief.summary)?;
+    }
+    let n = r.incidents.len();
     writeln!(
         so,
-        "summary: {} anomalous points, {} warnings, {} incidents (plans are dry-run: nothing was changed)",
+        "summary: {} anomalous points, {} warnings, {n} incident{} (plans are dry-run: nothing was changed)",
         r.anomalies_total,
         r.warnings.len(),
-        r.incidents.len()
+        if n == 1 { "" } else { "s" }
     )?;
     if let Some(out) = out {
         write_reports(out, r)?;
@@ -587,6 +591,33 @@ fn print_table(so: &mut impl Write, scores: &[CaseScore], s: &Summary, at_truth_
         s.repeated_actions,
         fmt_opt(s.pages_per_fault, 2)
     )?;
+    writeln!(
+        so,
+        "briefs naming the root cause {} of {} detected  impact within {:.0}% of the truth's failed payments/min {} of {} checked",
+        s.summaries_naming_root_cause,
+        s.detected,
+        eval::IMPACT_TOLERANCE * 100.0,
+        s.impacts_within_tolerance,
+        s.impacts_checked
+    )?;
+    let checked: Vec<&CaseScore> = scores.iter().filter(|c| c.impact.is_some()).collect();
+    if !checked.is_empty() {
+        writeln!(
+            so,
+            "impact at the last ranking (failed payments/min, reported vs the truth's count of that minute):"
+        )?;
+        for c in checked {
+            let i = c.impact.expect("filtered");
+            writeln!(
+                so,
+                "  {:<32} {:>8} vs {:>8}  {}",
+                c.case,
+                units::number(i.reported_per_min),
+                units::number(i.truth_per_min),
+                if i.within_tolerance() { "ok" } else { "OFF" }
+            )?;
+        }
+    }
     let mut kinds: Vec<&str> = scores.iter().filter(|c| !c.healthy).map(|c| c.kind.as_str()).collect();
     kinds.sort();
     kinds.dedup();

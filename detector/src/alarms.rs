@@ -8,7 +8,7 @@ use crate::forecast::{time_to_exhaustion, ForecastParams};
 use crate::peer::{PeerGroup, PeerParams};
 use crate::robust_z::{RobustZ, RobustZParams};
 use crate::signals::SignalSeries;
-use cellwarden_models::SeriesKey;
+use cellwarden_models::{units, SeriesKey};
 use cellwarden_models::{Anomaly, Entity, IncidentClass, Sample, Signal, Timestamp, Warning};
 use std::collections::{HashMap, VecDeque};
 
@@ -157,13 +157,13 @@ impl Detector {
                         signal: series.signal,
                         predicted_at: ex.at,
                         explanation: format!(
-                            "{} grows {:.1} MiB/min (R² {:.2}); at this rate it reaches its limit of {:.0} MiB in {:.0} min (earliest {:.0} min).",
+                            "{} grows {} (R² {:.2}); at this rate it reaches its limit of {} in {} (earliest {}).",
                             series.signal,
-                            ex.slope_per_sec * 60.0 / 1_048_576.0,
+                            units::slope_per_min(series.signal, ex.slope_per_sec),
                             ex.r2,
-                            limit / 1_048_576.0,
-                            ex.at.secs_since(p.t) / 60.0,
-                            ex.earliest.secs_since(p.t) / 60.0
+                            units::value(series.signal, limit),
+                            units::duration(ex.at.secs_since(p.t)),
+                            units::duration(ex.earliest.secs_since(p.t))
                         ),
                     }));
                 }
@@ -183,11 +183,11 @@ impl Detector {
                         expected: limit,
                         detector: "forecast".into(),
                         explanation: format!(
-                            "{} of {} reaches its limit of {} in {:.0} min at the current trend.",
+                            "{} of {} reaches its limit of {} in {} at the current trend.",
                             series.signal,
                             series.entity.as_ref().map_or("the platform".to_string(), |e| e.name.clone()),
-                            fmt_num(limit),
-                            secs_left / 60.0
+                            units::value(series.signal, limit),
+                            units::duration(secs_left)
                         ),
                     };
                     out.push(DetectorEvent::Anomaly(anomaly.clone()));
@@ -225,8 +225,8 @@ impl Detector {
                 "{} of {} is {} against a trailing median of {} (robust z {:+.1}).",
                 series.signal,
                 series.entity.as_ref().map_or("the platform".to_string(), |e| e.name.clone()),
-                fmt_num(p.value),
-                fmt_num(v.expected),
+                units::value(series.signal, p.value),
+                units::value(series.signal, v.expected),
                 v.z
             ),
         };
@@ -275,24 +275,6 @@ impl Detector {
             let class = if load_only { IncidentClass::Capacity } else { IncidentClass::Fault };
             out.push(DetectorEvent::Alarm { t: now, class, anomalies });
         }
-    }
-}
-
-/// A number for people: 3 significant digits, exponent only when needed.
-pub fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if !v.is_finite() {
-        format!("{v}")
-    } else if a == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e6).contains(&a) {
-        format!("{v:.2e}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.4}")
     }
 }
 
@@ -350,8 +332,8 @@ impl Detector {
                     "{} of {} is {} where its sibling cells suggest {} (peer z {:+.1}).",
                     series.signal,
                     entity.name,
-                    fmt_num(o.observed),
-                    fmt_num(o.expected),
+                    units::value(series.signal, o.observed),
+                    units::value(series.signal, o.expected),
                     o.z
                 ),
             };

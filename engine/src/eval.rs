@@ -1,7 +1,7 @@
 //! Scoring a replay against `truth.yaml`, exactly as FIXTURES.md's "How eval scores a fixture"
 //! says, and the summary over many cases. Pure: alarms, warnings and candidates in, figures out.
 
-use cellwarden_models::report::IncidentReport;
+use cellwarden_models::report::{Certainty, IncidentReport};
 use cellwarden_models::truth::Truth;
 use cellwarden_models::{Candidate, Entity, Timestamp};
 use serde::Serialize;
@@ -46,6 +46,14 @@ pub struct CaseScore {
     pub repeated_actions: usize,
     /// Open and escalation notices that paged, in the same span.
     pub pages: usize,
+    /// Whether the first alarm's brief leads with the true root cause (its top candidate at the
+    /// last ranking, or one of the two it is uncertain between); `None` when not detected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary_names_root_cause: Option<bool>,
+    /// The first alarm's failed payments per minute at its last ranking, and what the truth
+    /// counts for that minute (simulated fixtures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<ImpactCheck>,
     /// Healthy cases: false alarms and hours of telemetry.
     #[serde(skip)]
     pub false_alarms: usize,
@@ -53,6 +61,23 @@ pub struct CaseScore {
     pub hours: f64,
     #[serde(skip)]
     pub healthy: bool,
+}
+
+/// A report's failed payments per minute against the truth's count of the same minute.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ImpactCheck {
+    pub reported_per_min: f64,
+    pub truth_per_min: f64,
+}
+
+/// How far a reported impact may be from the truth's and still count as right: 10%, or one
+/// payment a minute when the truth counts almost none (a share of nothing is noise).
+pub const IMPACT_TOLERANCE: f64 = 0.10;
+
+impl ImpactCheck {
+    pub fn within_tolerance(&self) -> bool {
+        (self.reported_per_min - self.truth_per_min).abs() <= (IMPACT_TOLERANCE * self.truth_per_min).max(1.0)
+    }
 }
 
 /// What a case's replay produced that eval needs.
@@ -118,6 +143,8 @@ pub fn score_case(case: &str, truth: &Truth, run: &CaseRun<'_>) -> CaseScore {
             incidents: None,
             repeated_actions: 0,
             pages: 0,
+            summary_names_root_cause: None,
+            impact: None,
             false_alarms,
             hours,
             healthy: true,
@@ -148,6 +175,23 @@ pub fn score_case(case: &str, truth: &Truth, run: &CaseRun<'_>) -> CaseScore {
         .as_ref()
         .and_then(|t| candidates.iter().position(|c| c.entity.matches(t)).map(|i| i + 1));
     let life = fault_span(truth, run.to).map(|(a, b)| lived(run.alarms, a, b));
+    let summary_names_root_cause = first_alarm.map(|r| {
+        let named = match r.brief.confidence.certainty {
+            Certainty::Uncertain => 2,
+            Certainty::NoCandidate => 0,
+            _ => 1,
+        };
+        target
+            .as_ref()
+            .is_some_and(|t| r.incident.candidates.iter().take(named).any(|c| c.entity.matches(t)))
+    });
+    let impact = first_alarm.and_then(|r| {
+        let im = r.brief.impact.as_ref()?;
+        Some(ImpactCheck {
+            reported_per_min: im.failed_payments_per_min?,
+            truth_per_min: truth.failed_payments_per_min(im.at)?,
+        })
+    });
     CaseScore {
         case: case.into(),
         kind: fault.kind.clone(),
@@ -159,6 +203,8 @@ pub fn score_case(case: &str, truth: &Truth, run: &CaseRun<'_>) -> CaseScore {
         incidents: first_alarm.and(life.map(|l| l.incidents)),
         repeated_actions: life.map_or(0, |l| l.repeated_actions),
         pages: life.map_or(0, |l| l.pages),
+        summary_names_root_cause,
+        impact,
         false_alarms: 0,
         hours,
         healthy: false,
@@ -225,6 +271,11 @@ pub struct Summary {
     pub repeated_actions: usize,
     /// Mean pages per detected fault.
     pub pages_per_fault: Option<f64>,
+    /// Detected faults whose brief leads with the true root cause, of those detected.
+    pub summaries_naming_root_cause: usize,
+    /// Reported impacts within [`IMPACT_TOLERANCE`] of the truth's, and how many were checked.
+    pub impacts_within_tolerance: usize,
+    pub impacts_checked: usize,
 }
 
 /// The median of `v`, `None` when empty.
@@ -271,6 +322,9 @@ pub fn summarise(cases: &[CaseScore]) -> Summary {
         max_incidents_per_fault: faulty.iter().filter_map(|c| c.incidents).max(),
         repeated_actions: faulty.iter().map(|c| c.repeated_actions).sum(),
         pages_per_fault: mean(faulty.iter().filter(|c| c.detected).map(|c| c.pages as f64)),
+        summaries_naming_root_cause: faulty.iter().filter(|c| c.summary_names_root_cause == Some(true)).count(),
+        impacts_within_tolerance: faulty.iter().filter(|c| c.impact.is_some_and(|i| i.within_tolerance())).count(),
+        impacts_checked: faulty.iter().filter(|c| c.impact.is_some()).count(),
     }
 }
 
@@ -335,6 +389,7 @@ mod tests {
             key_series: vec![],
             lifecycle: Default::default(),
             rankings: vec![],
+            brief: Default::default(),
         }
     }
 

@@ -14,12 +14,14 @@
 //! - [`policy`]: the policy spec (the `RemediationPolicy` resource's spec as plain data) and the
 //!   guards that decide a proposed plan.
 //! - [`verify`]: what each action promised, in checkable form, and the verdict on it.
+//! - [`brief`]: the on-call brief every output renders (summary, impact, confidence, commands).
 //! - [`eval`]: scoring replays against `truth.yaml` (FIXTURES.md) and the summary figures.
 //!
 //! Depends on `cellwarden-models` and `cellwarden-detector` only. `cellwarden-remediator` (CRDs,
 //! actuators, the Incident controller) and the binary carry out what it decides.
 
 pub mod alerts;
+pub mod brief;
 pub mod drive;
 pub mod eval;
 pub mod grouping;

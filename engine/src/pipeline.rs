@@ -25,6 +25,7 @@ use cellwarden_detector::graph;
 use cellwarden_detector::rca::{self, RcaInput, RcaParams};
 use cellwarden_detector::signals::{self, SignalSeries};
 use cellwarden_models::fixture::Fixture;
+use cellwarden_models::graph::ServiceGraph;
 use cellwarden_models::report::Ranking;
 use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, TimelineEntry, REPORT_SCHEMA_VERSION};
 use cellwarden_models::topology::Topology;
@@ -155,6 +156,8 @@ pub struct Prepared<'a> {
     pub limits: Vec<Option<f64>>,
     pub samples: usize,
     pub raw_series: usize,
+    /// Request series of payment routes ([`crate::brief::payment_series`]), for the impact.
+    pub payments: Vec<SignalSeries>,
 }
 
 /// Derives signals and memory limits from a fixture.
@@ -173,6 +176,7 @@ pub fn prepare_parts<'a>(
     rules: &signals::rules::SignalRules,
 ) -> Prepared<'a> {
     let series = signals::derive(families, rules);
+    let payments = crate::brief::payment_series(families, rules);
     // A memory series' limit: the limit series of the same pod (or entity), else the topology's.
     let mut limit_of: HashMap<(Option<String>, Option<String>), f64> = HashMap::new();
     for s in series.iter().filter(|s| s.signal == Signal::MemoryLimit) {
@@ -211,6 +215,7 @@ pub fn prepare_parts<'a>(
         limits,
         samples: families.iter().map(Family::sample_count).sum(),
         raw_series: families.iter().map(|f| f.series.len()).sum(),
+        payments,
     }
 }
 
@@ -270,7 +275,12 @@ pub struct Pipeline {
     cluster: ClusterSnapshot,
     // Which rules propose plans.
     rule_set: rules::RuleSet,
+    /// The namespace of the Incident objects, for the commands a report shows.
+    pub namespace: String,
 }
+
+/// The operator's namespace when nobody says (the chart's default).
+pub const DEFAULT_NAMESPACE: &str = "cellwarden";
 
 impl Default for Pipeline {
     fn default() -> Self {
@@ -299,6 +309,7 @@ impl Pipeline {
             limits: ConfigLimits::default(),
             cluster: ClusterSnapshot::default(),
             rule_set: rules::RuleSet::default(),
+            namespace: DEFAULT_NAMESPACE.to_string(),
         }
     }
 
@@ -782,6 +793,14 @@ impl Pipeline {
         };
         self.tracks[i].carried_out.push((at, kind, target.to_string()));
         let lc = &mut self.incidents[i].lifecycle;
+        lc.taken.push(cellwarden_models::Taken {
+            at,
+            kind,
+            target: target.to_string(),
+            verified: None,
+            verified_at: None,
+            why: String::new(),
+        });
         lc.mitigating_at.get_or_insert(at);
         if matches!(lc.phase, Phase::Open) {
             lc.phase = Phase::Mitigating;
@@ -813,6 +832,16 @@ impl Pipeline {
             kind: "verified".into(),
             text,
         });
+        let taken = &mut self.incidents[i].lifecycle.taken;
+        if let Some(x) = taken
+            .iter_mut()
+            .rev()
+            .find(|x| x.kind == kind && x.target == target && x.verified.is_none())
+        {
+            x.verified = Some(passed);
+            x.verified_at = Some(at);
+            x.why = why.to_string();
+        }
         if passed {
             let lc = &mut self.incidents[i].lifecycle;
             lc.mitigated_at.get_or_insert(at);
@@ -1148,6 +1177,7 @@ impl Pipeline {
             key_series: Vec::new(),
             lifecycle,
             rankings: Vec::new(),
+            brief: Default::default(),
         });
         self.tracks.push(Track {
             opening: anomalies.iter().filter_map(|a| a.entity.clone().map(|e| (e, a.signal))).collect(),
@@ -1161,6 +1191,32 @@ impl Pipeline {
         self.reranks
             .extend(RERANK_AFTER_SECS.iter().map(|secs| (t.plus_secs(*secs), index)));
         index
+    }
+
+    /// What the brief needs besides the incident: where the commands point, the cluster as
+    /// known, payments and forecasts.
+    fn brief_context<'a>(&'a self, p: &'a Prepared<'_>, graph: &ServiceGraph, now: Timestamp) -> crate::brief::BriefContext<'a> {
+        let callees: std::collections::HashSet<usize> = graph.edges.iter().map(|e| e.to).collect();
+        crate::brief::BriefContext {
+            entries: graph
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, n)| !callees.contains(i) && n.kind == cellwarden_models::graph::NodeKind::Service)
+                .map(|(_, n)| n.name.clone())
+                .collect(),
+            namespace: &self.namespace,
+            replicas: &self.cluster.replicas,
+            rollouts: self
+                .cluster
+                .rollouts
+                .iter()
+                .map(|r| (r.target.clone(), r.revision, r.previous, r.at))
+                .collect(),
+            payments: &p.payments,
+            warnings: &self.warnings,
+            now,
+        }
     }
 
     /// The report of everything seen so far.
@@ -1179,12 +1235,17 @@ impl Pipeline {
             .max();
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|e| e.t);
+        let graph = graph::build(&p.spans);
         let incidents = self
             .incidents
             .iter()
-            .map(|ir| IncidentReport {
-                key_series: key_series(&ir.incident, p),
-                ..ir.clone()
+            .map(|ir| {
+                let mut ir = IncidentReport {
+                    key_series: key_series(&ir.incident, p),
+                    ..ir.clone()
+                };
+                ir.brief = crate::brief::build(&ir, &p.series, &self.brief_context(p, &graph, to.unwrap_or_default()));
+                ir
             })
             .collect();
         Report {
@@ -1199,7 +1260,7 @@ impl Pipeline {
             timeline,
             warnings: self.warnings.clone(),
             incidents,
-            graph: graph::build(&p.spans),
+            graph,
         }
     }
 }
@@ -1260,12 +1321,16 @@ fn key_series(incident: &Incident, p: &Prepared<'_>) -> Vec<SeriesSnippet> {
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(*k));
     keys.into_iter()
-        .filter_map(|k| p.series.iter().find(|s| &s.key == k))
-        .map(|s| SeriesSnippet {
-            series: s.key.to_string(),
-            entity: s.entity.as_ref().map(|e| e.name.clone()),
-            signal: s.signal,
-            points: s.points.iter().filter(|x| x.t >= from && x.t <= to).copied().collect(),
+        .filter_map(|k| p.series.iter().position(|s| &s.key == k))
+        .map(|i| {
+            let s = &p.series[i];
+            SeriesSnippet {
+                series: s.key.to_string(),
+                entity: s.entity.as_ref().map(|e| e.name.clone()),
+                signal: s.signal,
+                points: s.points.iter().filter(|x| x.t >= from && x.t <= to).copied().collect(),
+                limit: p.limits.get(i).copied().flatten(),
+            }
         })
         .filter(|s| s.points.len() >= 2)
         .take(MAX_KEY_SERIES)
@@ -1380,6 +1445,7 @@ mod tests {
             raw_series: series.len(),
             series,
             spans: Cow::Owned(Vec::new()),
+            payments: Vec::new(),
         }
     }
 
@@ -1411,6 +1477,7 @@ mod tests {
             raw_series: series.len(),
             series,
             spans: Cow::Owned(Vec::new()),
+            payments: Vec::new(),
         }
     }
 

@@ -231,6 +231,25 @@ pub struct Lifecycle {
     /// Every action decided for it, in order (the opening plan's and any later one's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
+    /// Every action an executor carried out for it, with its verification once judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken: Vec<Taken>,
+}
+
+/// An action carried out for an incident and what its verification found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Taken {
+    pub at: Timestamp,
+    pub kind: crate::plan::ActionKind,
+    pub target: String,
+    /// `None` until verified; then whether the expected effect came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<Timestamp>,
+    /// What the verification saw, in a sentence.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 impl Lifecycle {

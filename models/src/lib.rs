@@ -14,6 +14,7 @@
 //! - [`topology`], [`truth`]: `topology.yaml` and `truth.yaml`.
 //! - [`fixture`]: fixture format v1 readers and writers over `BufRead`/`Write`, gzip included.
 //! - [`report`]: the report schema written as `report.json`.
+//! - [`units`]: the one formatter of values for people (MiB, %, ms, req/s; no `1e9`).
 //!
 //! This crate has no files, sockets or clocks of its own: callers open files and pass time in.
 
@@ -31,10 +32,11 @@ pub mod span;
 pub mod time;
 pub mod topology;
 pub mod truth;
+pub mod units;
 
 pub use entity::{CauseClass, Entity, EntityKind};
 pub use incident::{
-    AlertNote, Anomaly, Candidate, Decision, Evidence, Incident, IncidentClass, Lifecycle, Notice, NoticeKind, Phase, Warning,
+    AlertNote, Anomaly, Candidate, Decision, Evidence, Incident, IncidentClass, Lifecycle, Notice, NoticeKind, Phase, Taken, Warning,
 };
 pub use plan::{Action, ActionKind, Mode, Plan};
 pub use series::{Family, MetricType, Sample, Series, SeriesKey};

@@ -5,6 +5,11 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Annotation a person sets on an Incident to approve its waiting actions (DESIGN.md).
+pub const APPROVED_BY: &str = "cellwarden.io/approved-by";
+/// When they approved (RFC 3339); the approval holds for the policy's `approval_ttl_secs`.
+pub const APPROVED_AT: &str = "cellwarden.io/approved-at";
+
 /// How far cellwarden may go (DESIGN.md: the more restrictive of config and policy wins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]

@@ -40,6 +40,21 @@ impl Signal {
         }
     }
 
+    /// The signal in words, for people ("error ratio", "queue lag").
+    pub fn label(self) -> &'static str {
+        match self {
+            Signal::Memory => "memory",
+            Signal::MemoryLimit => "memory limit",
+            Signal::Cpu => "CPU",
+            Signal::Latency => "latency",
+            Signal::ClientLatency => "latency of its calls",
+            Signal::ErrorRatio => "error ratio",
+            Signal::RequestRate => "request rate",
+            Signal::QueueLag => "queue lag",
+            Signal::Other => "value",
+        }
+    }
+
     /// The signal named by [`Signal::as_str`].
     pub fn parse(s: &str) -> Option<Signal> {
         [

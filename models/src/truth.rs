@@ -16,6 +16,18 @@ pub struct Truth {
     /// Other faults inside this telemetry, not scored in this fixture.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_faults: Vec<Fault>,
+    /// Payments that failed in the run without action, per step of the simulator, from 30 min
+    /// before the fault to the end (simulated fixtures only): what `eval` checks a report's
+    /// impact against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_payments: Vec<StepCount>,
+}
+
+/// A count over one step of a run: the step's end and how many.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepCount {
+    pub t: Timestamp,
+    pub n: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,5 +78,13 @@ pub struct TruthEvent {
 impl Truth {
     pub fn is_healthy(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// Failed payments per minute over the steps ending in (`to` − 60 s, `to`]; `None` when
+    /// the truth does not count them there.
+    pub fn failed_payments_per_min(&self, to: Timestamp) -> Option<f64> {
+        let from = to.plus_secs(-60);
+        let steps: Vec<&StepCount> = self.failed_payments.iter().filter(|s| s.t > from && s.t <= to).collect();
+        (!steps.is_empty() && self.failed_payments.first().is_some_and(|s| s.t <= from)).then(|| steps.iter().map(|s| s.n).sum())
     }
 }

@@ -4,7 +4,7 @@
 use cellwarden_models::fixture::{self, FixtureError};
 use cellwarden_models::span::{Span, SpanKind, SpanResource};
 use cellwarden_models::topology::{CellInfo, DeploymentInfo, ExternalInfo, NodeInfo, RevisionInfo, ServiceInfo, Topology};
-use cellwarden_models::truth::{ExpectedAction, Fault, RootCause, Truth, TruthEvent};
+use cellwarden_models::truth::{ExpectedAction, Fault, RootCause, StepCount, Truth, TruthEvent};
 use cellwarden_models::{Family, MetricType, Sample, Series, SeriesKey, Timestamp};
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -189,6 +189,10 @@ fn sample_truth() -> Truth {
             end: Some(t("2026-03-01T12:30:00Z")),
         }],
         other_faults: vec![],
+        failed_payments: vec![StepCount {
+            t: t("2026-03-01T10:40:30Z"),
+            n: 12.5,
+        }],
     }
 }
 

@@ -7,8 +7,8 @@
 //! strict XML parser accepts it; tests rely on that.
 
 use cellwarden_models::graph::{NodeKind, ServiceGraph};
-use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet};
-use cellwarden_models::{EntityKind, Timestamp};
+use cellwarden_models::report::{IncidentReport, Report, SeriesSnippet, StepKind};
+use cellwarden_models::{units, EntityKind, Timestamp};
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write;
 
@@ -34,8 +34,14 @@ h3{font-size:15px;margin:18px 0 6px}.muted{color:#656d76}table{border-collapse:c
 td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f6f8fa}\
 tr.top td{background:#ffebe9;font-weight:600}.badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;margin-right:4px}\
 .internal{background:#ddf4ff}.external{background:#fff8c5}.infrastructure{background:#ffe2cc}.fault{background:#ffebe9}.capacity{background:#dafbe1}\
-.spark{display:inline-block;margin:4px 16px 8px 0;font-size:12px}.graph{overflow-x:auto;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff}\
-ul.plan li{margin:3px 0}code{background:#f6f8fa;padding:0 4px;border-radius:4px}";
+.spark{display:inline-block;vertical-align:top;width:310px;margin:4px 16px 8px 0;font-size:12px;overflow-wrap:anywhere}.graph{overflow-x:auto;border:1px solid #d0d7de;border-radius:6px;padding:6px;background:#fff}\
+ul.plan li{margin:3px 0}code{background:#f6f8fa;padding:0 4px;border-radius:4px}\
+.brief{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;margin:8px 0 14px;background:#fbfcfd}\
+.summary{font-size:17px;font-weight:600;margin:2px 0 10px}table.facts th{width:90px;background:none;border:none;color:#656d76;font-weight:500}table.facts td{border:none}\
+.drift{background:#fff8c5;border-left:4px solid #bf8700;padding:6px 10px;font-weight:600}\
+pre.cmd{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;white-space:pre-wrap;word-break:break-all;font-size:12px;margin:2px 0 8px}\
+.certainty-clear{background:#dafbe1}.certainty-likely{background:#ddf4ff}.certainty-uncertain{background:#fff8c5}.certainty-no-candidate{background:#eaeef2}\
+li.outcome-verified .badge{background:#dafbe1}li.outcome-failed .badge{background:#ffebe9}li.outcome-refused .badge{background:#eaeef2}li.outcome-awaiting_approval .badge{background:#fff8c5}li.outcome-planned .badge,li.outcome-done .badge{background:#ddf4ff}";
 
 /// Renders `report` as a self-contained HTML page.
 pub fn to_html(report: &Report) -> String {
@@ -45,48 +51,42 @@ pub fn to_html(report: &Report) -> String {
         "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><meta charset=\"utf-8\"/><title>cellwarden report: {}</title><style>{STYLE}</style></head><body>",
         esc(&report.source)
     );
-    let _ = write!(h, "<h1>cellwarden report</h1><p class=\"muted\">{}</p>", esc(&report.source));
-    let span = match (report.from, report.to) {
-        (Some(f), Some(t)) => format!("{f} – {t} ({:.0} min)", t.secs_since(f) / 60.0),
-        _ => "no telemetry".into(),
-    };
     let _ = write!(
         h,
-        "<p>Telemetry {}: {} series, {} samples, {} spans. {} anomalous points, {} warnings, <b>{} incident{}</b>. Plans are {}.</p>",
-        esc(&span),
-        report.series,
-        report.samples,
-        report.spans,
-        report.anomalies_total,
-        report.warnings.len(),
-        report.incidents.len(),
-        if report.incidents.len() == 1 { "" } else { "s" },
-        report.incidents.first().map_or("dry-run", |i| i.plan.mode.as_str())
+        "<h1>cellwarden report</h1><p class=\"muted\">{} · {}</p>",
+        esc(&report.source),
+        esc(&crate::report::headline(report))
     );
     if report.incidents.is_empty() {
-        h.push_str("<p>No incident was opened.</p>");
+        h.push_str("<p data-cw=\"summary\" class=\"summary\">No incident was opened.</p>");
     }
     for (i, ir) in report.incidents.iter().enumerate() {
         incident_section(&mut h, i + 1, ir, &report.graph);
     }
     if !report.warnings.is_empty() {
-        h.push_str("<h2>Warnings</h2><table><tr><th>time</th><th>entity</th><th>forecast</th></tr>");
-        for w in &report.warnings {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                w.t,
-                esc(w.entity.as_ref().map_or("platform", |e| e.name.as_str())),
-                esc(&w.explanation)
-            );
+        h.push_str("<h2>Warnings</h2><p class=\"muted\">One line per workload: the forecast exhausting soonest, its pod named.</p><ul>");
+        for g in crate::report::grouped_warnings(&report.warnings) {
+            let _ = write!(h, "<li>{}</li>", esc(&g.text()));
         }
-        h.push_str("</table>");
+        h.push_str("</ul>");
     }
-    h.push_str("<h2>Timeline</h2><table><tr><th>time</th><th>kind</th><th>what</th></tr>");
+    h.push_str("<h2>Timeline</h2><table><tr><th>time (UTC)</th><th>kind</th><th>what</th></tr>");
     for e in &report.timeline {
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", e.t, esc(&e.kind), esc(&e.text));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            units::clock(e.t),
+            esc(&e.kind),
+            esc(&e.text)
+        );
     }
-    h.push_str("</table></body></html>\n");
+    h.push_str("</table>");
+    let _ = write!(
+        h,
+        "<h2>About this report</h2><p class=\"muted\">{}</p>",
+        esc(&crate::report::about(report))
+    );
+    h.push_str("</body></html>\n");
     h
 }
 
@@ -102,17 +102,12 @@ fn incident_section(h: &mut String, n: usize, ir: &IncidentReport, graph: &Servi
         esc(&inc.id),
         esc(&inc.id)
     );
-    let _ = write!(h, "<p>Opened {}; ranked on telemetry up to {}.", inc.opened_at, inc.ranked_at);
-    if let Some(top) = inc.candidates.first().filter(|_| inc.blames_root_cause()) {
-        let _ = write!(
-            h,
-            " Most likely root cause: <b>{}</b> <span class=\"badge {}\">{}</span>",
-            esc(&top.entity.name),
-            top.class.as_str(),
-            top.class.as_str()
-        );
-    }
-    h.push_str("</p>");
+    brief_section(h, ir);
+    let _ = write!(
+        h,
+        "<p class=\"muted\">Opened {}; ranked on telemetry up to {}.</p>",
+        inc.opened_at, inc.ranked_at
+    );
     if !inc.candidates.is_empty() {
         h.push_str("<h3>Root-cause candidates</h3><table class=\"candidates\"><tr><th>rank</th><th>candidate</th><th>kind</th><th>class</th><th>score</th><th>evidence</th></tr>");
         for (r, c) in inc.candidates.iter().enumerate() {
@@ -170,7 +165,7 @@ fn incident_section(h: &mut String, n: usize, ir: &IncidentReport, graph: &Servi
         }
         h.push_str("</ul>");
     }
-    let _ = write!(h, "<h3>Plan ({})</h3><ul class=\"plan\">", ir.plan.mode.as_str());
+    let _ = write!(h, "<h3>Plan details ({})</h3><ul class=\"plan\">", ir.plan.mode.as_str());
     for a in &ir.plan.actions {
         let params = a.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
         let _ = write!(
@@ -204,6 +199,81 @@ fn incident_section(h: &mut String, n: usize, ir: &IncidentReport, graph: &Servi
         );
     }
     h.push_str("</ul>");
+}
+
+/// The brief: what an on-call engineer reads first. Every part carries a `data-cw` marker the
+/// browser test looks for.
+fn brief_section(h: &mut String, ir: &IncidentReport) {
+    let b = &ir.brief;
+    let _ = write!(
+        h,
+        "<div class=\"brief\"><p class=\"summary\" data-cw=\"summary\">{}</p>",
+        esc(&b.summary)
+    );
+    let _ = write!(
+        h,
+        "<table class=\"facts\"><tr><th>status</th><td data-cw=\"status\">{}</td></tr>",
+        esc(&b.status)
+    );
+    let _ = write!(
+        h,
+        "<tr><th>impact</th><td data-cw=\"impact\">{}</td></tr>",
+        esc(b.impact.as_ref().map_or(crate::report::NO_IMPACT, |im| im.text.as_str()))
+    );
+    let _ = write!(
+        h,
+        "<tr><th>confidence</th><td data-cw=\"confidence\"><span class=\"badge certainty-{}\">{}</span> {}</td></tr>",
+        b.confidence.certainty.as_str().replace(' ', "-"),
+        esc(b.confidence.certainty.as_str()),
+        esc(&b.confidence.text)
+    );
+    for c in &b.changes {
+        let _ = write!(h, "<tr><th>changed</th><td data-cw=\"changed\">{}</td></tr>", esc(c));
+    }
+    h.push_str("</table>");
+    if let Some(d) = &b.plan_drift {
+        let _ = write!(h, "<p class=\"drift\" data-cw=\"drift\">{}</p>", esc(d));
+    }
+    if !b.actions.is_empty() {
+        h.push_str("<h3>Actions</h3><ul class=\"actions\" data-cw=\"actions\">");
+        for a in &b.actions {
+            let _ = write!(
+                h,
+                "<li class=\"outcome-{}\"><span class=\"badge\">{}</span> {}</li>",
+                serde_json::to_value(a.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                esc(a.outcome.as_str()),
+                esc(&a.text)
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("<h3>Next steps</h3>");
+    let (approve, rest): (Vec<_>, Vec<_>) = b.next_steps.iter().partition(|s| s.kind == StepKind::Approve);
+    h.push_str("<div data-cw=\"approve\">");
+    if approve.is_empty() {
+        h.push_str("<p class=\"muted\">Nothing waits for approval.</p>");
+    }
+    for s in approve {
+        let _ = write!(
+            h,
+            "<p>{}:</p><pre class=\"cmd\"><code>{}</code></pre>",
+            esc(&s.what),
+            esc(&s.command)
+        );
+    }
+    h.push_str("</div><div data-cw=\"next\">");
+    for s in rest {
+        let _ = write!(
+            h,
+            "<p>{}:</p><pre class=\"cmd\"><code>{}</code></pre>",
+            esc(&s.what),
+            esc(&s.command)
+        );
+    }
+    h.push_str("</div></div>");
 }
 
 /// The graph nodes the incident's top candidate stands for: the node itself, or the services of
@@ -358,31 +428,61 @@ pub fn graph_svg(graph: &ServiceGraph, ir: &IncidentReport) -> String {
     s
 }
 
-/// A small line chart of one series, with the incident's opening marked.
+/// A small line chart of one series: a time axis (UTC), the incident's opening marked, the
+/// series' limit as a line when it has one, and the value range in the series' unit.
 pub fn sparkline(s: &SeriesSnippet, onset: Timestamp) -> String {
-    let (w, h) = (260.0, 48.0);
+    let (w, plot_h, axis_h) = (300.0, 56.0, 14.0);
+    let h = plot_h + axis_h;
     let t0 = s.points.first().map_or(0, |p| p.t.millis()) as f64;
     let t1 = s.points.last().map_or(1, |p| p.t.millis()) as f64;
-    let lo = s.points.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
-    let hi = s.points.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
+    let mut lo = s.points.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+    let mut hi = s.points.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
+    if let Some(l) = s.limit.filter(|l| l.is_finite()) {
+        lo = lo.min(l);
+        hi = hi.max(l);
+    }
     let span_t = (t1 - t0).max(1.0);
     let span_v = if hi > lo { hi - lo } else { 1.0 };
     let x = |t: f64| 2.0 + (t - t0) / span_t * (w - 4.0);
-    let y = |v: f64| 2.0 + (1.0 - (v - lo) / span_v) * (h - 4.0);
+    let y = |v: f64| 2.0 + (1.0 - (v - lo) / span_v) * (plot_h - 4.0);
     let points: Vec<String> = s
         .points
         .iter()
         .map(|p| format!("{:.1},{:.1}", x(p.t.millis() as f64), y(p.value)))
         .collect();
     let onset_x = x(onset.millis() as f64).clamp(0.0, w);
+    let limit = s.limit.filter(|l| l.is_finite()).map_or(String::new(), |l| {
+        format!(
+            "<line class=\"limit\" x1=\"0\" y1=\"{y:.1}\" x2=\"{w:.0}\" y2=\"{y:.1}\" stroke=\"#bf8700\" stroke-dasharray=\"5,3\"/><text x=\"{:.0}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"end\" fill=\"#9a6700\">limit {}</text>",
+            w - 3.0,
+            (y(l) - 2.0).max(9.0),
+            esc(&units::value(s.signal, l)),
+            y = y(l)
+        )
+    });
+    let axis = {
+        let label = |t: f64, anchor: &str, tx: f64| {
+            format!(
+                "<text x=\"{tx:.0}\" y=\"{:.0}\" font-size=\"9\" text-anchor=\"{anchor}\" fill=\"#656d76\">{}</text>",
+                h - 3.0,
+                units::clock(Timestamp(t as i64))
+            )
+        };
+        format!(
+            "<line x1=\"0\" y1=\"{plot_h:.0}\" x2=\"{w:.0}\" y2=\"{plot_h:.0}\" stroke=\"#8c959f\"/>{}{}<text x=\"{onset_x:.0}\" y=\"{:.0}\" font-size=\"9\" text-anchor=\"middle\" fill=\"#cf222e\">opened</text>",
+            label(t0, "start", 1.0),
+            label(t1, "end", w - 1.0),
+            h - 3.0
+        )
+    };
     format!(
-        "<div class=\"spark\"><div><b>{}</b> {}</div><svg xmlns=\"http://www.w3.org/2000/svg\" class=\"sparkline\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\"><rect width=\"{w:.0}\" height=\"{h:.0}\" fill=\"#f6f8fa\"/><line x1=\"{onset_x:.1}\" y1=\"0\" x2=\"{onset_x:.1}\" y2=\"{h:.0}\" stroke=\"#cf222e\" stroke-dasharray=\"3,2\"/><polyline points=\"{}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/></svg><div class=\"muted\">{} · min {} · max {}</div></div>",
+        "<div class=\"spark\"><div><b>{}</b> {}</div><svg xmlns=\"http://www.w3.org/2000/svg\" class=\"sparkline\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"system-ui,sans-serif\"><rect width=\"{w:.0}\" height=\"{plot_h:.0}\" fill=\"#f6f8fa\"/>{limit}<line class=\"onset\" x1=\"{onset_x:.1}\" y1=\"0\" x2=\"{onset_x:.1}\" y2=\"{plot_h:.0}\" stroke=\"#cf222e\" stroke-dasharray=\"3,2\"/><polyline points=\"{}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/>{axis}</svg><div class=\"muted\">{} · from {} to {}</div></div>",
         esc(s.entity.as_deref().unwrap_or("platform")),
-        s.signal,
+        s.signal.label(),
         points.join(" "),
         esc(&truncate(&s.series, 70)),
-        cellwarden_detector::alarms::fmt_num(lo),
-        cellwarden_detector::alarms::fmt_num(hi)
+        esc(&units::value(s.signal, lo)),
+        esc(&units::value(s.signal, hi))
     )
 }
 

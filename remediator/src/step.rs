@@ -25,10 +25,7 @@ use cellwarden_models::{Action, ActionKind, Entity, Incident as ModelIncident, M
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// Annotation a person sets on an Incident to approve its waiting actions.
-pub const APPROVED_BY: &str = "cellwarden.io/approved-by";
-/// When they approved (RFC 3339); the approval holds for the policy's `approval_ttl_secs`.
-pub const APPROVED_AT: &str = "cellwarden.io/approved-at";
+pub use cellwarden_models::plan::{APPROVED_AT, APPROVED_BY};
 
 /// An Event's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

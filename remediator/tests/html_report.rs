@@ -74,6 +74,7 @@ fn report() -> Report {
                 value: if i > 10 { 0.3 } else { 0.01 },
             })
             .collect(),
+        limit: None,
     };
     Report {
         schema_version: 1,
@@ -96,6 +97,7 @@ fn report() -> Report {
             key_series: vec![spark],
             lifecycle: Default::default(),
             rankings: vec![],
+            brief: Default::default(),
         }],
         graph,
     }

@@ -2,6 +2,11 @@
 
 use crate::scenario::Scenario;
 use cellwarden_models::fixture::Fixture;
+use cellwarden_models::truth::StepCount;
+
+/// How long before the fault the truth's failed-payment counts start: the baseline a report's
+/// impact is judged against is in them too.
+const COUNT_BEFORE_FAULT_SECS: i64 = 1800;
 
 /// Runs `scn` without any action and returns its fixture (truth included: `failure` is when the
 /// run first violated the SLO after the fault started). `progress(done, total)` is called per step.
@@ -32,10 +37,25 @@ pub fn generate(scn: &Scenario, progress: &mut dyn FnMut(usize, usize)) -> Fixtu
             .map(|v| scn.cfg.start.plus_secs(*v))
             .find(|t| *t >= start)
     });
+    let mut truth = scn.truth(failure);
+    if let Some(start) = scn.fault_start() {
+        let from = start.plus_secs(-COUNT_BEFORE_FAULT_SECS);
+        truth.failed_payments = w
+            .outcome
+            .failed_by_step
+            .iter()
+            .map(|(secs, n)| StepCount {
+                t: scn.cfg.start.plus_secs(*secs),
+                // One decimal: the counts are shares of simulated requests, not whole payments.
+                n: (n * 10.0).round() / 10.0,
+            })
+            .filter(|s| s.t > from)
+            .collect();
+    }
     Fixture {
         metrics: w.recorder.exposition(),
         spans: std::mem::take(&mut w.recorder.spans),
         topology: Some(topology),
-        truth: Some(scn.truth(failure)),
+        truth: Some(truth),
     }
 }

@@ -378,6 +378,7 @@ impl Scenario {
             expected_actions: self.expected_actions.clone(),
             events,
             other_faults: vec![],
+            failed_payments: vec![],
         }
     }
 }

@@ -206,6 +206,8 @@ pub struct Outcome {
     pub violating_steps: Vec<i64>,
     /// Seconds after the start of each action carried out, with what it did.
     pub actions: Vec<(i64, String)>,
+    /// Payments that failed in each step: (seconds after the start at the step's end, count).
+    pub failed_by_step: Vec<(i64, f64)>,
 }
 
 /// The simulated platform.
@@ -792,6 +794,7 @@ impl Wallet {
         self.recorder.end_step();
         self.outcome.payments += step_payments;
         self.outcome.failed_payments += step_failed.min(step_payments);
+        self.outcome.failed_by_step.push((now, step_failed.min(step_payments)));
         if (step_payments > 0.0 && step_failed / step_payments > SLO_MAX_FAILED_RATIO) || lag_violation {
             self.outcome.slo_violation_secs += dtf;
             self.outcome.violating_steps.push(now);

@@ -4,9 +4,10 @@
 //! within its own baseline; and which nodes and services the series tie together.
 
 use super::{to_score, Finding};
-use crate::alarms::{absolute_floor, fmt_num, harmful};
+use crate::alarms::{absolute_floor, harmful};
 use crate::robust_z::robust_baseline;
 use crate::signals::SignalSeries;
+use cellwarden_models::units;
 use cellwarden_models::{EntityKind, Signal, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -110,8 +111,8 @@ pub(crate) fn evidence(series: &[SignalSeries], start: Timestamp, until: Timesta
                     detail: format!(
                         "{} reached {} against a baseline median of {} (robust z {:.1}{}).",
                         s.key.metric,
-                        fmt_num(v),
-                        fmt_num(med),
+                        units::value(s.signal, v),
+                        units::value(s.signal, med),
                         z,
                         if noise > 1.0 {
                             format!(", its baseline already strayed to {:.1}", noise * 3.0)

@@ -86,7 +86,7 @@ pub fn build(ir: &IncidentReport, series: &[SignalSeries], ctx: &BriefContext<'_
         }
     }
     for line in &actions {
-        if let Some(cmd) = undo_command(line, ir, ctx) {
+        if let Some(cmd) = undo_command(line, ir) {
             next_steps.push(NextStep {
                 kind: StepKind::Undo,
                 what: format!("Undo: {}", line.text),
@@ -438,7 +438,11 @@ fn action_lines(ir: &IncidentReport, ctx: &BriefContext<'_>) -> Vec<ActionLine> 
             None if a.needs_approval && ir.plan.mode != cellwarden_models::Mode::Observe => ActionOutcome::AwaitingApproval,
             None => ActionOutcome::Planned,
         };
-        let mut text = describe(a.kind, &a.target, &a.params, ctx.replicas);
+        let before: BTreeMap<String, u32> = done
+            .and_then(|t| t.replicas_before)
+            .map(|n| [(a.target.clone(), n)].into())
+            .unwrap_or_default();
+        let mut text = describe(a.kind, &a.target, &a.params, if done.is_some() { &before } else { ctx.replicas });
         match done {
             Some(t) => {
                 text.push_str(&format!(" — done {}", units::clock(t.at)));
@@ -457,6 +461,29 @@ fn action_lines(ir: &IncidentReport, ctx: &BriefContext<'_>) -> Vec<ActionLine> 
         out.push(ActionLine {
             kind: a.kind,
             target: a.target.clone(),
+            outcome,
+            text,
+        });
+    }
+    // Carried out under a later plan (an escalation's): shown with its outcome too.
+    for t in taken
+        .iter()
+        .filter(|t| !ir.plan.actions.iter().any(|a| a.kind == t.kind && a.target == t.target))
+    {
+        let before: BTreeMap<String, u32> = t.replicas_before.map(|n| [(t.target.clone(), n)].into()).unwrap_or_default();
+        let outcome = match t.verified {
+            Some(true) => ActionOutcome::Verified,
+            Some(false) => ActionOutcome::Failed,
+            None => ActionOutcome::Done,
+        };
+        let mut text = describe(t.kind, &t.target, &[], &before);
+        text.push_str(&format!(" — done {} (a later plan)", units::clock(t.at)));
+        if let (Some(v), Some(at)) = (t.verified, t.verified_at) {
+            text.push_str(&format!(", {} {}", if v { "verified" } else { "not verified" }, units::clock(at)));
+        }
+        out.push(ActionLine {
+            kind: t.kind,
+            target: t.target.clone(),
             outcome,
             text,
         });
@@ -502,21 +529,23 @@ pub fn describe(kind: ActionKind, target: &str, params: &[(String, String)], rep
 }
 
 /// The command that undoes a carried-out action, where one exists.
-fn undo_command(line: &ActionLine, ir: &IncidentReport, ctx: &BriefContext<'_>) -> Option<String> {
+fn undo_command(line: &ActionLine, ir: &IncidentReport) -> Option<String> {
     if !matches!(line.outcome, ActionOutcome::Done | ActionOutcome::Verified | ActionOutcome::Failed) {
         return None;
     }
     let (cell, svc) = line.target.split_once('/')?;
     match line.kind {
         ActionKind::Scale => {
-            let before = ctx.replicas.get(&line.target)?;
+            let before = ir
+                .lifecycle
+                .taken
+                .iter()
+                .find(|t| t.kind == ActionKind::Scale && t.target == line.target)
+                .and_then(|t| t.replicas_before)?;
             Some(format!("kubectl -n {cell} scale deployment/{svc} --replicas={before}"))
         }
         ActionKind::Rollback => Some(format!("kubectl -n {cell} rollout undo deployment/{svc}")),
-        _ => {
-            let _ = ir;
-            None
-        }
+        _ => None,
     }
 }
 
@@ -688,10 +717,23 @@ fn summary_line(
             None => format!("{} failed requests/min{hurt}", units::number(im.failed_requests_per_min)),
         });
     }
-    if let Some(first) = actions.iter().find(|a| a.outcome != ActionOutcome::Refused) {
-        parts.push(first.text.clone());
-        if actions.iter().filter(|a| a.outcome != ActionOutcome::Refused).count() > 1 {
-            let more = actions.iter().filter(|a| a.outcome != ActionOutcome::Refused).count() - 1;
+    // The action that tells most: the last verified one, else the last carried out, else the
+    // first planned; its line up to the verification's reasons (those are in the actions list).
+    let live: Vec<&ActionLine> = actions.iter().filter(|a| a.outcome != ActionOutcome::Refused).collect();
+    let telling = live
+        .iter()
+        .rev()
+        .find(|a| a.outcome == ActionOutcome::Verified)
+        .or_else(|| {
+            live.iter()
+                .rev()
+                .find(|a| matches!(a.outcome, ActionOutcome::Done | ActionOutcome::Failed))
+        })
+        .or_else(|| live.first());
+    if let Some(a) = telling {
+        parts.push(a.text.split_once(": ").map_or(a.text.clone(), |(head, _)| head.to_string()));
+        if live.len() > 1 {
+            let more = live.len() - 1;
             parts.push(format!("{more} more action{}", if more == 1 { "" } else { "s" }));
         }
     } else if !actions.is_empty() {
@@ -949,6 +991,7 @@ mod tests {
             verified: Some(true),
             verified_at: Some(at(360)),
             why: String::new(),
+            replicas_before: Some(3),
         });
         let b = build(&ir, &[], &ctx(&replicas, &[]));
         assert_eq!(b.actions[0].outcome, ActionOutcome::Verified);

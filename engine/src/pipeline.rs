@@ -792,6 +792,9 @@ impl Pipeline {
             return;
         };
         self.tracks[i].carried_out.push((at, kind, target.to_string()));
+        let replicas_before = (kind == ActionKind::Scale)
+            .then(|| self.cluster.replicas.get(target).copied())
+            .flatten();
         let lc = &mut self.incidents[i].lifecycle;
         lc.taken.push(cellwarden_models::Taken {
             at,
@@ -800,6 +803,7 @@ impl Pipeline {
             verified: None,
             verified_at: None,
             why: String::new(),
+            replicas_before,
         });
         lc.mitigating_at.get_or_insert(at);
         if matches!(lc.phase, Phase::Open) {

@@ -72,20 +72,24 @@ impl Expectation {
         };
         format!(
             "{} of {} from {} down to at most {}{trend} by {}",
-            self.signal.as_str(),
-            self.series,
-            fmt(self.level_at_action),
-            fmt(self.wanted_at_most),
+            self.signal.label(),
+            short(&self.series),
+            fmt(self.signal, self.level_at_action),
+            fmt(self.signal, self.wanted_at_most),
             self.deadline.to_rfc3339()
         )
     }
 }
 
-fn fmt(x: f64) -> String {
-    if x.abs() >= 100.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.3}")
+fn fmt(signal: Signal, x: f64) -> String {
+    cellwarden_models::units::value(signal, x)
+}
+
+/// A series as a person names it: its pod when it has one (`pod ledger-7d9`), else the key.
+fn short(series: &SeriesKey) -> String {
+    match series.label("pod") {
+        Some(pod) => format!("pod {pod}"),
+        None => series.to_string(),
     }
 }
 
@@ -246,37 +250,37 @@ pub fn judge(exp: &Expectation, samples: &[Sample], now: Timestamp) -> Verdict {
         return match (level, rise) {
             (Some(l), Some(r)) if l <= exp.wanted_at_most && r <= allowed => Verdict::Passed(format!(
                 "{} of {} at {} (was {}, wanted at most {}) and no longer rising: {} over the last {} min (at most {})",
-                exp.signal.as_str(),
-                exp.series,
-                fmt(l),
-                fmt(exp.level_at_action),
-                fmt(exp.wanted_at_most),
-                fmt(r),
+                exp.signal.label(),
+                short(&exp.series),
+                fmt(exp.signal, l),
+                fmt(exp.signal, exp.level_at_action),
+                fmt(exp.signal, exp.wanted_at_most),
+                fmt(exp.signal, r),
                 exp.trend_window_secs / 60,
-                fmt(allowed)
+                fmt(exp.signal, allowed)
             )),
             _ if now < exp.deadline => Verdict::Pending,
             (_, Some(r)) if r > allowed => Verdict::Failed(format!(
                 "{} of {} still rising by the deadline: {} over the last {} min (at most {}): the trend did not stop",
-                exp.signal.as_str(),
-                exp.series,
-                fmt(r),
+                exp.signal.label(),
+                short(&exp.series),
+                fmt(exp.signal, r),
                 exp.trend_window_secs / 60,
-                fmt(allowed)
+                fmt(exp.signal, allowed)
             )),
             (Some(l), _) => Verdict::Failed(format!(
                 "{} of {} at {} by the deadline (was {}, wanted at most {}, then flat for {} min)",
-                exp.signal.as_str(),
-                exp.series,
-                fmt(l),
-                fmt(exp.level_at_action),
-                fmt(exp.wanted_at_most),
+                exp.signal.label(),
+                short(&exp.series),
+                fmt(exp.signal, l),
+                fmt(exp.signal, exp.level_at_action),
+                fmt(exp.signal, exp.wanted_at_most),
                 exp.trend_window_secs / 60
             )),
             (None, _) => Verdict::Failed(format!(
                 "{} of {}: only {} sample(s) since the action, too few to tell by the deadline",
-                exp.signal.as_str(),
-                exp.series,
+                exp.signal.label(),
+                short(&exp.series),
                 after.len()
             )),
         };
@@ -284,33 +288,33 @@ pub fn judge(exp: &Expectation, samples: &[Sample], now: Timestamp) -> Verdict {
     match level {
         Some(l) if l <= exp.wanted_at_most => Verdict::Passed(format!(
             "{} of {} at {} (was {}, wanted at most {})",
-            exp.signal.as_str(),
-            exp.series,
-            fmt(l),
-            fmt(exp.level_at_action),
-            fmt(exp.wanted_at_most)
+            exp.signal.label(),
+            short(&exp.series),
+            fmt(exp.signal, l),
+            fmt(exp.signal, exp.level_at_action),
+            fmt(exp.signal, exp.wanted_at_most)
         )),
         _ if now < exp.deadline => Verdict::Pending,
         Some(l) => Verdict::Failed(format!(
             "{} of {} still at {} by the deadline (was {}, wanted at most {})",
-            exp.signal.as_str(),
-            exp.series,
-            fmt(l),
-            fmt(exp.level_at_action),
-            fmt(exp.wanted_at_most)
+            exp.signal.label(),
+            short(&exp.series),
+            fmt(exp.signal, l),
+            fmt(exp.signal, exp.level_at_action),
+            fmt(exp.signal, exp.wanted_at_most)
         )),
         // The series (nearly) stopped reporting: traffic left it (a drained cell, a failed-over
         // provider) — the effect of moving traffic. A memory or queue series going silent
         // proves nothing and fails below.
         None if matches!(exp.signal, Signal::ErrorRatio | Signal::Latency) => Verdict::Passed(format!(
             "{} stopped reporting ({} sample(s) since the action): its traffic has moved away",
-            exp.series,
+            short(&exp.series),
             after.len()
         )),
         None => Verdict::Failed(format!(
             "{} of {}: only {} sample(s) since the action, too few to tell by the deadline",
-            exp.signal.as_str(),
-            exp.series,
+            exp.signal.label(),
+            short(&exp.series),
             after.len()
         )),
     }

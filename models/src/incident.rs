@@ -250,6 +250,9 @@ pub struct Taken {
     /// What the verification saw, in a sentence.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
+    /// A scale's replicas before it (what its undo goes back to), as the engine knew them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_before: Option<u32>,
 }
 
 impl Lifecycle {

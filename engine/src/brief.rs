@@ -89,7 +89,7 @@ pub fn build(ir: &IncidentReport, series: &[SignalSeries], ctx: &BriefContext<'_
         if let Some(cmd) = undo_command(line, ir) {
             next_steps.push(NextStep {
                 kind: StepKind::Undo,
-                what: format!("Undo: {}", line.text),
+                what: format!("Undo: {}", line.text.split(" — ").next().unwrap_or(&line.text)),
                 command: cmd,
             });
         }
@@ -428,66 +428,36 @@ fn action_lines(ir: &IncidentReport, ctx: &BriefContext<'_>) -> Vec<ActionLine> 
     let taken = &ir.lifecycle.taken;
     let mut out = Vec::new();
     for a in &ir.plan.actions {
-        let done = taken.iter().rev().find(|t| t.kind == a.kind && t.target == a.target);
-        let outcome = match done {
-            Some(t) => match t.verified {
-                Some(true) => ActionOutcome::Verified,
-                Some(false) => ActionOutcome::Failed,
-                None => ActionOutcome::Done,
-            },
-            None if a.needs_approval && ir.plan.mode != cellwarden_models::Mode::Observe => ActionOutcome::AwaitingApproval,
-            None => ActionOutcome::Planned,
-        };
-        let before: BTreeMap<String, u32> = done
-            .and_then(|t| t.replicas_before)
-            .map(|n| [(a.target.clone(), n)].into())
-            .unwrap_or_default();
-        let mut text = describe(a.kind, &a.target, &a.params, if done.is_some() { &before } else { ctx.replicas });
-        match done {
-            Some(t) => {
-                text.push_str(&format!(" — done {}", units::clock(t.at)));
-                if let (Some(v), Some(at)) = (t.verified, t.verified_at) {
-                    text.push_str(&format!(", {} {}", if v { "verified" } else { "not verified" }, units::clock(at)));
-                    if !v && !t.why.is_empty() {
-                        text.push_str(&format!(": {}", t.why));
-                    }
+        let line = match taken.iter().rev().find(|t| t.kind == a.kind && t.target == a.target) {
+            Some(t) => taken_line(t, &a.params, ""),
+            None => {
+                let outcome = if a.needs_approval && ir.plan.mode != cellwarden_models::Mode::Observe {
+                    ActionOutcome::AwaitingApproval
+                } else {
+                    ActionOutcome::Planned
+                };
+                let mut text = describe(a.kind, &a.target, &a.params, ctx.replicas);
+                text.push_str(&format!(" — {}", outcome.as_str()));
+                if ir.plan.mode != cellwarden_models::Mode::Act {
+                    text.push_str(&format!(" ({}: not carried out)", ir.plan.mode.as_str()));
+                }
+                ActionLine {
+                    kind: a.kind,
+                    target: a.target.clone(),
+                    outcome,
+                    text,
                 }
             }
-            None if ir.plan.mode != cellwarden_models::Mode::Act => {
-                text.push_str(&format!(" — {} ({}: not carried out)", outcome.as_str(), ir.plan.mode.as_str()))
-            }
-            None => text.push_str(&format!(" — {}", outcome.as_str())),
-        }
-        out.push(ActionLine {
-            kind: a.kind,
-            target: a.target.clone(),
-            outcome,
-            text,
-        });
+        };
+        out.push(line);
     }
     // Carried out under a later plan (an escalation's): shown with its outcome too.
-    for t in taken
-        .iter()
-        .filter(|t| !ir.plan.actions.iter().any(|a| a.kind == t.kind && a.target == t.target))
-    {
-        let before: BTreeMap<String, u32> = t.replicas_before.map(|n| [(t.target.clone(), n)].into()).unwrap_or_default();
-        let outcome = match t.verified {
-            Some(true) => ActionOutcome::Verified,
-            Some(false) => ActionOutcome::Failed,
-            None => ActionOutcome::Done,
-        };
-        let mut text = describe(t.kind, &t.target, &[], &before);
-        text.push_str(&format!(" — done {} (a later plan)", units::clock(t.at)));
-        if let (Some(v), Some(at)) = (t.verified, t.verified_at) {
-            text.push_str(&format!(", {} {}", if v { "verified" } else { "not verified" }, units::clock(at)));
-        }
-        out.push(ActionLine {
-            kind: t.kind,
-            target: t.target.clone(),
-            outcome,
-            text,
-        });
-    }
+    out.extend(
+        taken
+            .iter()
+            .filter(|t| !ir.plan.actions.iter().any(|a| a.kind == t.kind && a.target == t.target))
+            .map(|t| taken_line(t, &[], " (a later plan)")),
+    );
     for r in &ir.plan.refused {
         out.push(ActionLine {
             kind: r.action.kind,
@@ -502,6 +472,31 @@ fn action_lines(ir: &IncidentReport, ctx: &BriefContext<'_>) -> Vec<ActionLine> 
         });
     }
     out
+}
+
+/// A carried-out action's line: what it did (a scale from the replicas it found), when, and
+/// what its verification found.
+fn taken_line(t: &cellwarden_models::Taken, params: &[(String, String)], note: &str) -> ActionLine {
+    let before: BTreeMap<String, u32> = t.replicas_before.map(|n| [(t.target.clone(), n)].into()).unwrap_or_default();
+    let outcome = match t.verified {
+        Some(true) => ActionOutcome::Verified,
+        Some(false) => ActionOutcome::Failed,
+        None => ActionOutcome::Done,
+    };
+    let mut text = describe(t.kind, &t.target, params, &before);
+    text.push_str(&format!(" — done {}{note}", units::clock(t.at)));
+    if let (Some(v), Some(at)) = (t.verified, t.verified_at) {
+        text.push_str(&format!(", {} {}", if v { "verified" } else { "not verified" }, units::clock(at)));
+        if !v && !t.why.is_empty() {
+            text.push_str(&format!(": {}", t.why));
+        }
+    }
+    ActionLine {
+        kind: t.kind,
+        target: t.target.clone(),
+        outcome,
+        text,
+    }
 }
 
 /// An action in words, with counts: "scale cell-2/ledger from 3 to 4 replicas".

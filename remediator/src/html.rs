@@ -256,22 +256,20 @@ fn brief_section(h: &mut String, ir: &IncidentReport) {
     if approve.is_empty() {
         h.push_str("<p class=\"muted\">Nothing waits for approval.</p>");
     }
-    for s in approve {
+    let step = |h: &mut String, s: &cellwarden_models::report::NextStep| {
         let _ = write!(
             h,
             "<p>{}:</p><pre class=\"cmd\"><code>{}</code></pre>",
             esc(&s.what),
             esc(&s.command)
         );
+    };
+    for s in approve {
+        step(h, s);
     }
     h.push_str("</div><div data-cw=\"next\">");
     for s in rest {
-        let _ = write!(
-            h,
-            "<p>{}:</p><pre class=\"cmd\"><code>{}</code></pre>",
-            esc(&s.what),
-            esc(&s.command)
-        );
+        step(h, s);
     }
     h.push_str("</div></div>");
 }

@@ -46,6 +46,17 @@ fn headless(profile: &Path) -> Vec<String> {
     ]
 }
 
+/// Runs headless Chromium on `url` with `args`; its stdout, or a failure naming what it said.
+fn render(chromium: &Path, profile: &Path, args: &[String], url: &str) -> Vec<u8> {
+    let out = Command::new(chromium).args(headless(profile)).args(args).arg(url).output().unwrap();
+    assert!(
+        out.status.success(),
+        "chromium {args:?} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The page's text: tags and attribute values removed, entities for `<>&` decoded.
 fn text_of(dom: &str) -> String {
     let mut out = String::with_capacity(dom.len());
@@ -140,18 +151,8 @@ fn bundled_reports_render_in_chromium_with_the_brief_first() {
         let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
         let incidents = report["incidents"].as_array().unwrap();
         let url = format!("file://{}", out.join("report.html").display());
-        let dom = Command::new(&chromium)
-            .args(headless(&work.path().join("profile")))
-            .arg("--dump-dom")
-            .arg(&url)
-            .output()
-            .unwrap();
-        assert!(
-            dom.status.success(),
-            "chromium --dump-dom {name}: {}",
-            String::from_utf8_lossy(&dom.stderr)
-        );
-        let dom = String::from_utf8(dom.stdout).unwrap();
+        let profile = work.path().join("profile");
+        let dom = String::from_utf8(render(&chromium, &profile, &["--dump-dom".into()], &url)).unwrap();
         assert!(dom.contains("</html>"), "{name}: chromium printed no page");
         let n = incidents.len().max(1);
         for marker in ["summary", "status", "impact", "confidence", "approve"] {
@@ -182,17 +183,11 @@ fn bundled_reports_render_in_chromium_with_the_brief_first() {
         }
         let png = shots.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&png);
-        let shot = Command::new(&chromium)
-            .args(headless(&work.path().join("profile")))
-            .arg("--window-size=1300,1800")
-            .arg(format!("--screenshot={}", png.display()))
-            .arg(&url)
-            .output()
-            .unwrap();
-        assert!(
-            shot.status.success(),
-            "chromium --screenshot {name}: {}",
-            String::from_utf8_lossy(&shot.stderr)
+        render(
+            &chromium,
+            &profile,
+            &["--window-size=1300,1800".into(), format!("--screenshot={}", png.display())],
+            &url,
         );
         let bytes = std::fs::read(&png).unwrap();
         assert!(bytes.len() > 10_000 && bytes.starts_with(b"\x89PNG"), "{name}: no screenshot");

@@ -38,8 +38,8 @@ pub struct BriefContext<'a> {
     pub namespace: &'a str,
     /// Replicas by `cell/service`, as last known.
     pub replicas: &'a BTreeMap<String, u32>,
-    /// Recent rollouts: `(cell/service, revision, previous, at)`.
-    pub rollouts: Vec<(String, u64, Option<u64>, Timestamp)>,
+    /// Recent rollouts, as the guards see them.
+    pub rollouts: &'a [crate::policy::Rollout],
     /// Series of payment routes ([`payment_series`]); empty when none carries a route.
     pub payments: &'a [SignalSeries],
     /// Entry services (`cell/service` nobody calls, from the traces' graph); empty without traces.
@@ -385,7 +385,6 @@ pub fn impact(series: &[SignalSeries], payments: &[SignalSeries], entries: &[Str
             .collect(),
         payments_per_min: (!pay.is_empty()).then_some(pay_req),
         failed_payments_per_min: (!pay.is_empty()).then_some(pay_failed),
-        money_per_min: None,
         text,
     })
 }
@@ -552,16 +551,18 @@ fn changes(ir: &IncidentReport, ctx: &BriefContext<'_>) -> Vec<String> {
     let mut out: Vec<(Timestamp, String)> = ctx
         .rollouts
         .iter()
-        .filter(|(_, _, _, at)| *at <= opened && opened.secs_since(*at) <= CHANGE_LOOKBACK_SECS as f64)
-        .filter(|(target, ..)| named.is_empty() || named.contains(&target.as_str()))
-        .map(|(target, rev, prev, at)| {
-            let from = prev.map_or(String::new(), |p| format!(" from revision {p}"));
+        .filter(|r| r.at <= opened && opened.secs_since(r.at) <= CHANGE_LOOKBACK_SECS as f64)
+        .filter(|r| named.is_empty() || named.contains(&r.target.as_str()))
+        .map(|r| {
+            let from = r.previous.map_or(String::new(), |p| format!(" from revision {p}"));
             (
-                *at,
+                r.at,
                 format!(
-                    "{target} rolled out revision {rev}{from} at {}, {} before the incident opened",
-                    units::clock(*at),
-                    units::duration(opened.secs_since(*at))
+                    "{} rolled out revision {}{from} at {}, {} before the incident opened",
+                    r.target,
+                    r.revision,
+                    units::clock(r.at),
+                    units::duration(opened.secs_since(r.at))
                 ),
             )
         })
@@ -819,7 +820,7 @@ mod tests {
         BriefContext {
             namespace: "ops",
             replicas,
-            rollouts: vec![],
+            rollouts: &[],
             payments,
             entries: vec![],
             warnings: &[],

@@ -1211,12 +1211,7 @@ impl Pipeline {
                 .collect(),
             namespace: &self.namespace,
             replicas: &self.cluster.replicas,
-            rollouts: self
-                .cluster
-                .rollouts
-                .iter()
-                .map(|r| (r.target.clone(), r.revision, r.previous, r.at))
-                .collect(),
+            rollouts: &self.cluster.rollouts,
             payments: &p.payments,
             warnings: &self.warnings,
             now,

@@ -107,9 +107,6 @@ pub struct Impact {
     pub payments_per_min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_payments_per_min: Option<f64>,
-    /// Failed payments per minute times the configured value of a payment, with its currency.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub money_per_min: Option<(f64, String)>,
     /// The figures as a sentence.
     pub text: String,
 }
